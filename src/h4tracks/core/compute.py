@@ -1,0 +1,51 @@
+"""The user's core budget: how many CPU cores heavy work may use."""
+
+from __future__ import annotations
+
+import os
+import re
+
+MODES = {"40%": 0.4, "80%": 0.8}
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects CPU affinity / container limits)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def core_budget(mode: str | int | float | None = "40%") -> int:
+    """Number of cores for a compute mode.
+
+    Parameters
+    ----------
+    mode
+        ``"40%"`` / ``"80%"`` (share of the available cores, at least 1), a whole number of
+        cores ``N`` (capped at the available cores), or None for the default 40 %.
+
+    Examples
+    --------
+    >>> core_budget(1)
+    1
+    """
+    n = available_cores()
+    if mode is None:
+        mode = "40%"
+    if isinstance(mode, str):
+        text = mode.strip().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?%", text):
+            share = float(text[:-1]) / 100
+            if not 0 < share <= 1:
+                raise ValueError(f"core share must be between 0 % and 100 %, got {mode}")
+            return max(1, int(n * share))
+        if text.isdigit():
+            mode = int(text)
+        else:
+            raise ValueError(f"compute mode must be like 40%, 80% or a number of cores: {mode!r}")
+    if isinstance(mode, float):
+        return max(1, int(n * mode))
+    if mode < 1:
+        raise ValueError(f"number of cores must be at least 1, got {mode}")
+    return min(int(mode), n)

@@ -1,0 +1,443 @@
+"""Cell Tracking Challenge (CTC) layout: label movies + lineage tables on disk.
+
+A tracking is a label movie whose values are track ids (0 = background) plus a lineage table
+with one row ``(track_id, first_frame, last_frame, parent_track_id or 0)`` per track, the content
+of a CTC ``res_track.txt`` / ``man_track.txt``. Two on-disk layouts are supported:
+
+* result (``kind="res"``)::
+
+      DIR/mask000.tif ... DIR/res_track.txt
+
+* ground truth (``kind="gt"``)::
+
+      DIR/<seq>_GT/TRA/man_track000.tif ... DIR/<seq>_GT/TRA/man_track.txt
+      DIR/<seq>_GT/SEG/man_seg000.tif ...
+      DIR/<seq>/t000.tif ...                 (only if an image is given)
+
+Frame numbers have 3 digits, or 4 for movies longer than 1000 frames.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from h4tracks.errors import InputError
+
+__all__ = ["lineage_from_labels", "read_ctc", "write_ctc"]
+
+_KINDS = ("res", "gt")
+_RES_MASK = re.compile(r"^mask(\d+)\.tif$")
+_TRA_MASK = re.compile(r"^man_track(\d+)\.tif$")
+_SEG_MASK = re.compile(r"^man_seg(\d+)\.tif$")
+_RAW = re.compile(r"^t(\d+)\.tif$")
+
+
+def lineage_from_labels(labels: np.ndarray, parents: dict[int, int] | None = None) -> np.ndarray:
+    """Build the CTC lineage table of a label movie whose values are track ids.
+
+    Parameters
+    ----------
+    labels
+        ``(T, Y, X)`` integer label movie; value = track id, 0 = background.
+    parents
+        Optional ``{child_track_id: parent_track_id}``. Parents must be tracks of the movie that
+        end before the child starts.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(N, 4)`` int64 rows ``(track_id, first_frame, last_frame, parent_or_0)`` sorted by id.
+
+    Raises
+    ------
+    InputError
+        If ``labels`` is not a 3D non-negative integer array, a track is absent from a frame
+        between its first and last frame (CTC tracks have no gaps), or ``parents`` names an
+        unknown track or a parent that does not end before its child starts.
+    """
+    labels = _check_labels(labels)
+    ids, first, last, n_frames = _presence(labels)
+    gaps = n_frames != last - first + 1
+    if gaps.any():
+        k = int(np.flatnonzero(gaps)[0])
+        tid = int(ids[k])
+        present = [bool((labels[t] == tid).any()) for t in range(first[k], last[k] + 1)]
+        missing = first[k] + present.index(False)
+        raise InputError(
+            f"Track {tid} is missing from frame {missing} although it appears in frames "
+            f"{first[k]} and {last[k]}; CTC tracks must be continuous."
+        )
+    lineage = np.zeros((ids.size, 4), np.int64)
+    lineage[:, 0], lineage[:, 1], lineage[:, 2] = ids, first, last
+    if parents:
+        index = {int(t): k for k, t in enumerate(ids.tolist())}
+        for child, parent in sorted(parents.items()):
+            child, parent = int(child), int(parent)
+            if child not in index:
+                raise InputError(f"parents names track {child}, which is not in the labels.")
+            if parent == 0:
+                continue
+            if parent not in index:
+                raise InputError(f"Track {child} has parent {parent}, which is not in the labels.")
+            if lineage[index[parent], 2] >= lineage[index[child], 1]:
+                raise InputError(
+                    f"Track {child} starts in frame {lineage[index[child], 1]} but its parent "
+                    f"{parent} only ends in frame {lineage[index[parent], 2]}."
+                )
+            lineage[index[child], 3] = parent
+    return lineage
+
+
+def write_ctc(
+    directory: str | os.PathLike[str],
+    labels: np.ndarray,
+    lineage: np.ndarray,
+    *,
+    kind: str = "res",
+    image: np.ndarray | None = None,
+    sequence: str = "01",
+) -> Path:
+    """Write a tracking in the Cell Tracking Challenge layout.
+
+    Parameters
+    ----------
+    directory
+        Target folder, created if needed. Frame files of an earlier export in the folders
+        written to are replaced, so that no stale frame survives.
+    labels
+        ``(T, Y, X)`` integer label movie, value = track id. Saved as uint16 if the largest id
+        is below 65536, else uint32.
+    lineage
+        ``(N, 4)`` rows ``(track_id, first_frame, last_frame, parent_or_0)``; must match the
+        labels exactly (each track present in every frame from first to last and nowhere else).
+    kind
+        ``"res"`` for a result folder (``mask000.tif``... + ``res_track.txt``) or ``"gt"`` for a
+        ground-truth tree (``<seq>_GT/TRA``, ``<seq>_GT/SEG`` with every frame, and ``<seq>/``
+        with the raw image if given).
+    image
+        Optional ``(T, Y, X)`` raw movie, written as ``<seq>/t000.tif``... (only for ``"gt"``).
+    sequence
+        Sequence name of the ground-truth tree, e.g. ``"01"``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder to hand to a CTC evaluator: ``directory`` for ``"res"``, ``directory /
+        f"{sequence}_GT"`` for ``"gt"``.
+
+    Raises
+    ------
+    InputError
+        If an argument is invalid or the lineage does not match the labels (the message names
+        the first bad track).
+    """
+    if kind not in _KINDS:
+        raise InputError(f"kind must be 'res' or 'gt', got {kind!r}.")
+    labels = _check_labels(labels)
+    lineage = _check_lineage(lineage, labels.shape[0])
+    _check_consistency(labels, lineage)
+    if image is not None:
+        if kind != "gt":
+            raise InputError("An image can only be written with kind='gt'.")
+        image = np.asarray(image)
+        if image.shape != labels.shape:
+            raise InputError(
+                f"image shape {image.shape} does not match labels shape {labels.shape}."
+            )
+    if not isinstance(sequence, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", sequence):
+        raise InputError(f"sequence must be a simple name such as '01', got {sequence!r}.")
+
+    root = Path(directory)
+    n_t = labels.shape[0]
+    digits = 3 if n_t <= 1000 else 4
+    dtype = np.uint16 if labels.max(initial=0) < 65536 else np.uint32
+
+    if kind == "res":
+        _write_frames(root, "mask", _RES_MASK, labels, dtype, digits)
+        _write_track_file(root / "res_track.txt", lineage)
+        return root
+    gt = root / f"{sequence}_GT"
+    _write_frames(gt / "TRA", "man_track", _TRA_MASK, labels, dtype, digits)
+    _write_track_file(gt / "TRA" / "man_track.txt", lineage)
+    _write_frames(gt / "SEG", "man_seg", _SEG_MASK, labels, dtype, digits)
+    if image is not None:
+        _write_frames(root / sequence, "t", _RAW, image, image.dtype, digits)
+    return gt
+
+
+def read_ctc(directory: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Read a tracking stored in the Cell Tracking Challenge layout.
+
+    Parameters
+    ----------
+    directory
+        A result folder (``mask*.tif`` + ``res_track.txt``), a ``TRA`` folder
+        (``man_track*.tif`` + ``man_track.txt``), a ``<seq>_GT`` folder, or a dataset root
+        holding exactly one ``<seq>_GT`` folder.
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        ``(T, Y, X)`` uint32 label movie.
+    lineage : numpy.ndarray
+        ``(N, 4)`` int64 rows ``(track_id, first_frame, last_frame, parent_or_0)``, sorted by id.
+
+    Raises
+    ------
+    InputError
+        If the folder holds no CTC tracking, a frame is missing or unreadable, the track file is
+        malformed, or it does not match the masks.
+    """
+    folder, track_file, pattern = _locate(Path(directory))
+    labels = _read_frames(folder, pattern)
+    lineage = _read_track_file(track_file)
+    try:
+        lineage = _check_lineage(lineage, labels.shape[0])
+        _check_consistency(labels, lineage)
+    except InputError as err:
+        raise InputError(f"{track_file}: {err}") from None
+    return labels, lineage
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def _check_labels(labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise InputError(f"labels must be a (T, Y, X) movie, got an array of shape {labels.shape}.")
+    if labels.dtype.kind not in "iu":
+        raise InputError(f"labels must be an integer array, got dtype {labels.dtype}.")
+    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
+        raise InputError("labels must not contain negative values.")
+    if labels.size and labels.max() > np.iinfo(np.uint32).max:
+        raise InputError("labels must fit into uint32.")
+    return labels
+
+
+def _check_lineage(lineage: np.ndarray, n_frames: int) -> np.ndarray:
+    """Structural checks of a lineage table; returns it as int64 sorted by track id."""
+    arr = np.asarray(lineage)
+    if arr.size == 0:
+        return np.zeros((0, 4), np.int64)
+    if arr.ndim != 2 or arr.shape[1] != 4:
+        raise InputError(f"lineage must have shape (N, 4), got {arr.shape}.")
+    integral_floats = (
+        arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))
+    )
+    if arr.dtype.kind not in "iu" and not integral_floats:
+        raise InputError(f"lineage must hold integers, got dtype {arr.dtype}.")
+    arr = arr.astype(np.int64)
+    arr = arr[np.argsort(arr[:, 0], kind="stable")]
+    ids, first, last, parent = arr.T
+    checks = (
+        (ids <= 0, "has a non-positive track id"),
+        (np.r_[False, ids[1:] == ids[:-1]], "is listed more than once"),
+        (first < 0, "starts before frame 0"),
+        (last < first, "ends before it starts"),
+        (last >= n_frames, f"ends after the last frame ({n_frames - 1})"),
+        (parent < 0, "has a negative parent id"),
+        (parent == ids, "is its own parent"),
+    )
+    for bad, what in checks:
+        if bad.any():
+            row = arr[np.flatnonzero(bad)[0]]
+            raise InputError(f"Track {row[0]} {what} (lineage row {row.tolist()}).")
+    has_parent = parent > 0
+    pos = np.searchsorted(ids, parent).clip(max=len(ids) - 1)
+    unknown = has_parent & (ids[pos] != parent)
+    if unknown.any():
+        row = arr[np.flatnonzero(unknown)[0]]
+        raise InputError(f"Track {row[0]} has parent {row[3]}, which is not in the lineage.")
+    late = has_parent & (last[pos] >= first)
+    if late.any():
+        row = arr[np.flatnonzero(late)[0]]
+        raise InputError(
+            f"Track {row[0]} starts in frame {row[1]} but its parent {row[3]} only ends in "
+            f"frame {last[pos][np.flatnonzero(late)[0]]}; a parent must end before its child."
+        )
+    return arr
+
+
+def _check_consistency(labels: np.ndarray, lineage: np.ndarray) -> None:
+    """Each track is present in exactly the frames first..last of its lineage row."""
+    ids, first, last, n_frames = _presence(labels)
+    tid, f, la = lineage[:, 0], lineage[:, 1], lineage[:, 2]
+    if len(ids):
+        pos = np.searchsorted(ids, tid).clip(max=len(ids) - 1)
+        found = ids[pos] == tid
+    else:
+        pos, found = np.zeros(len(tid), np.int64), np.zeros(len(tid), bool)
+    wrong = found & ((first[pos] != f) | (last[pos] != la) | (n_frames[pos] != la - f + 1))
+    bad = np.flatnonzero(~found | wrong)
+    if bad.size:
+        k = bad[0]
+        if not found[k]:
+            raise InputError(f"Track {tid[k]} is in the lineage but never appears in the labels.")
+        p = pos[k]
+        raise InputError(
+            f"Track {tid[k]} is listed for frames {f[k]}-{la[k]} but appears in {n_frames[p]} "
+            f"frame(s) between {first[p]} and {last[p]}."
+        )
+    listed = np.isin(ids, tid)
+    if not listed.all():
+        raise InputError(
+            f"Label {int(ids[~listed][0])} appears in the labels but not in the lineage."
+        )
+
+
+def _presence(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per track id: first frame, last frame and number of frames it occurs in.
+
+    Collects the distinct (frame, label) pairs frame by frame (one pass over the pixels) and
+    reduces them with vectorised grouping.
+    """
+    n_t = labels.shape[0]
+    top = int(labels.max(initial=0))
+    if top == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, empty
+    frames, values = [], []
+    for t in range(n_t):
+        frame = labels[t].ravel().astype(np.intp, copy=False)
+        # bincount is O(pixels) and beats a sort when ids are reasonably small.
+        present = (
+            np.flatnonzero(np.bincount(frame, minlength=top + 1))
+            if top < 4 * frame.size + 1024
+            else np.unique(frame)
+        )
+        present = present[present > 0]
+        values.append(present.astype(np.int64))
+        frames.append(np.full(present.size, t, np.int64))
+    t_all, v_all = np.concatenate(frames), np.concatenate(values)
+    order = np.lexsort((t_all, v_all))
+    t_all, v_all = t_all[order], v_all[order]
+    ids, start, count = np.unique(v_all, return_index=True, return_counts=True)
+    return ids, t_all[start], t_all[start + count - 1], count
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+
+
+def _write_frames(
+    folder: Path,
+    prefix: str,
+    pattern: re.Pattern[str],
+    movie: np.ndarray,
+    dtype: np.dtype | type,
+    digits: int,
+) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        names = {f"{prefix}{t:0{digits}d}.tif" for t in range(movie.shape[0])}
+        # Drop frames of an earlier, longer export so the folder describes one movie only.
+        for old in folder.iterdir():
+            if pattern.match(old.name) and old.name not in names:
+                old.unlink()
+        for t in range(movie.shape[0]):
+            tifffile.imwrite(folder / f"{prefix}{t:0{digits}d}.tif", movie[t].astype(dtype))
+    except OSError as err:
+        raise InputError(f"Cannot write CTC frames to {folder}: {err.strerror or err}.") from err
+
+
+def _write_track_file(path: Path, lineage: np.ndarray) -> None:
+    text = "".join(f"{i} {b} {e} {p}\n" for i, b, e, p in lineage.tolist())
+    try:
+        path.write_text(text, encoding="ascii")
+    except OSError as err:
+        raise InputError(f"Cannot write {path}: {err.strerror or err}.") from err
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+def _locate(directory: Path) -> tuple[Path, Path, re.Pattern[str]]:
+    """Find the mask folder, the track file and the mask name pattern of a CTC layout."""
+    if not directory.is_dir():
+        raise InputError(f"CTC folder {directory} does not exist.")
+    if (directory / "res_track.txt").is_file():
+        return directory, directory / "res_track.txt", _RES_MASK
+    if (directory / "man_track.txt").is_file():
+        return directory, directory / "man_track.txt", _TRA_MASK
+    if (directory / "TRA" / "man_track.txt").is_file():
+        return directory / "TRA", directory / "TRA" / "man_track.txt", _TRA_MASK
+    gts = sorted(p for p in directory.glob("*_GT") if (p / "TRA" / "man_track.txt").is_file())
+    if len(gts) == 1:
+        return gts[0] / "TRA", gts[0] / "TRA" / "man_track.txt", _TRA_MASK
+    if len(gts) > 1:
+        names = ", ".join(p.name for p in gts)
+        raise InputError(f"{directory} holds several sequences ({names}); pass one of them.")
+    raise InputError(
+        f"{directory} is not a CTC folder: found no res_track.txt, man_track.txt, "
+        "TRA/man_track.txt or <seq>_GT/TRA/man_track.txt."
+    )
+
+
+def _read_frames(folder: Path, pattern: re.Pattern[str]) -> np.ndarray:
+    found = {}
+    for p in folder.iterdir():
+        m = pattern.match(p.name)
+        if m:
+            found[int(m.group(1))] = p
+    if not found:
+        raise InputError(f"{folder} holds no mask frames.")
+    n_t = max(found) + 1
+    missing = sorted(set(range(n_t)) - set(found))
+    if missing:
+        raise InputError(
+            f"{folder} is missing mask frame {missing[0]} ({len(missing)} of {n_t} missing)."
+        )
+    labels = None
+    for t in range(n_t):
+        try:
+            frame = tifffile.imread(found[t])
+        except Exception as err:  # tifffile raises many types for broken files
+            raise InputError(f"Cannot read mask frame {found[t]}: {err}.") from err
+        frame = np.squeeze(frame)
+        if frame.ndim != 2 or frame.dtype.kind not in "iu":
+            raise InputError(
+                f"Mask frame {found[t]} is not a 2D integer image "
+                f"(shape {frame.shape}, dtype {frame.dtype})."
+            )
+        if labels is None:
+            labels = np.zeros((n_t, *frame.shape), np.uint32)
+        elif frame.shape != labels.shape[1:]:
+            raise InputError(
+                f"Mask frame {found[t]} has shape {frame.shape} but the first frame has "
+                f"{labels.shape[1:]}."
+            )
+        if frame.dtype.kind == "i" and frame.min() < 0:
+            raise InputError(f"Mask frame {found[t]} contains negative labels.")
+        labels[t] = frame
+    assert labels is not None
+    return labels
+
+
+def _read_track_file(path: Path) -> np.ndarray:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"Cannot read track file {path}: {err}.") from err
+    rows = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            row = [int(f) for f in fields]
+        except ValueError:
+            row = []
+        if len(row) != 4:
+            raise InputError(
+                f"{path} line {n} is not four integers 'id first last parent': {line.strip()!r}."
+            )
+        rows.append(row)
+    return np.array(rows, np.int64).reshape(-1, 4)

@@ -1,0 +1,61 @@
+"""Create projects from image files (TIFF, OME-TIFF, anything an installed bioio reader opens)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from h4tracks.core.project import Project
+
+
+def import_project(
+    image_path: str | Path,
+    labels_path: str | Path | None = None,
+    *,
+    channel: int | str | None = None,
+    time_axis: str = "auto",
+    pixel_size: float | None = None,
+    frame_interval: float | None = None,
+    time_unit: str | None = None,
+) -> Project:
+    """Build an (unsaved) project from an image file and an optional label movie.
+
+    Pixel data stays lazy (dask) until the project is saved, when it is streamed frame by
+    frame into the project store. Label frames are validated as they are read.
+
+    Parameters
+    ----------
+    image_path, labels_path
+        Movie files; the label movie must have the image's (T, Y, X) shape.
+    channel, time_axis
+        Passed to :func:`h4tracks.core.io.readers.read_image`.
+    pixel_size, frame_interval, time_unit
+        Override what the file's metadata says (µm; time between frames in ``time_unit``).
+
+    Raises
+    ------
+    h4tracks.errors.InputError
+        On any unreadable or unsuitable input; nothing is written.
+    """
+    from h4tracks.core.io.readers import read_image, read_labels
+
+    movie = read_image(image_path, channel=channel, time_axis=time_axis)
+    meta: dict[str, Any] = {
+        "name": Path(image_path).stem,
+        "source": movie.source,
+        "channel": movie.channel,
+        "pixel_size": pixel_size if pixel_size is not None else movie.pixel_size,
+        "frame_interval": frame_interval if frame_interval is not None
+        else movie.frame_interval,
+        "time_unit": time_unit or "s",
+    }
+    labels = None
+    if labels_path is not None:
+        # validated lazily, frame by frame, as the project measures and saves them
+        labels = read_labels(labels_path, time_axis=time_axis, expected_shape=movie.data.shape)
+    project = Project(movie.data, labels, metadata=meta)
+    notes = list(getattr(movie, "notes", []) or [])
+    project.add_provenance("import", image=str(movie.source), labels=None if labels_path is None
+                           else str(Path(labels_path).absolute()), channel=movie.channel,
+                           dims=movie.dims, notes=notes)
+    return project

@@ -1,0 +1,425 @@
+"""The project model: image + labels + TrackGraph + metadata (+ automatic-result snapshot).
+
+The project is the single source of truth; napari layers are views of it. Image and labels may
+be in memory (numpy) or lazy (a zarr array of a saved project). Label edits are held in memory
+per frame (:class:`LabelMovie`) until the project is saved, so a saved project on disk only
+changes when :func:`h4tracks.core.store.save_project` swaps in a complete new version.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from h4tracks.core.graph import TrackGraph
+from h4tracks.core.measure import measure_frame
+from h4tracks.errors import InputError
+
+TimeUnit = Literal["ms", "s", "min", "h"]
+
+
+class Metadata(BaseModel):
+    """Descriptive metadata of a project (stored in the project's group attributes)."""
+
+    model_config = ConfigDict(validate_assignment=True, extra="forbid")
+
+    name: str | None = None
+    pixel_size: float | None = Field(default=None, gt=0, description="µm per pixel")
+    frame_interval: float | None = Field(default=None, gt=0, description="time between frames")
+    time_unit: TimeUnit = "s"
+    source: str | None = Field(default=None, description="file the image was imported from")
+    channel: str | int | None = None
+    provenance: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("pixel_size", "frame_interval", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        return None if v == "" else v
+
+
+def provenance_entry(step: str, **params: Any) -> dict[str, Any]:
+    """A provenance record: what ran, with which parameters, versions and when."""
+    from h4tracks import __version__
+
+    return {
+        "step": step,
+        "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "h4tracks": __version__,
+        "python": platform.python_version(),
+        "params": params,
+    }
+
+
+def _as_frame_index(t: Any, n: int) -> int:
+    t = int(t)
+    if t < 0:
+        t += n
+    if not 0 <= t < n:
+        raise IndexError(f"frame {t} is out of range for a movie of {n} frames")
+    return t
+
+
+class LabelMovie:
+    """An editable (T, Y, X) uint32 label movie backed by a lazy or in-memory array.
+
+    Reads come from the edited frame if there is one, else from the base array. Writes copy
+    the frame into memory, apply the change and mark the frame dirty; the base array (e.g. the
+    zarr array of a saved project) is never written. The object behaves like a numpy array
+    for indexing (basic and fancy), so it can be handed to a napari Labels layer directly and
+    painting in napari marks exactly the painted frames as edited.
+    """
+
+    def __init__(self, base: Any, *, store_path: str | Path | None = None) -> None:
+        if len(base.shape) != 3:
+            raise InputError(f"labels must be (T, Y, X), got shape {tuple(base.shape)}")
+        self._base = base
+        self._edits: dict[int, np.ndarray] = {}
+        self.dirty: set[int] = set()
+        #: the saved project this movie's base array belongs to (enables incremental save)
+        self.store_path = None if store_path is None else Path(store_path)
+        self._listeners: list[Callable[[int], None]] = []
+
+    # array protocol -----------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self._base.shape)  # type: ignore[return-value]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.uint32)
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.stack([self.frame(t) for t in range(self.shape[0])]) if self.shape[0] else (
+            np.zeros(self.shape, np.uint32)
+        )
+        return out if dtype is None else out.astype(dtype)
+
+    def frame(self, t: int) -> np.ndarray:
+        """Frame ``t`` as a uint32 array (a view of the edited copy when edited)."""
+        t = _as_frame_index(t, self.shape[0])
+        edited = self._edits.get(t)
+        if edited is not None:
+            return edited
+        return np.asarray(self._base[t]).astype(np.uint32, copy=False)
+
+    def _frames_of(self, key: Any) -> tuple[np.ndarray, Any]:
+        """Split an index into the frame indices it touches and the per-frame rest."""
+        if not isinstance(key, tuple):
+            key = (key,)
+        return key[0], key[1:]
+
+    def __getitem__(self, key: Any) -> Any:
+        tkey, rest = self._frames_of(key)
+        n = self.shape[0]
+        if isinstance(tkey, (int, np.integer)):
+            # a copy: callers (napari's slice cache) may write into what they get
+            return np.array(self.frame(int(tkey))[rest], copy=True)
+        if isinstance(tkey, slice):
+            ts = range(n)[tkey]
+            stack = np.stack([self.frame(t) for t in ts]) if len(ts) else np.zeros(
+                (0, *self.shape[1:]), np.uint32
+            )
+            return stack[(slice(None), *rest)]
+        tarr = np.asarray(tkey)
+        if tarr.dtype == bool:
+            tarr = np.flatnonzero(tarr)
+        if tarr.ndim == 0:
+            return np.array(self.frame(int(tarr))[rest], copy=True)
+        if rest and all(np.ndim(r) > 0 and not isinstance(r, slice) for r in rest):
+            # fancy point indexing (t_i, y_i, x_i) as napari uses it
+            idx = np.broadcast_arrays(tarr, *[np.asarray(r) for r in rest])
+            out = np.empty(idx[0].shape, np.uint32)
+            for t in np.unique(idx[0]).tolist():
+                sel = idx[0] == t
+                out[sel] = self.frame(t)[tuple(i[sel] for i in idx[1:])]
+            return out
+        stack = np.stack([self.frame(int(t)) for t in tarr.ravel()])
+        return stack.reshape(*tarr.shape, *self.shape[1:])[(Ellipsis, *rest)]
+
+    def _editable(self, t: int) -> np.ndarray:
+        t = _as_frame_index(t, self.shape[0])
+        if t not in self._edits:
+            self._edits[t] = np.array(self._base[t], dtype=np.uint32, copy=True)
+        return self._edits[t]
+
+    def _touched(self, ts: Iterable[int]) -> None:
+        for t in ts:
+            self.dirty.add(t)
+            for fn in self._listeners:
+                fn(t)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        tkey, rest = self._frames_of(key)
+        n = self.shape[0]
+        if isinstance(tkey, (int, np.integer)):
+            t = _as_frame_index(tkey, n)
+            self._editable(t)[rest] = value
+            self._touched([t])
+            return
+        if isinstance(tkey, slice):
+            ts = list(range(n)[tkey])
+            v = np.asarray(value)
+            per_frame = v.ndim == 3 and v.shape[0] == len(ts)
+            for i, t in enumerate(ts):
+                self._editable(t)[rest] = v[i] if per_frame else v
+            self._touched(ts)
+            return
+        tarr = np.asarray(tkey)
+        if tarr.ndim == 0:
+            self[(int(tarr), *rest)] = value
+            return
+        idx = np.broadcast_arrays(tarr, *[np.asarray(r) for r in rest])
+        val = np.broadcast_to(np.asarray(value), idx[0].shape)
+        ts = np.unique(idx[0]).tolist()
+        for t in ts:
+            sel = idx[0] == t
+            self._editable(t)[tuple(i[sel] for i in idx[1:])] = val[sel]
+        self._touched(ts)
+
+    def set_frame(self, t: int, frame: np.ndarray) -> None:
+        """Replace frame ``t`` by a (Y, X) label image."""
+        frame = np.asarray(frame)
+        if frame.shape != self.shape[1:]:
+            raise InputError(f"frame shape {frame.shape} does not match labels {self.shape[1:]}")
+        t = _as_frame_index(t, self.shape[0])
+        self._edits[t] = frame.astype(np.uint32, copy=True)
+        self._touched([t])
+
+    def add_listener(self, fn: Callable[[int], None]) -> None:
+        """Call ``fn(t)`` whenever frame ``t`` is edited."""
+        self._listeners.append(fn)
+
+    @property
+    def base(self) -> Any:
+        """The underlying array (never written by this class)."""
+        return self._base
+
+    @property
+    def edited_frames(self) -> dict[int, np.ndarray]:
+        """Frames changed since the last save (read-only use)."""
+        return self._edits
+
+    def mark_saved(self, new_base: Any, store_path: str | Path) -> None:
+        """After a save: read from the saved array and forget the in-memory edits."""
+        self._base = new_base
+        self._edits.clear()
+        self.dirty.clear()
+        self.store_path = Path(store_path)
+
+    def __repr__(self) -> str:
+        return f"LabelMovie(shape={self.shape}, edited frames={sorted(self.dirty)})"
+
+
+def measure_graph_nodes(labels: Any) -> TrackGraph:
+    """A TrackGraph with one node per cell of every frame (no edges), measured frame by frame."""
+    cols: dict[str, list[np.ndarray]] = {c: [] for c in ("t", "label", "y", "x", "area")}
+    for t in range(labels.shape[0]):
+        m = measure_frame(np.asarray(labels[t]))
+        cols["t"].append(np.full(len(m), t, np.int64))
+        cols["label"].append(m.labels.astype(np.int64))
+        cols["y"].append(m.centroids[:, 0])
+        cols["x"].append(m.centroids[:, 1])
+        cols["area"].append(m.areas)
+    nodes = {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()}
+    return TrackGraph.from_arrays(nodes)
+
+
+class AutoSnapshot:
+    """The last automatic result (labels + graph), kept for evaluation against curation."""
+
+    def __init__(
+        self, labels: Any, graph: TrackGraph, info: dict[str, Any] | None = None,
+        *, store_path: str | Path | None = None,
+    ) -> None:
+        self.labels = labels
+        self.graph = graph
+        self.info = dict(info or {})
+        #: set when ``labels`` is the array of a saved project (lets saving skip rewriting it)
+        self.store_path = None if store_path is None else Path(store_path)
+
+
+class Project:
+    """A movie with its segmentation, lineage, metadata and automatic-result snapshot.
+
+    Parameters
+    ----------
+    image
+        (T, Y, X) array in its original dtype (numpy, zarr or dask); a 2D image is one frame.
+    labels
+        Optional (T, Y, X) integer label movie (0 = background), same shape as ``image``.
+    graph
+        Lineage; by default one node per labelled cell, no edges.
+    metadata
+        :class:`Metadata` or a dict of its fields.
+    """
+
+    def __init__(
+        self,
+        image: Any,
+        labels: Any | None = None,
+        graph: TrackGraph | None = None,
+        metadata: Metadata | dict[str, Any] | None = None,
+        auto: AutoSnapshot | None = None,
+    ) -> None:
+        from h4tracks.core.io.readers import validate_image_array, validate_labels_array
+
+        if getattr(image, "ndim", None) == 2:
+            image = image[np.newaxis]
+        validate_image_array(image)
+        self._image = image
+        self.image_store_path: Path | None = None
+        self.metadata = metadata if isinstance(metadata, Metadata) else Metadata(
+            **(metadata or {})
+        )
+        self.path: Path | None = None
+        self._labels: LabelMovie | None = None
+        self._stale: set[int] = set()
+        self._graph = TrackGraph()
+        if labels is not None:
+            if getattr(labels, "ndim", None) == 2:
+                labels = labels[np.newaxis]
+            validate_labels_array(labels, shape=self.shape)
+            self._attach_labels(labels if isinstance(labels, LabelMovie) else LabelMovie(labels))
+            if graph is None:
+                graph = measure_graph_nodes(self._labels)
+        if graph is not None:
+            self._graph = graph
+        self.auto = auto
+
+    # ------------------------------------------------------------------ shape
+    @property
+    def image(self) -> Any:
+        """(T, Y, X) image in its original dtype (possibly lazy)."""
+        return self._image
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self._image.shape)  # type: ignore[return-value]
+
+    @property
+    def n_frames(self) -> int:
+        return self.shape[0]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._image.dtype)
+
+    # ------------------------------------------------------------------ labels
+    def _attach_labels(self, movie: LabelMovie) -> None:
+        self._labels = movie
+        movie.add_listener(self._stale.add)
+
+    @property
+    def labels(self) -> LabelMovie | None:
+        """The editable label movie, or None before segmentation/import."""
+        return self._labels
+
+    def set_labels(self, labels: Any, *, rebuild_graph: bool = True) -> None:
+        """Replace the whole label movie (e.g. after segmentation or import).
+
+        The graph is rebuilt as one node per cell without edges (old links refer to cells
+        that no longer exist).
+        """
+        if getattr(labels, "ndim", None) == 2:
+            labels = labels[np.newaxis]
+        from h4tracks.core.io.readers import validate_labels_array
+
+        validate_labels_array(labels, shape=self.shape)
+        movie = labels if isinstance(labels, LabelMovie) else LabelMovie(labels)
+        self._stale.clear()
+        self._attach_labels(movie)
+        if rebuild_graph:
+            self._graph = measure_graph_nodes(movie)
+
+    def ensure_labels(self) -> LabelMovie:
+        """The label movie, creating an empty one (all background) if there is none."""
+        if self._labels is None:
+            self._attach_labels(LabelMovie(np.zeros(self.shape, np.uint32)))
+        assert self._labels is not None
+        return self._labels
+
+    # ------------------------------------------------------------------ graph
+    @property
+    def graph(self) -> TrackGraph:
+        """The lineage graph, with nodes of frames edited since the last access re-measured."""
+        self.sync_graph()
+        return self._graph
+
+    @graph.setter
+    def graph(self, graph: TrackGraph) -> None:
+        self.sync_graph()
+        self._graph = graph
+
+    def sync_graph(self) -> None:
+        """Update the nodes of edited frames only (labels are the truth for centroids/areas)."""
+        if not self._stale or self._labels is None:
+            self._stale.clear()
+            return
+        for t in sorted(self._stale):
+            m = measure_frame(self._labels.frame(t))
+            self._graph.sync_frame(t, m.labels, m.centroids, m.areas)
+        self._stale.clear()
+
+    # ------------------------------------------------------------------ snapshot
+    def take_auto_snapshot(self, **info: Any) -> AutoSnapshot:
+        """Keep a copy of the current labels and graph as the automatic result."""
+        labels = None
+        if self._labels is not None:
+            labels = np.asarray(self._labels)
+        self.auto = AutoSnapshot(labels, self.graph.copy(), info)
+        return self.auto
+
+    # ------------------------------------------------------------------ misc
+    def add_provenance(self, step: str, **params: Any) -> None:
+        """Record an automatic step in the metadata."""
+        prov = [*self.metadata.provenance, provenance_entry(step, **params)]
+        self.metadata.provenance = prov
+
+    @property
+    def has_unsaved_changes(self) -> bool:
+        """Whether anything differs from the saved project (conservative)."""
+        from h4tracks.core.store import is_saved
+
+        return not is_saved(self)
+
+    def summary(self) -> dict[str, Any]:
+        """Short description used by ``h4tracks info`` and the Data tab."""
+        g = self.graph
+        return {
+            "path": str(self.path) if self.path else None,
+            "shape (T, Y, X)": self.shape,
+            "dtype": str(self.dtype),
+            "labels": self._labels is not None,
+            "cells": len(g),
+            "tracks": int(g.track_ids().size),
+            "links": g.n_edges,
+            "divisions": g.n_divisions,
+            "pixel size": None if self.metadata.pixel_size is None
+            else f"{self.metadata.pixel_size:g} µm",
+            "frame interval": None if self.metadata.frame_interval is None
+            else f"{self.metadata.frame_interval:g} {self.metadata.time_unit}",
+            "source": self.metadata.source,
+            "channel": self.metadata.channel,
+            "auto snapshot": self.auto is not None,
+            "automatic steps": [p.get("step") for p in self.metadata.provenance],
+        }
+
+    def __repr__(self) -> str:
+        return f"Project(shape={self.shape}, dtype={self.dtype}, graph={self._graph!r})"

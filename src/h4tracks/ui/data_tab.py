@@ -1,0 +1,209 @@
+"""Data tab: what the project is (shape, dtype, cells, tracks), its physical calibration
+(pixel size, frame interval — editable) and import of an image or a label movie."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from h4tracks.core.project import Project
+from h4tracks.errors import H4TracksError
+
+if TYPE_CHECKING:
+    from h4tracks.ui.main_widget import H4TracksWidget
+
+_FILTER = "Images (*.tif *.tiff *.ome.tif *.ome.tiff *.czi *.nd2 *.lif);;All files (*)"
+
+
+class DataTab(QWidget):
+    """Project information, editable calibration, and import buttons."""
+
+    def __init__(self, main: H4TracksWidget) -> None:
+        super().__init__()
+        self.main = main
+
+        self.info = QLabel("No project: load one, import an image, or choose layers above.")
+        self.info.setWordWrap(True)
+
+        self.name_edit = QLineEdit()
+        self.pixel_size = QDoubleSpinBox()
+        self.pixel_size.setRange(0.0, 1e4)
+        self.pixel_size.setDecimals(4)
+        self.pixel_size.setSpecialValueText("not set (px)")
+        self.pixel_size.setSuffix(" µm")
+        self.pixel_size.setToolTip("Physical size of one pixel; 0 = unknown (results in px)")
+        self.frame_interval = QDoubleSpinBox()
+        self.frame_interval.setRange(0.0, 1e7)
+        self.frame_interval.setDecimals(3)
+        self.frame_interval.setSpecialValueText("not set (frames)")
+        self.frame_interval.setToolTip("Time between frames; 0 = unknown (results in frames)")
+        self.time_unit = QComboBox()
+        self.time_unit.addItems(["s", "min", "h", "ms"])
+        interval = QHBoxLayout()
+        interval.addWidget(self.frame_interval, 1)
+        interval.addWidget(self.time_unit)
+
+        calib = QGroupBox("Calibration")
+        form = QFormLayout(calib)
+        form.addRow("Name", self.name_edit)
+        form.addRow("Pixel size", self.pixel_size)
+        form.addRow("Frame interval", interval)
+
+        self.import_image_btn = QPushButton("Import image…")
+        self.import_image_btn.setToolTip("Open a TIFF / OME-TIFF movie as a new project")
+        self.import_labels_btn = QPushButton("Import labels…")
+        self.import_labels_btn.setToolTip("Open a label movie matching the chosen image")
+        imports = QHBoxLayout()
+        imports.addWidget(self.import_image_btn)
+        imports.addWidget(self.import_labels_btn)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.info)
+        layout.addWidget(calib)
+        layout.addLayout(imports)
+        layout.addStretch(1)
+
+        self.import_image_btn.clicked.connect(self._on_import_image)
+        self.import_labels_btn.clicked.connect(self._on_import_labels)
+        for w in (self.pixel_size, self.frame_interval):
+            w.valueChanged.connect(self._apply_calibration)
+        self.time_unit.currentTextChanged.connect(self._apply_calibration)
+        self.name_edit.editingFinished.connect(self._apply_calibration)
+        main.project_changed.connect(self.show_project)
+
+    # ------------------------------------------------------------------ metadata
+    def metadata(self) -> dict[str, Any]:
+        """Metadata fields as entered (for a project assembled from layers)."""
+        return {
+            "name": self.name_edit.text().strip() or None,
+            "pixel_size": self.pixel_size.value() or None,
+            "frame_interval": self.frame_interval.value() or None,
+            "time_unit": self.time_unit.currentText(),
+        }
+
+    def metadata_changes(self) -> dict[str, Any]:
+        """Fields the user changed relative to the current project (empty name is kept)."""
+        md = self.metadata()
+        if md["name"] is None and self.main.project is not None:
+            md["name"] = self.main.project.metadata.name
+        return md
+
+    def _apply_calibration(self, *_: Any) -> None:
+        project = self.main.project
+        if project is None or self._updating:
+            return
+        try:
+            for k, v in self.metadata_changes().items():
+                setattr(project.metadata, k, v)
+        except ValueError as e:
+            self.main.notify(f"invalid calibration: {e}", error=True)
+        self._apply_scale(project)
+        self._show_info(project)
+
+    def _apply_scale(self, project: Project) -> None:
+        """Show layers in physical units when the pixel size is known."""
+        from h4tracks.ui.layers import layer_project
+
+        px = project.metadata.pixel_size or 1.0
+        for layer in self.main.viewer.layers:
+            if layer_project(layer) is project:
+                layer.scale = (1.0, px, px)
+
+    _updating = False
+
+    def show_project(self, project: Project | None) -> None:
+        """Fill the tab from a project (None: nothing chosen)."""
+        if project is None:
+            self.info.setText("The chosen layers are not saved as a project yet: "
+                              "Save as creates one.")
+            return
+        self._updating = True
+        try:
+            md = project.metadata
+            self.name_edit.setText(md.name or "")
+            self.pixel_size.setValue(md.pixel_size or 0.0)
+            self.frame_interval.setValue(md.frame_interval or 0.0)
+            self.time_unit.setCurrentText(md.time_unit)
+        finally:
+            self._updating = False
+        self._show_info(project)
+
+    def _show_info(self, project: Project) -> None:
+        rows = project.summary()
+        keep = ("path", "shape (T, Y, X)", "dtype", "cells", "tracks", "divisions", "source",
+                "channel")
+        self.info.setText("\n".join(f"{k}: {'—' if rows[k] is None else rows[k]}"
+                                    for k in keep))
+
+    # ------------------------------------------------------------------ import
+    def _on_import_image(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import image movie", "", _FILTER)
+        if path:
+            self.import_image(path)
+
+    def import_image(self, path: str | Path, channel: int | str | None = None) -> Any:
+        """Read a movie (asking for the channel when there are several) and add it as an
+        image layer; it becomes a project on Save as."""
+        from h4tracks.core.io.readers import read_image
+
+        try:
+            movie = read_image(path, channel=channel)
+        except H4TracksError as e:
+            names = getattr(e, "channel_names", None)
+            if channel is None and names:
+                choice, ok = QInputDialog.getItem(self, "Channel", "Channel to track:", names,
+                                                  0, False)
+                return self.import_image(path, choice) if ok else None
+            self.main.notify(str(e), error=True)
+            return None
+        project = Project(movie.data, metadata={
+            "name": Path(path).stem, "source": movie.source, "channel": movie.channel,
+            "pixel_size": movie.pixel_size, "frame_interval": movie.frame_interval,
+        })
+        project.add_provenance("import", image=movie.source, dims=movie.dims)
+        self.main.show_project(project)
+        for note in movie.notes:
+            self.main.notify(note)
+        return project
+
+    def _on_import_labels(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import label movie", "", _FILTER)
+        if path:
+            self.import_labels(path)
+
+    def import_labels(self, path: str | Path) -> Any:
+        """Read a label movie matching the chosen image and add it as a labels layer."""
+        from h4tracks.core.io.readers import as_label_frame, read_labels
+
+        image = self.main.image_combo.layer()
+        if image is None:
+            self.main.notify("choose or import an image first", error=True)
+            return None
+        shape = tuple(image.data.shape) if image.data.ndim == 3 else (1, *image.data.shape)
+        try:
+            lazy = read_labels(path, expected_shape=shape)
+            labels = np.stack([as_label_frame(np.asarray(lazy[t]), source=str(path))
+                               for t in range(lazy.shape[0])])
+        except H4TracksError as e:
+            self.main.notify(str(e), error=True)
+            return None
+        layer = self.main.viewer.add_labels(labels, name=f"{Path(path).stem}",
+                                            scale=tuple(image.scale))
+        self.main.labels_combo.set_layer(layer)
+        return layer

@@ -1,0 +1,371 @@
+"""The h4tracks dock widget: project header (load/save, layer choice, compute mode) + tabs.
+
+This is a thin controller: every computation and all file handling is in ``h4tracks.core``.
+Long work (saving, importing) runs in a napari ``thread_worker``; Qt is only touched from the
+worker's signals, which napari delivers on the main thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import napari
+from napari.qt.threading import thread_worker
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from h4tracks.core.compute import MODES, available_cores, core_budget
+from h4tracks.core.project import Project
+from h4tracks.core.store import open_project, save_project
+from h4tracks.errors import H4TracksError
+from h4tracks.ui.layers import PROJECT_KEY, layer_project, project_from_layers, project_layer_data
+
+_NONE = "—"
+
+
+class LayerCombo(QComboBox):
+    """A combobox listing the viewer's layers of one type, kept in sync with the layer list."""
+
+    def __init__(self, viewer: napari.Viewer, layer_type: type, *, optional: bool = True) -> None:
+        super().__init__()
+        self._viewer = viewer
+        self._type = layer_type
+        self._optional = optional
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-list the layers, keeping the current choice when it still exists."""
+        current = self.currentText()
+        self.blockSignals(True)
+        self.clear()
+        if self._optional:
+            self.addItem(_NONE)
+        names = [lyr.name for lyr in self._viewer.layers if isinstance(lyr, self._type)]
+        self.addItems(names)
+        if current in names:
+            self.setCurrentText(current)
+        self.blockSignals(False)
+        if self.currentText() != current:
+            self.currentTextChanged.emit(self.currentText())
+
+    def layer(self) -> Any | None:
+        """The chosen layer, or None."""
+        name = self.currentText()
+        if not name or name == _NONE or name not in self._viewer.layers:
+            return None
+        return self._viewer.layers[name]
+
+    def set_layer(self, layer: Any | None) -> None:
+        """Choose a layer (None: nothing)."""
+        self.setCurrentText(_NONE if layer is None else layer.name)
+
+
+class H4TracksWidget(QWidget):
+    """Main h4tracks dock widget."""
+
+    #: emitted with the current project whenever it changes (load, save, import, new)
+    project_changed = Signal(object)
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        from napari.layers import Image, Labels, Tracks
+
+        from h4tracks.ui.data_tab import DataTab
+
+        self.viewer = napari_viewer
+        self.project: Project | None = None
+        self._worker: Any = None
+
+        self.load_btn = QPushButton("Load")
+        self.load_btn.setToolTip("Open an h4tracks project (.zarr)")
+        self.save_btn = QPushButton("Save")
+        self.save_btn.setToolTip("Save the project (only what changed is written)")
+        self.save_as_btn = QPushButton("Save as")
+        self.save_as_btn.setToolTip("Save the chosen layers as a new h4tracks project")
+        buttons = QHBoxLayout()
+        for b in (self.load_btn, self.save_btn, self.save_as_btn):
+            buttons.addWidget(b)
+
+        self.image_combo = LayerCombo(napari_viewer, Image, optional=False)
+        self.labels_combo = LayerCombo(napari_viewer, Labels)
+        self.tracks_combo = LayerCombo(napari_viewer, Tracks)
+        self.compute_combo = QComboBox()
+        n = available_cores()
+        for mode in MODES:
+            self.compute_combo.addItem(f"{mode[:-1]} % of cores ({core_budget(mode)} of {n})",
+                                       mode)
+        self.compute_combo.setToolTip("How many CPU cores heavy work (segmentation, tracking) "
+                                      "may use")
+        form = QFormLayout()
+        form.addRow("Image", self.image_combo)
+        form.addRow("Segmentation", self.labels_combo)
+        form.addRow("Tracks", self.tracks_combo)
+        form.addRow("Compute", self.compute_combo)
+
+        self.progress = QProgressBar()
+        self.progress.setVisible(False)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        self.tabs = QTabWidget()
+        self.data_tab = DataTab(self)
+        self.tabs.addTab(self.data_tab, "Data")
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addLayout(form)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.tabs)
+        layout.addStretch(1)
+
+        self.load_btn.clicked.connect(self._on_load_clicked)
+        self.save_btn.clicked.connect(lambda: self.save())
+        self.save_as_btn.clicked.connect(self._on_save_as_clicked)
+        for combo in (self.image_combo, self.labels_combo, self.tracks_combo):
+            combo.currentTextChanged.connect(self._on_layer_choice)
+        layers_events = napari_viewer.layers.events
+        layers_events.inserted.connect(self._on_layer_inserted)
+        layers_events.removed.connect(self._refresh_combos)
+        layers_events.moved.connect(self._refresh_combos)
+        for layer in napari_viewer.layers:
+            layer.events.name.connect(self._refresh_combos)
+        self._adopt_existing_layers()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def cores(self) -> int:
+        """The core budget chosen in the header."""
+        return core_budget(self.compute_combo.currentData())
+
+    @property
+    def busy(self) -> bool:
+        """Whether background work (save/import) is running."""
+        return self._worker is not None
+
+    # ------------------------------------------------------------------ layer bookkeeping
+    def _refresh_combos(self, event: Any = None) -> None:
+        for combo in (self.image_combo, self.labels_combo, self.tracks_combo):
+            combo.refresh()
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        layer = event.value
+        layer.events.name.connect(self._refresh_combos)
+        self._refresh_combos()
+        project = layer_project(layer)
+        if project is not None and (self.project is None or project is self.project):
+            self._select_project_layers(project)
+
+    def _adopt_existing_layers(self) -> None:
+        for layer in self.viewer.layers:
+            project = layer_project(layer)
+            if project is not None:
+                self._select_project_layers(project)
+                return
+        self._refresh_combos()
+
+    def _select_project_layers(self, project: Project) -> None:
+        self.project = project
+        for layer in self.viewer.layers:
+            if layer_project(layer) is project:
+                for combo in (self.image_combo, self.labels_combo, self.tracks_combo):
+                    if isinstance(layer, combo._type):
+                        combo.set_layer(layer)
+        self.project_changed.emit(project)
+
+    def _on_layer_choice(self, _text: str = "") -> None:
+        self.project_changed.emit(self.project if self._layers_match_project() else None)
+
+    def _layers_match_project(self) -> bool:
+        """Whether the chosen layers are views of the current project."""
+        p = self.project
+        if p is None:
+            return False
+        image, labels = self.image_combo.layer(), self.labels_combo.layer()
+        if image is None or layer_project(image) is not p:
+            return False
+        if (labels is None) != (p.labels is None):
+            return False
+        return labels is None or labels.data is p.labels
+
+    # ------------------------------------------------------------------ feedback
+    def notify(self, message: str, *, error: bool = False) -> None:
+        """Show a message in the widget and in napari's notification area."""
+        self.status.setText(message)
+        if error:
+            napari.utils.notifications.show_error(message)
+        else:
+            napari.utils.notifications.show_info(message)
+
+    def _set_busy(self, worker: Any | None, text: str = "") -> None:
+        self._worker = worker
+        for w in (self.load_btn, self.save_btn, self.save_as_btn, self.data_tab):
+            w.setEnabled(worker is None)
+        self.progress.setVisible(worker is not None)
+        self.progress.setRange(0, 0)
+        if text:
+            self.status.setText(text)
+
+    def run_in_worker(
+        self, fn: Callable[..., Any], *, text: str, done: Callable[[Any], None],
+        progress_total: int | None = None,
+    ) -> Any:
+        """Run ``fn(report)`` in a thread; ``report(done, total)`` updates the progress bar,
+        ``done(result)`` runs on the main thread afterwards."""
+
+        # errors are reported by _on_error (connected below), not re-raised in the event loop
+        @thread_worker(ignore_errors=True)
+        def job():
+            result = yield from _generator(fn)
+            return result
+
+        worker = job()
+        worker.yielded.connect(self._on_progress)
+        worker.returned.connect(done)
+        worker.errored.connect(self._on_error)
+        worker.finished.connect(lambda: self._set_busy(None))
+        self._set_busy(worker, text)
+        worker.start()
+        return worker
+
+    def _on_progress(self, value: tuple[int, int]) -> None:
+        done, total = value
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _on_error(self, exc: BaseException) -> None:
+        msg = str(exc) if isinstance(exc, H4TracksError) else f"{type(exc).__name__}: {exc}"
+        self.notify(msg, error=True)
+
+    # ------------------------------------------------------------------ load
+    def _on_load_clicked(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open h4tracks project (.zarr folder)")
+        if path:
+            self.load(path)
+
+    def load(self, path: str | Path) -> Project | None:
+        """Open a project and show it as layers (lazy; returns the project)."""
+        try:
+            project = open_project(path)
+        except H4TracksError as e:
+            self.notify(str(e), error=True)
+            return None
+        self.show_project(project)
+        self.notify(f"opened {project.path}")
+        return project
+
+    def show_project(self, project: Project) -> None:
+        """Add the layers of a project and make it the current one."""
+        self.project = project
+        for data, kwargs, kind in project_layer_data(project):
+            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        self._select_project_layers(project)
+
+    # ------------------------------------------------------------------ save
+    def current_project(self) -> Project:
+        """The project the chosen layers show; a new one if they are not a project's views.
+
+        Raises
+        ------
+        H4TracksError
+            If no image layer is chosen or the layers do not fit together.
+        """
+        if self._layers_match_project():
+            assert self.project is not None
+            return self.project
+        image = self.image_combo.layer()
+        if image is None:
+            raise H4TracksError("choose an image layer first")
+        labels, tracks = self.labels_combo.layer(), self.tracks_combo.layer()
+        # keep what an imported image's project knows (source, channel, provenance)
+        origin = layer_project(image)
+        meta = origin.metadata.model_dump() if origin is not None else {}
+        meta.update(self.data_tab.metadata_changes())
+        project = project_from_layers(image, labels, tracks, metadata=meta)
+        self._bind_layers(project, image, labels, tracks)
+        return project
+
+    def _bind_layers(self, project: Project, image: Any, labels: Any, tracks: Any) -> None:
+        """Make the chosen layers views of ``project`` (painting then edits the project)."""
+        self.project = project
+        for layer in (image, labels, tracks):
+            if layer is not None:
+                layer.metadata[PROJECT_KEY] = project
+        if labels is not None and labels.data is not project.labels:
+            labels.data = project.labels
+        self.project_changed.emit(project)
+
+    def _on_save_as_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save h4tracks project", "",
+                                              "h4tracks project (*.zarr)")
+        if path:
+            self.save(path)
+
+    def save(self, path: str | Path | None = None, *, overwrite: bool = True) -> Any:
+        """Save the current project (to ``path`` for Save as) in the background."""
+        try:
+            project = self.current_project()
+        except H4TracksError as e:
+            self.notify(str(e), error=True)
+            return None
+        if path is None and project.path is None:
+            self._on_save_as_clicked()
+            return None
+        if path is not None and Path(path).suffix != ".zarr":
+            path = Path(path).with_suffix(".zarr")
+        project.metadata = project.metadata.model_copy(update=self.data_tab.metadata_changes())
+        labels_layer = self.labels_combo.layer()
+        if labels_layer is not None:
+            labels_layer.editable = False  # no painting while frames are being written
+
+        def work(report: Callable[[int, int], None]) -> Path:
+            return save_project(project, path, overwrite=overwrite,
+                                progress=lambda _stage, d, n: report(d, n))
+
+        def done(out: Path) -> None:
+            self.notify(f"saved {out}")
+            self.project_changed.emit(project)
+
+        worker = self.run_in_worker(work, text="saving…", done=done)
+        if labels_layer is not None:
+            worker.finished.connect(lambda: setattr(labels_layer, "editable", True))
+        return worker
+
+
+def _generator(fn: Callable[..., Any]):
+    """Run ``fn(report)`` in a worker thread, turning ``report`` calls into yields."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue()
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["value"] = fn(lambda d, n: q.put((d, n)))
+        except BaseException as e:  # re-raised in the worker so napari reports it
+            result["error"] = e
+        finally:
+            q.put(None)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    while (item := q.get()) is not None:
+        yield item
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")

@@ -1,0 +1,110 @@
+"""Command-line tests: real subprocesses for the console script, in-process for the rest."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from h4tracks.cli import main
+from h4tracks.core.store import open_project
+from h4tracks.core.synthetic import SyntheticConfig, make_movie
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return make_movie(SyntheticConfig(n_frames=5, shape=(48, 64), n_cells=3, seed=2))
+
+
+@pytest.fixture
+def files(tmp_path, movie):
+    tifffile.imwrite(tmp_path / "img.tif", movie.image, imagej=True,
+                     resolution=(1 / 0.5, 1 / 0.5), metadata={"unit": "um", "finterval": 10})
+    tifffile.imwrite(tmp_path / "lab.tif", movie.labels.astype(np.uint16))
+    return tmp_path
+
+
+def test_console_script_new_and_info(files, movie):
+    exe = shutil.which("h4tracks", path=os.path.dirname(sys.executable)) or "h4tracks"
+    out = files / "p.zarr"
+    r = subprocess.run([exe, "new", str(files / "img.tif"), "--labels", str(files / "lab.tif"),
+                        "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "created" in r.stdout
+    p = open_project(out)
+    np.testing.assert_array_equal(np.asarray(p.labels), movie.labels)
+    np.testing.assert_array_equal(p.image[:], movie.image)
+    assert p.metadata.pixel_size == pytest.approx(0.5)
+    assert p.metadata.frame_interval == pytest.approx(10)
+    assert p.metadata.provenance[0]["step"] == "import"
+    r = subprocess.run([exe, "info", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "(5, 48, 64)" in r.stdout and "0.5 µm" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("make_args", "needle"),
+    [
+        (lambda d: ["new", str(d / "missing.tif"), "-o", str(d / "x.zarr")], "missing.tif"),
+        (lambda d: ["new", str(d / "img.tif"), "--labels", str(d / "bad.tif"), "-o",
+                    str(d / "x.zarr")], "shape"),
+        (lambda d: ["new", str(d / "img.tif"), "--labels", str(d / "float.tif"), "-o",
+                    str(d / "x.zarr")], "float"),
+        (lambda d: ["new", str(d / "img.tif"), "--labels", str(d / "neg.tif"), "-o",
+                    str(d / "x.zarr")], "negative"),
+        (lambda d: ["new", str(d / "corrupt.tif"), "-o", str(d / "x.zarr")], "corrupt.tif"),
+        (lambda d: ["info", str(d / "plain.zarr")], "not an h4tracks project"),
+        (lambda d: ["info", str(d / "nothing.zarr")], "no such project"),
+    ],
+)
+def test_bad_input_one_line_error_nothing_written(files, movie, capsys, make_args, needle):
+    tifffile.imwrite(files / "bad.tif", movie.labels[:, :10])
+    tifffile.imwrite(files / "float.tif", movie.labels.astype(np.float32))
+    neg = movie.labels.astype(np.int32)
+    neg[0, 0, 0] = -1
+    tifffile.imwrite(files / "neg.tif", neg)
+    (files / "corrupt.tif").write_bytes(b"II*\x00garbage" * 10)
+    import zarr
+
+    zarr.open_group(files / "plain.zarr", mode="w")
+    before = sorted(p.name for p in files.iterdir())
+    code = main(make_args(files))
+    err = capsys.readouterr().err
+    assert code != 0
+    assert err.count("\n") == 1 and err.startswith("h4tracks: error:"), err
+    assert needle in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in files.iterdir()) == before  # nothing written or left over
+
+
+def test_new_refuses_to_replace_existing_output(files, capsys):
+    out = files / "p.zarr"
+    assert main(["new", str(files / "img.tif"), "-o", str(out)]) == 0
+    assert main(["new", str(files / "img.tif"), "-o", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["new", str(files / "img.tif"), "-o", str(out), "--overwrite"]) == 0
+    keep = files / "data.zarr"
+    keep.mkdir()
+    (keep / "x").write_text("precious")
+    assert main(["new", str(files / "img.tif"), "-o", str(keep), "--overwrite"]) == 2
+    assert (keep / "x").read_text() == "precious"
+
+
+def test_debug_shows_traceback(files):
+    with pytest.raises(Exception, match="no such project"):
+        main(["--debug", "info", str(files / "nothing.zarr")])
+
+
+def test_synth_writes_movie_and_ctc_ground_truth(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["synth", "-o", str(out), "--frames", "4", "--size", "64", "--cells", "3"]) == 0
+    assert (out / "image.tif").exists() and (out / "labels.tif").exists()
+    assert (out / "ctc" / "01_GT" / "TRA" / "man_track.txt").exists()
+    assert main(["new", str(out / "image.tif"), "--labels", str(out / "labels.tif"),
+                 "-o", str(tmp_path / "d.zarr")]) == 0
+    assert main(["synth", "-o", str(out)]) == 2  # not empty

@@ -1,0 +1,199 @@
+"""Widget tests with a real napari viewer (run under Xvfb)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from h4tracks.core.graph import TrackGraph
+from h4tracks.core.store import is_project, open_project
+from h4tracks.core.synthetic import SyntheticConfig, make_movie
+from h4tracks.ui.layers import layer_project
+from h4tracks.ui.main_widget import H4TracksWidget
+
+
+@pytest.fixture
+def movie():
+    return make_movie(SyntheticConfig(n_frames=6, shape=(64, 80), n_cells=4, seed=3))
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    w = H4TracksWidget(viewer)
+    qtbot.addWidget(w)
+    return w
+
+
+def _wait(qtbot, w: H4TracksWidget) -> None:
+    qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
+
+
+def _names(combo) -> list[str]:
+    return [combo.itemText(i) for i in range(combo.count())]
+
+
+def test_combos_follow_layer_list(widget, movie):
+    v = widget.viewer
+    assert _names(widget.image_combo) == []
+    img = v.add_image(movie.image, name="cells")
+    lab = v.add_labels(movie.labels, name="masks")
+    v.add_tracks(np.array([[1, 0, 5, 5], [1, 1, 6, 6]], float), name="trk")
+    assert _names(widget.image_combo) == ["cells"]
+    assert _names(widget.labels_combo)[1:] == ["masks"]
+    assert _names(widget.tracks_combo)[1:] == ["trk"]
+    img.name = "renamed"
+    assert _names(widget.image_combo) == ["renamed"]
+    widget.labels_combo.set_layer(lab)
+    assert widget.labels_combo.layer() is lab
+    v.layers.remove(lab)
+    assert _names(widget.labels_combo) == ["—"]
+    assert widget.labels_combo.layer() is None
+
+
+def test_tiffs_to_project_save_as_load_roundtrip(widget, movie, tmp_path, qtbot,
+                                                  make_napari_viewer):
+    # a biologist drags an image TIFF and a label TIFF into napari
+    tifffile.imwrite(tmp_path / "cells.tif", movie.image)
+    tifffile.imwrite(tmp_path / "masks.tif", movie.labels)
+    v = widget.viewer
+    [img] = v.open(tmp_path / "cells.tif")
+    [lab] = v.open(tmp_path / "masks.tif", layer_type="labels")
+    graph = TrackGraph.from_ctc(movie.labels, movie.lineage)
+    data, parents = graph.to_napari()
+    trk = v.add_tracks(data, graph=parents, name="tracks")
+    widget.image_combo.set_layer(img)
+    widget.labels_combo.set_layer(lab)
+    widget.tracks_combo.set_layer(trk)
+    widget.data_tab.pixel_size.setValue(0.65)
+
+    out = tmp_path / "exp.zarr"
+    widget.save(out)
+    _wait(qtbot, widget)
+    assert is_project(out), widget.status.text()
+    assert open_project(out).metadata.pixel_size == pytest.approx(0.65)
+
+    # load in a fresh viewer: identical layers
+    w2 = H4TracksWidget(make_napari_viewer())
+    qtbot.addWidget(w2)
+    project = w2.load(out)
+    assert project is not None
+    layers = {type(layer).__name__: layer for layer in w2.viewer.layers}
+    np.testing.assert_array_equal(np.asarray(layers["Image"].data), movie.image)
+    assert layers["Image"].data.dtype == movie.image.dtype
+    np.testing.assert_array_equal(np.asarray(layers["Labels"].data), movie.labels)
+    np.testing.assert_allclose(layers["Tracks"].data, data)
+    assert layers["Tracks"].graph == parents
+    assert w2.image_combo.layer() is layers["Image"]
+    assert w2.labels_combo.layer() is layers["Labels"]
+    assert w2.tracks_combo.layer() is layers["Tracks"]
+    assert "0.65" in w2.data_tab.pixel_size.text()
+
+
+def test_paint_then_save_writes_only_that_frame(widget, movie, tmp_path, qtbot):
+    v = widget.viewer
+    v.add_image(movie.image, name="cells")
+    v.add_labels(movie.labels, name="masks")
+    widget.labels_combo.set_layer(v.layers["masks"])
+    out = tmp_path / "p.zarr"
+    widget.save(out)
+    _wait(qtbot, widget)
+    project = widget.project
+    lab_layer = v.layers["masks"]
+    assert lab_layer.data is project.labels  # the layer is a view of the project
+
+    lab_layer.paint((4, 5, 5), 99, refresh=False)
+    assert project.labels.dirty == {4}
+    assert (4, 99) in project.graph
+    widget.save()
+    _wait(qtbot, widget)
+    again = open_project(out)
+    expected = movie.labels.copy()
+    expected[4] = np.asarray(project.labels[4])
+    np.testing.assert_array_equal(np.asarray(again.labels), expected)
+    assert (4, 99) in again.graph
+
+
+def test_save_without_image_layer_is_a_clear_error(widget, tmp_path, qtbot):
+    widget.save(tmp_path / "nothing.zarr")
+    assert "image layer" in widget.status.text()
+    assert not (tmp_path / "nothing.zarr").exists()
+
+
+def test_save_over_non_project_folder_refused(widget, movie, tmp_path, qtbot):
+    widget.viewer.add_image(movie.image, name="cells")
+    target = tmp_path / "important.zarr"
+    target.mkdir()
+    (target / "keep.txt").write_text("data")
+    widget.save(target)
+    _wait(qtbot, widget)
+    assert "not an h4tracks project" in widget.status.text()
+    assert (target / "keep.txt").read_text() == "data"
+
+
+def test_reader_and_sample(make_napari_viewer, tmp_path, qtbot, widget):
+    v = widget.viewer
+    layers = v.open_sample("h4tracks", "migrating_cells")
+    kinds = sorted(type(layer).__name__ for layer in layers)
+    assert kinds == ["Image", "Labels", "Tracks"]
+    tracks = v.layers["synthetic tracks (ground truth)"]
+    assert tracks.graph  # the sample divides
+    widget.image_combo.set_layer(v.layers["synthetic image"])
+    widget.labels_combo.set_layer(v.layers["synthetic labels (ground truth)"])
+    widget.tracks_combo.set_layer(tracks)
+    out = tmp_path / "sample.zarr"
+    widget.save(out)
+    _wait(qtbot, widget)
+
+    v2 = make_napari_viewer()
+    opened = v2.open(out, plugin="h4tracks")
+    assert sorted(type(layer).__name__ for layer in opened) == ["Image", "Labels", "Tracks"]
+    assert layer_project(opened[0]) is not None
+    # a widget opened afterwards adopts the project the reader created
+    w3 = H4TracksWidget(v2)
+    qtbot.addWidget(w3)
+    assert w3.project is layer_project(opened[0])
+    assert w3.labels_combo.layer() is not None
+
+    import zarr
+
+    from h4tracks.ui.reader import get_reader
+
+    zarr.open_group(tmp_path / "plain.zarr", mode="w")
+    assert get_reader(str(tmp_path / "plain.zarr")) is None
+    assert get_reader(str(tmp_path / "missing.zarr")) is None
+
+
+def test_load_bad_path_reports_error(widget, tmp_path):
+    assert widget.load(tmp_path / "nope.zarr") is None
+    assert "no such project" in widget.status.text()
+    assert len(widget.viewer.layers) == 0
+
+
+def test_data_tab_import_and_calibration(widget, movie, tmp_path, qtbot):
+    path = tmp_path / "movie.ome.tif"
+    tifffile.imwrite(path, movie.image, metadata={
+        "axes": "TYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5,
+        "TimeIncrement": 30.0, "TimeIncrementUnit": "s"})
+    project = widget.data_tab.import_image(path)
+    assert project is widget.project
+    assert widget.data_tab.pixel_size.value() == pytest.approx(0.5)
+    assert widget.data_tab.frame_interval.value() == pytest.approx(30.0)
+    tifffile.imwrite(tmp_path / "masks.tif", movie.labels)
+    layer = widget.data_tab.import_labels(tmp_path / "masks.tif")
+    assert widget.labels_combo.layer() is layer
+    # wrong shape is refused with a message
+    tifffile.imwrite(tmp_path / "bad.tif", movie.labels[:, :10])
+    assert widget.data_tab.import_labels(tmp_path / "bad.tif") is None
+    assert "shape" in widget.status.text()
+    # the labels layer is not yet the project's: save makes a new project with both
+    widget.data_tab.pixel_size.setValue(0.7)
+    widget.save(tmp_path / "imp.zarr")
+    _wait(qtbot, widget)
+    p = open_project(tmp_path / "imp.zarr")
+    assert p.metadata.pixel_size == pytest.approx(0.7)
+    assert p.labels is not None and len(p.graph) > 0
+    assert Path(p.metadata.source).name == "movie.ome.tif"
