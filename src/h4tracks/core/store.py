@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -196,19 +197,26 @@ def _chunks(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return (1, min(shape[1], _TILE), min(shape[2], _TILE))
 
 
-def _link_tree(src: Path, dst: Path, skip: set[Path] = frozenset()) -> None:  # type: ignore[assignment]
+def _link_tree(src: Path, dst: Path, skip: Callable[[str], bool] | None = None) -> None:
     """Recreate ``src`` under ``dst`` with hard links (copies where links are impossible),
-    leaving out the subtrees in ``skip`` (paths relative to ``src``)."""
-    for dirpath, dirnames, filenames in os.walk(src):
+    leaving out files whose path relative to ``src`` satisfies ``skip``."""
+    for dirpath, _dirnames, filenames in os.walk(src):
         rel = Path(dirpath).relative_to(src)
-        dirnames[:] = [d for d in dirnames if rel / d not in skip]
         (dst / rel).mkdir(parents=True, exist_ok=True)
         for f in filenames:
+            if skip is not None and skip((rel / f).as_posix()):
+                continue
             s, d = Path(dirpath) / f, dst / rel / f
             try:
                 os.link(s, d)
             except OSError:  # other filesystem, or no hard links there (FAT, some shares)
                 shutil.copy2(s, d)
+
+
+def _frame_chunk_prefixes(frames: set[int]) -> Callable[[str], bool]:
+    """Predicate matching the chunk files of the given frames (keys ``c.<t>.<ty>.<tx>``)."""
+    prefixes = tuple(f"c.{t}." for t in frames)
+    return lambda rel: rel.startswith(prefixes) if prefixes else False
 
 
 def _write_movie(
@@ -217,8 +225,11 @@ def _write_movie(
 ) -> None:
     """Stream a (T, Y, X) array frame by frame into a new zarr array at ``dst``."""
     shape = tuple(int(s) for s in src.shape)
+    # "." separated chunk keys: one flat file per chunk, no directory per frame, which keeps
+    # hard-linking and deleting a version cheap
     arr = zarr.create_array(dst, shape=shape, chunks=_chunks(shape), dtype=dtype,
-                            fill_value=0, zarr_format=3)
+                            fill_value=0, zarr_format=3,
+                            chunk_key_encoding={"name": "default", "separator": "."})
     for t in range(shape[0]):
         if cancel is not None and cancel():
             raise H4TracksError("save cancelled; the project on disk is unchanged")
@@ -232,7 +243,7 @@ def _save_labels(movie: LabelMovie, dst: Path, reuse: Path | None,
                  progress: Progress | None) -> None:
     """Write a label movie, reusing unchanged frames' chunk files from ``reuse``."""
     if reuse is not None and (reuse / "labels").is_dir():
-        _link_tree(reuse / "labels", dst, {Path("c") / str(t) for t in movie.dirty})
+        _link_tree(reuse / "labels", dst, _frame_chunk_prefixes(movie.dirty))
         arr = zarr.open_array(dst, mode="r+", zarr_format=3)
         for i, (t, frame) in enumerate(sorted(movie.edited_frames.items())):
             arr[t] = frame
@@ -399,7 +410,9 @@ def save_project(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        # Deleting the previous version is slow on some filesystems and not needed for
+        # consistency; a leftover (e.g. the process exits first) is removed by the next save.
+        threading.Thread(target=shutil.rmtree, args=(old, True), daemon=True).start()
     _fsync_dir(dest.parent)
     _reopen(project, dest)
     return dest
