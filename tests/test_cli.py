@@ -24,7 +24,8 @@ def movie():
 @pytest.fixture
 def files(tmp_path, movie):
     tifffile.imwrite(tmp_path / "img.tif", movie.image, imagej=True,
-                     resolution=(1 / 0.5, 1 / 0.5), metadata={"unit": "um", "finterval": 10})
+                     resolution=(1 / 0.5, 1 / 0.5),
+                     metadata={"axes": "TYX", "unit": "um", "finterval": 10})
     tifffile.imwrite(tmp_path / "lab.tif", movie.labels.astype(np.uint16))
     return tmp_path
 

@@ -83,7 +83,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tifffile.imwrite(out / "image.tif", movie.image, imagej=True,
                      metadata={"axes": "TYX"}, compression="zlib")
-    tifffile.imwrite(out / "labels.tif", movie.labels, compression="zlib")
+    # minisblack + axes: tifffile would otherwise take a 3- or 4-frame stack for RGB
+    tifffile.imwrite(out / "labels.tif", movie.labels, compression="zlib",
+                     photometric="minisblack", metadata={"axes": "TYX"})
     write_ctc(out / "ctc", movie.labels, movie.lineage, kind="gt", image=movie.image)
     print(
         f"wrote {out}/image.tif, labels.tif and ctc/ (ground truth): {cfg.n_frames} frames, "

@@ -213,8 +213,13 @@ class TrackGraph:
         """Remove a node and its edges; the track it was on is cut there."""
         row = self._row(node)
         key = self._keyof(row)
-        for child in list(self._succ.get(row, ())):
-            self._remove_edge_rows(row, child)
+        kids = self._succ.pop(row, [])
+        for child in kids:
+            del self._pred[child]
+        if len(kids) == 1:
+            # the continuation of this track becomes a track of its own; daughters of a
+            # division already have their own ids and keep them
+            self._set_track(kids[0], self._new_track_id())
         parent = self._pred.get(row)
         if parent is not None:
             self._remove_edge_rows(parent, row)
@@ -227,6 +232,8 @@ class TrackGraph:
         row = self._row(node)
         t = int(self._cols["t"][row])
         new_key = (t, int(new_label))
+        if new_key[1] <= 0:
+            raise GraphError(f"label must be a positive integer, got {new_label}")
         if new_key in self._index:
             raise GraphError(f"frame {t} already has a cell with label {new_label}")
         del self._index[self._keyof(row)]

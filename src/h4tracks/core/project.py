@@ -37,10 +37,33 @@ class Metadata(BaseModel):
     channel: str | int | None = None
     provenance: list[dict[str, Any]] = Field(default_factory=list)
 
+    @field_validator("provenance", mode="after")
+    @classmethod
+    def _json_provenance(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # stored as JSON in the project: numpy values etc. are converted on the way in
+        return jsonable(v)
+
     @field_validator("pixel_size", "frame_interval", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         return None if v == "" else v
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays, paths and tuples turned into JSON types."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
 
 
 def provenance_entry(step: str, **params: Any) -> dict[str, Any]:
@@ -52,7 +75,7 @@ def provenance_entry(step: str, **params: Any) -> dict[str, Any]:
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "h4tracks": __version__,
         "python": platform.python_version(),
-        "params": params,
+        "params": jsonable(params),
     }
 
 
@@ -119,39 +142,44 @@ class LabelMovie:
             return edited
         return np.asarray(self._base[t]).astype(np.uint32, copy=False)
 
-    def _frames_of(self, key: Any) -> tuple[np.ndarray, Any]:
-        """Split an index into the frame indices it touches and the per-frame rest."""
+    def _split(self, key: Any) -> tuple[np.ndarray, Any, tuple]:
+        """Split an index into (frames touched, index into a stack of them, rest of key).
+
+        The stack holds the touched frames in the returned order, so ``stack[(tk, *rest)]``
+        has exactly numpy's semantics for ``movie[key]`` (basic, fancy and mixed indexing).
+        """
         if not isinstance(key, tuple):
             key = (key,)
-        return key[0], key[1:]
+        if any(k is Ellipsis for k in key[:1]) or any(k is None for k in key):
+            return self._split(self._expand(key))
+        tkey, rest = key[0], key[1:]
+        n = self.shape[0]
+        ts = np.arange(n)[tkey]  # numpy resolves ints, negatives, slices, masks, arrays
+        if isinstance(tkey, slice):
+            return np.atleast_1d(ts), slice(None), rest
+        frames, stack_index = np.unique(ts, return_inverse=True)
+        stack_index = stack_index.reshape(np.shape(ts))
+        if np.ndim(ts) == 0:
+            stack_index = int(stack_index)
+        return frames, stack_index, rest
+
+    def _expand(self, key: tuple) -> tuple:
+        """Replace a leading Ellipsis by full slices (``movie[..., y, x]``)."""
+        if key and key[0] is Ellipsis:
+            n_rest = len(key) - 1
+            return (*([slice(None)] * (3 - n_rest)), *key[1:])
+        raise IndexError("np.newaxis is not supported when indexing a LabelMovie")
 
     def __getitem__(self, key: Any) -> Any:
-        tkey, rest = self._frames_of(key)
-        n = self.shape[0]
-        if isinstance(tkey, (int, np.integer)):
-            # a copy: callers (napari's slice cache) may write into what they get
-            return np.array(self.frame(int(tkey))[rest], copy=True)
-        if isinstance(tkey, slice):
-            ts = range(n)[tkey]
-            stack = np.stack([self.frame(t) for t in ts]) if len(ts) else np.zeros(
-                (0, *self.shape[1:]), np.uint32
-            )
-            return stack[(slice(None), *rest)]
-        tarr = np.asarray(tkey)
-        if tarr.dtype == bool:
-            tarr = np.flatnonzero(tarr)
-        if tarr.ndim == 0:
-            return np.array(self.frame(int(tarr))[rest], copy=True)
-        if rest and all(np.ndim(r) > 0 and not isinstance(r, slice) for r in rest):
-            # fancy point indexing (t_i, y_i, x_i) as napari uses it
-            idx = np.broadcast_arrays(tarr, *[np.asarray(r) for r in rest])
-            out = np.empty(idx[0].shape, np.uint32)
-            for t in np.unique(idx[0]).tolist():
-                sel = idx[0] == t
-                out[sel] = self.frame(t)[tuple(i[sel] for i in idx[1:])]
-            return out
-        stack = np.stack([self.frame(int(t)) for t in tarr.ravel()])
-        return stack.reshape(*tarr.shape, *self.shape[1:])[(Ellipsis, *rest)]
+        frames, tk, rest = self._split(key)
+        if frames.size == 1:
+            # a fresh copy: callers (napari's slice cache) may write into what they get
+            stack = np.array(self.frame(int(frames[0])), copy=True)[np.newaxis]
+        elif frames.size == 0:
+            stack = np.zeros((0, *self.shape[1:]), np.uint32)
+        else:
+            stack = np.stack([self.frame(int(t)) for t in frames])
+        return stack[(tk, *rest)]
 
     def _editable(self, t: int) -> np.ndarray:
         t = _as_frame_index(t, self.shape[0])
@@ -166,32 +194,18 @@ class LabelMovie:
                 fn(t)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        tkey, rest = self._frames_of(key)
-        n = self.shape[0]
-        if isinstance(tkey, (int, np.integer)):
-            t = _as_frame_index(tkey, n)
-            self._editable(t)[rest] = value
-            self._touched([t])
+        frames, tk, rest = self._split(key)
+        if frames.size == 0:
             return
-        if isinstance(tkey, slice):
-            ts = list(range(n)[tkey])
-            v = np.asarray(value)
-            per_frame = v.ndim == 3 and v.shape[0] == len(ts)
-            for i, t in enumerate(ts):
-                self._editable(t)[rest] = v[i] if per_frame else v
-            self._touched(ts)
-            return
-        tarr = np.asarray(tkey)
-        if tarr.ndim == 0:
-            self[(int(tarr), *rest)] = value
-            return
-        idx = np.broadcast_arrays(tarr, *[np.asarray(r) for r in rest])
-        val = np.broadcast_to(np.asarray(value), idx[0].shape)
-        ts = np.unique(idx[0]).tolist()
-        for t in ts:
-            sel = idx[0] == t
-            self._editable(t)[tuple(i[sel] for i in idx[1:])] = val[sel]
-        self._touched(ts)
+        if frames.size == 1:
+            # write straight into the edited copy (a view with a leading axis)
+            self._editable(int(frames[0]))[np.newaxis][(tk, *rest)] = value
+        else:
+            stack = np.stack([self._editable(int(t)) for t in frames])
+            stack[(tk, *rest)] = value
+            for i, t in enumerate(frames.tolist()):
+                self._edits[t][...] = stack[i]
+        self._touched(frames.tolist())
 
     def set_frame(self, t: int, frame: np.ndarray) -> None:
         """Replace frame ``t`` by a (Y, X) label image."""

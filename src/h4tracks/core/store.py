@@ -55,7 +55,8 @@ def _root_attrs(path: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(doc, dict) or doc.get("node_type") != "group":
         return None
-    attrs = doc.get("attributes", {}).get(_ATTR)
+    attributes = doc.get("attributes", {})
+    attrs = attributes.get(_ATTR) if isinstance(attributes, dict) else None
     return attrs if isinstance(attrs, dict) else None
 
 
@@ -87,7 +88,7 @@ def open_project(path: str | Path) -> Project:
         If the path is missing, not a zarr group, not an h4tracks project, from a newer
         format version, or damaged.
     """
-    path = Path(path).expanduser().absolute()
+    path = Path(path).expanduser().resolve()
     _recover(path)
     if not path.exists():
         raise ProjectFormatError(f"{path}: no such project")
@@ -336,7 +337,11 @@ def save_project(
         if project.path is None:
             raise H4TracksError("this project has never been saved: choose a file name")
         path = project.path
-    dest = Path(path).expanduser().absolute()
+    # resolve(): saving through a symlink must replace the target, not the link
+    dest = Path(path).expanduser().resolve()
+    _recover(dest)
+    if project.path is not None:
+        _recover(project.path)
     if dest.exists():
         if not is_project(dest):
             raise H4TracksError(
