@@ -425,19 +425,33 @@ class TrackGraph:
             g._cols[c][:n] = np.asarray(nodes[c], _DTYPES[c])
         g._alive[:n] = True
         g._n = n
-        keys = list(zip(t.tolist(), g._cols["label"][:n].tolist(), strict=True))
-        g._index = dict(zip(keys, range(n), strict=True))
-        if len(g._index) != n:
-            raise GraphError("duplicate (t, label) nodes")
-        if np.any(g._cols["label"][:n] <= 0):
+        labels = g._cols["label"][:n]
+        if np.any(labels <= 0):
             raise GraphError("labels must be positive integers")
+        # (t, label) packed into one int64 code: duplicates and edge endpoints are found with
+        # sorting / searchsorted instead of a Python dict lookup per edge
+        codes = (t << 32) | labels
+        order = np.argsort(codes, kind="stable")
+        sorted_codes = codes[order]
+        if n and np.any(sorted_codes[1:] == sorted_codes[:-1]):
+            raise GraphError("duplicate (t, label) nodes")
+        g._index = dict(zip(zip(t.tolist(), labels.tolist(), strict=True), range(n),
+                            strict=True))
         edges = np.empty((0, 4), np.int64) if edges is None else np.asarray(edges, np.int64)
         if edges.size:
-            try:
-                par = np.array([g._index[(a, b)] for a, b in edges[:, :2].tolist()], np.int64)
-                chi = np.array([g._index[(a, b)] for a, b in edges[:, 2:].tolist()], np.int64)
-            except KeyError as e:
-                raise GraphError(f"edge refers to a missing node {e.args[0]}") from None
+            def rows_of(et: np.ndarray, el: np.ndarray) -> np.ndarray:
+                c = (et << 32) | el
+                pos = np.minimum(np.searchsorted(sorted_codes, c), max(n - 1, 0))
+                missing = np.flatnonzero(sorted_codes[pos] != c) if n else np.arange(c.size)
+                if missing.size:
+                    i = missing[0]
+                    raise GraphError(
+                        f"edge refers to a missing node {(int(et[i]), int(el[i]))}"
+                    )
+                return order[pos]
+
+            par = rows_of(edges[:, 0], edges[:, 1])
+            chi = rows_of(edges[:, 2], edges[:, 3])
             if np.any(g._cols["t"][chi] <= g._cols["t"][par]):
                 raise GraphError("edges must go forward in time")
             if np.unique(chi).size != chi.size:
@@ -446,8 +460,13 @@ class TrackGraph:
             if out_deg.max() > 2:
                 raise GraphError("a cell has more than two successors")
             g._pred = dict(zip(chi.tolist(), par.tolist(), strict=True))
+            succ = g._succ
             for u, v in zip(par.tolist(), chi.tolist(), strict=True):
-                g._succ.setdefault(u, []).append(v)
+                kids = succ.get(u)
+                if kids is None:
+                    succ[u] = [v]
+                else:
+                    kids.append(v)
         else:
             par = chi = np.empty(0, np.int64)
             out_deg = np.zeros(n, np.int64)
@@ -560,8 +579,9 @@ class TrackGraph:
                 frame = np.asarray(labels[frame_t])
                 lab[sel] = frame[iy[sel], ix[sel]]
                 if areas:
-                    counts = np.bincount(frame.ravel().astype(np.int64))
-                    area[sel] = counts[np.minimum(lab[sel], counts.size - 1)]
+                    # np.unique, not bincount: label values may be huge (up to 2**32-1)
+                    values, counts = np.unique(frame, return_counts=True)
+                    area[sel] = counts[np.searchsorted(values, lab[sel])]
             bad = np.flatnonzero(lab == 0)
             if bad.size:
                 i = bad[0]

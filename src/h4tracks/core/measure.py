@@ -11,9 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from h4tracks.errors import InputError
+
 # Above this ratio of (max label / pixel count) a dense bincount would waste memory, so the
 # labels are compacted with np.unique first.
 _DENSE_LIMIT = 4
+_MAX_LABEL = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,14 @@ def measure_frame(frame: np.ndarray) -> FrameMeasurements:
             np.empty(0, np.uint32), np.empty((0, 2), np.float64), np.empty(0, np.int64)
         )
     lab = flat[idx].astype(np.int64, copy=False)
+    lo, hi = int(lab.min()), int(lab.max())
+    if lo < 0 or hi > _MAX_LABEL:
+        raise InputError(
+            f"labels must be integers from 0 to {_MAX_LABEL}, found {lo if lo < 0 else hi}"
+        )
     width = frame.shape[1]
     ys, xs = np.divmod(idx, width)
-    if int(lab.max()) <= _DENSE_LIMIT * flat.size:
+    if hi <= _DENSE_LIMIT * flat.size:
         counts = np.bincount(lab)
         present = np.flatnonzero(counts)
         bins = lab
