@@ -197,3 +197,22 @@ def test_data_tab_import_and_calibration(widget, movie, tmp_path, qtbot):
     assert p.metadata.pixel_size == pytest.approx(0.7)
     assert p.labels is not None and len(p.graph) > 0
     assert Path(p.metadata.source).name == "movie.ome.tif"
+
+
+def test_import_multichannel_asks_for_channel(widget, movie, tmp_path, monkeypatch):
+    from qtpy.QtWidgets import QInputDialog
+
+    two = np.stack([movie.image, movie.image // 2], axis=1)  # (T, C, Y, X)
+    path = tmp_path / "two.ome.tif"
+    tifffile.imwrite(path, two, metadata={"axes": "TCYX", "Channel": {"Name": ["DAPI", "GFP"]}})
+    asked = {}
+
+    def choose(parent, title, label, items, *args):
+        asked["items"] = list(items)
+        return "GFP", True
+
+    monkeypatch.setattr(QInputDialog, "getItem", staticmethod(choose))
+    project = widget.data_tab.import_image(path)
+    assert asked["items"] == ["DAPI", "GFP"]
+    assert project.metadata.channel == "GFP"
+    np.testing.assert_array_equal(np.asarray(project.image), movie.image // 2)

@@ -596,6 +596,17 @@ def _select_scene(img: BioImage, scene: int | str | None, name: str, notes: list
         raise InputError(f"{name}: cannot open scene {scene!r} ({_short(exc)})") from exc
 
 
+class ChannelChoiceError(InputError):
+    """A multi-channel file was opened without choosing a channel.
+
+    ``channel_names`` lists the choices (names, or indices as strings) so a UI can ask.
+    """
+
+    def __init__(self, message: str, channel_names: list[str]) -> None:
+        super().__init__(message)
+        self.channel_names = channel_names
+
+
 def _pick_channel(
     channel: int | str | None, names: list[str], name: str, labels: bool
 ) -> tuple[int, str | int | None]:
@@ -614,9 +625,10 @@ def _pick_channel(
         )
     if channel is None:
         if n > 1:
-            raise InputError(
-                f"{name}: the file has {n} channels ({listing}); pass channel=<index or "
-                "name> to choose one"
+            raise ChannelChoiceError(
+                f"{name}: the file has {n} channels ({listing}); choose one "
+                "(--channel INDEX|NAME on the command line, channel= in Python)",
+                [str(i) if not has_names else c for i, c in enumerate(names)],
             )
         return 0, None
     index: int | None = None
