@@ -638,17 +638,9 @@ class TrackGraph:
         across gaps), and each track's first node is linked to its parent's last node.
         Track ids are kept.
         """
-        from h4tracks.core.measure import measure_frame
+        from h4tracks.core.measure import measure_movie
 
-        cols: dict[str, list[np.ndarray]] = {c: [] for c in ("t", "label", "y", "x", "area")}
-        for t in range(labels.shape[0]):
-            m = measure_frame(np.asarray(labels[t]))
-            cols["t"].append(np.full(len(m), t, np.int64))
-            cols["label"].append(m.labels.astype(np.int64))
-            cols["y"].append(m.centroids[:, 0])
-            cols["x"].append(m.centroids[:, 1])
-            cols["area"].append(m.areas)
-        nodes = {k: np.concatenate(v) for k, v in cols.items()}
+        nodes = measure_movie(labels)
         t, lab = nodes["t"], nodes["label"]
         order = np.lexsort((t, lab))
         t_s, lab_s = t[order], lab[order]

@@ -8,6 +8,7 @@ sync with the labels and by the trackers to build detections.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -74,3 +75,25 @@ def measure_frame(frame: np.ndarray) -> FrameMeasurements:
         counts, sum_y, sum_x = counts[present], sum_y[present], sum_x[present]
     centroids = np.stack([sum_y / counts, sum_x / counts], axis=1)
     return FrameMeasurements(present.astype(np.uint32), centroids, counts.astype(np.int64))
+
+
+def measure_movie(labels: Any) -> dict[str, np.ndarray]:
+    """Measure every cell of every frame of a (T, Y, X) label movie, frame by frame.
+
+    Returns
+    -------
+    dict
+        Node columns ``t``, ``label``, ``y``, ``x``, ``area`` (as TrackGraph.from_arrays
+        takes them), ordered by (t, label). Only one frame is in memory at a time.
+    """
+    cols: dict[str, list[np.ndarray]] = {c: [] for c in ("t", "label", "y", "x", "area")}
+    for t in range(labels.shape[0]):
+        m = measure_frame(np.asarray(labels[t]))
+        cols["t"].append(np.full(len(m), t, np.int64))
+        cols["label"].append(m.labels.astype(np.int64))
+        cols["y"].append(m.centroids[:, 0])
+        cols["x"].append(m.centroids[:, 1])
+        cols["area"].append(m.areas)
+    dtypes = {"t": np.int64, "label": np.int64, "y": np.float64, "x": np.float64,
+              "area": np.int64}
+    return {k: np.concatenate(v) if v else np.empty(0, dtypes[k]) for k, v in cols.items()}

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from h4tracks.core.graph import TrackGraph
-from h4tracks.core.measure import measure_frame
+from h4tracks.core.measure import measure_frame, measure_movie
 from h4tracks.errors import InputError
 
 TimeUnit = Literal["ms", "s", "min", "h"]
@@ -243,16 +243,7 @@ class LabelMovie:
 
 def measure_graph_nodes(labels: Any) -> TrackGraph:
     """A TrackGraph with one node per cell of every frame (no edges), measured frame by frame."""
-    cols: dict[str, list[np.ndarray]] = {c: [] for c in ("t", "label", "y", "x", "area")}
-    for t in range(labels.shape[0]):
-        m = measure_frame(np.asarray(labels[t]))
-        cols["t"].append(np.full(len(m), t, np.int64))
-        cols["label"].append(m.labels.astype(np.int64))
-        cols["y"].append(m.centroids[:, 0])
-        cols["x"].append(m.centroids[:, 1])
-        cols["area"].append(m.areas)
-    nodes = {k: np.concatenate(v) if v else np.empty(0) for k, v in cols.items()}
-    return TrackGraph.from_arrays(nodes)
+    return TrackGraph.from_arrays(measure_movie(labels))
 
 
 class AutoSnapshot:
