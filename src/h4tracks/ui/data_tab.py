@@ -51,7 +51,7 @@ class DataTab(QWidget):
         self.frame_interval = QDoubleSpinBox()
         self.frame_interval.setRange(0.0, 1e7)
         self.frame_interval.setDecimals(3)
-        self.frame_interval.setSpecialValueText("not set (frames)")
+        self.frame_interval.setSpecialValueText("not set")
         self.frame_interval.setToolTip("Time between frames; 0 = unknown (results in frames)")
         self.time_unit = QComboBox()
         self.time_unit.addItems(["s", "min", "h", "ms"])
