@@ -41,12 +41,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Action",
-    "editable_labels",
     "ActionGroup",
     "AddEdge",
     "History",
     "RemoveEdge",
     "SetLabelPixels",
+    "editable_labels",
     "same_lineage",
 ]
 
