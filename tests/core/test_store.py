@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from _lineage_data import lineage_labels as _lineage_labels
 
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import AutoSnapshot, LabelMovie, Metadata, Project
@@ -29,26 +30,8 @@ COLUMNS = ("t", "label", "y", "x", "area", "track_id")
 
 # ---------------------------------------------------------------------------------- helpers
 def lineage_labels(shape: tuple[int, int] = (32, 40)) -> np.ndarray:
-    """(4, Y, X) labels with cells for a division, a gap edge and irregular centroids.
-
-    t0: 1, 2   t1: 1, 3   t2: 1, 2, 4, 5   t3: 4, 5, 6, 7 (7 is a triangle)
-    """
-    lab = np.zeros((4, *shape), np.uint32)
-    lab[0, 2:8, 2:8] = 1
-    lab[0, 20:25, 30:37] = 2
-    lab[1, 3:9, 3:9] = 1
-    lab[1, 12:16, 12:19] = 3
-    lab[2, 4:10, 4:10] = 1
-    lab[2, 20:26, 30:36] = 2
-    lab[2, 12:17, 13:19] = 4
-    lab[2, 26:30, 2:6] = 5
-    lab[3, 2:6, 2:7] = 4
-    lab[3, 8:12, 8:12] = 5
-    lab[3, 13:18, 14:20] = 6
-    for i in range(5):
-        lab[3, 25 + i, 25 : 26 + i] = 7
-    lab[3, 29, 31] = 7  # one stray pixel: centroid (y, x) = (27.75, 26.625)
-    return lab
+    """The shared hand-made movie with one stray pixel of cell 7 (irregular centroid)."""
+    return _lineage_labels(shape, stray_pixel=True)
 
 
 def full_project(dtype=np.uint16) -> Project:
