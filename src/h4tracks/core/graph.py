@@ -39,6 +39,10 @@ class GraphError(H4TracksError):
     """An edit that would make the lineage invalid (unknown node, second parent, ...)."""
 
 
+class _TrackIdMismatch(GraphError):
+    """Given track ids do not follow the chain rule of the edges."""
+
+
 def _key(node: Iterable[int]) -> NodeKey:
     t, label = node
     return int(t), int(label)
@@ -490,14 +494,20 @@ class TrackGraph:
         tid = self._cols["track_id"]
         cont = out_deg[par] == 1
         if np.any(tid[par[cont]] != tid[chi[cont]]):
-            raise GraphError("stored track ids disagree with the edges (a chain has two ids)")
+            raise _TrackIdMismatch(
+                "stored track ids disagree with the edges (a chain has two ids)"
+            )
         if np.any(tid[par[~cont]] == tid[chi[~cont]]):
-            raise GraphError("stored track ids disagree with the edges (daughter keeps mother id)")
+            raise _TrackIdMismatch(
+                "stored track ids disagree with the edges (daughter keeps mother id)"
+            )
         n = self._n
         # each track id must be exactly one chain: #nodes - #continuation edges == #tracks
         n_tracks = np.unique(tid[:n]).size
         if n - int(cont.sum()) != n_tracks:
-            raise GraphError("stored track ids disagree with the edges (an id spans two chains)")
+            raise _TrackIdMismatch(
+                "stored track ids disagree with the edges (an id spans two chains)"
+            )
 
     def copy(self) -> TrackGraph:
         """Deep copy."""
@@ -620,14 +630,7 @@ class TrackGraph:
                 "two track points fall on the same cell in one frame; "
                 "the tracks do not match the labels"
             )
-        all_edges = np.concatenate(edges).astype(np.int64)
-        try:
-            return cls.from_arrays(nodes, all_edges)
-        except GraphError:
-            # napari allows a parent track with a single child track (not a division); in our
-            # model that is one chain, so the ids are recomputed from the edges.
-            del nodes["track_id"]
-            return cls.from_arrays(nodes, all_edges)
+        return cls._from_arrays_keeping_ids(nodes, np.concatenate(edges).astype(np.int64))
 
     @classmethod
     def from_ctc(cls, labels: Any, lineage: np.ndarray) -> TrackGraph:
@@ -656,10 +659,19 @@ class TrackGraph:
         if div:
             edges.append(np.asarray(div, np.int64))
         nodes["track_id"] = lab.copy()
-        all_edges = np.concatenate(edges)
+        return cls._from_arrays_keeping_ids(nodes, np.concatenate(edges))
+
+    @classmethod
+    def _from_arrays_keeping_ids(
+        cls, nodes: dict[str, np.ndarray], edges: np.ndarray
+    ) -> TrackGraph:
+        """``from_arrays`` keeping the given track ids where they fit the chain rule.
+
+        napari and CTC allow a parent track with a single child track (not a division); in
+        our model that is one chain, so then the ids are recomputed from the edges. Any other
+        problem (missing node, second parent, ...) is raised as it is.
+        """
         try:
-            return cls.from_arrays(nodes, all_edges)
-        except GraphError:
-            # a parent with a single daughter is one chain in our model: recompute ids
-            del nodes["track_id"]
-            return cls.from_arrays(nodes, all_edges)
+            return cls.from_arrays(nodes, edges)
+        except _TrackIdMismatch:
+            return cls.from_arrays({k: v for k, v in nodes.items() if k != "track_id"}, edges)
