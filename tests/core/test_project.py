@@ -10,7 +10,13 @@ from pydantic import ValidationError
 from h4tracks import __version__
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.measure import measure_frame
-from h4tracks.core.project import LabelMovie, Metadata, Project, measure_graph_nodes
+from h4tracks.core.project import (
+    FrozenLabels,
+    LabelMovie,
+    Metadata,
+    Project,
+    measure_graph_nodes,
+)
 from h4tracks.errors import H4TracksError, InputError
 
 COLUMNS = ("t", "label", "y", "x", "area", "track_id")
@@ -509,15 +515,18 @@ class TestMetadata:
 
 # ---------------------------------------------------------------------------------- snapshot
 class TestAutoSnapshotAndProvenance:
-    def test_take_auto_snapshot_is_a_deep_copy(self) -> None:
+    def test_take_auto_snapshot_is_an_independent_copy(self) -> None:
         p = lineage_project()
         labels_before = np.asarray(p.labels).copy()
         graph_before = p.graph.copy()
         snap = p.take_auto_snapshot(method="cellpose", diameter=30)
         assert p.auto is snap
         assert snap.info == {"method": "cellpose", "diameter": 30}
-        assert isinstance(snap.labels, np.ndarray)
-        np.testing.assert_array_equal(snap.labels, labels_before)
+        # labels are shared copy-on-write: a read-only view, no pixels copied
+        assert isinstance(snap.labels, FrozenLabels)
+        with pytest.raises(TypeError, match="read-only"):
+            snap.labels[0, 0, 0] = 1
+        np.testing.assert_array_equal(np.asarray(snap.labels), labels_before)
         assert snap.graph == graph_before
         assert snap.graph is not p.graph
 
@@ -527,9 +536,26 @@ class TestAutoSnapshotAndProvenance:
         p.graph.remove_edge((0, 1), (1, 1))
         assert p.graph != graph_before
 
-        np.testing.assert_array_equal(snap.labels, labels_before)
+        np.testing.assert_array_equal(np.asarray(snap.labels), labels_before)
         assert snap.graph == graph_before
         assert snap.graph.n_edges == 6
+
+    def test_snapshot_copy_on_write_across_saves(self, tmp_path) -> None:
+        from h4tracks.core.store import open_project, save_project
+
+        p = lineage_project()
+        save_project(p, tmp_path / "p.zarr")
+        p = open_project(tmp_path / "p.zarr")
+        p.labels[1, 0:2, 0:2] = 5  # edited, unsaved frame shared with the snapshot
+        snap = p.take_auto_snapshot()
+        before = np.asarray(snap.labels).copy()
+        p.labels[1, 0:2, 0:2] = 6  # copy-on-write: the snapshot keeps 5
+        p.labels[0, 0:2, 0:2] = 7  # a frame read from disk
+        np.testing.assert_array_equal(np.asarray(snap.labels), before)
+        save_project(p)
+        q = open_project(tmp_path / "p.zarr")
+        np.testing.assert_array_equal(np.asarray(q.auto.labels), before)
+        assert q.labels.frame(1)[0, 0] == 6 and q.labels.frame(0)[0, 0] == 7
 
     def test_snapshot_without_labels(self) -> None:
         p = Project(np.zeros((2, 3, 5), np.uint8))

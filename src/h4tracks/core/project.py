@@ -107,6 +107,8 @@ class LabelMovie:
         #: the saved project this movie's base array belongs to (enables incremental save)
         self.store_path = None if store_path is None else Path(store_path)
         self._listeners: list[Callable[[int], None]] = []
+        # edited frames also referenced by a snapshot: copied before the next write
+        self._shared: set[int] = set()
 
     # array protocol -----------------------------------------------------------------
     @property
@@ -185,6 +187,9 @@ class LabelMovie:
         t = _as_frame_index(t, self.shape[0])
         if t not in self._edits:
             self._edits[t] = np.array(self._base[t], dtype=np.uint32, copy=True)
+        elif t in self._shared:
+            self._edits[t] = self._edits[t].copy()
+            self._shared.discard(t)
         return self._edits[t]
 
     def _touched(self, ts: Iterable[int]) -> None:
@@ -214,7 +219,19 @@ class LabelMovie:
             raise InputError(f"frame shape {frame.shape} does not match labels {self.shape[1:]}")
         t = _as_frame_index(t, self.shape[0])
         self._edits[t] = frame.astype(np.uint32, copy=True)
+        self._shared.discard(t)
         self._touched([t])
+
+    def snapshot(self) -> FrozenLabels:
+        """A read-only copy of the movie as it is now, in O(edited frames) time and no pixels.
+
+        Frames are shared copy-on-write: the snapshot keeps the current frame arrays and this
+        movie copies a shared frame before its next write.
+        """
+        frozen = FrozenLabels(self._base, store_path=self.store_path)
+        frozen._edits = dict(self._edits)
+        self._shared = set(self._edits)
+        return frozen
 
     def add_listener(self, fn: Callable[[int], None]) -> None:
         """Call ``fn(t)`` whenever frame ``t`` is edited."""
@@ -233,12 +250,26 @@ class LabelMovie:
     def mark_saved(self, new_base: Any, store_path: str | Path) -> None:
         """After a save: read from the saved array and forget the in-memory edits."""
         self._base = new_base
-        self._edits.clear()
+        self._edits = {}  # a new dict: snapshots keep referencing the old one
+        self._shared.clear()
         self.dirty.clear()
         self.store_path = Path(store_path)
 
     def __repr__(self) -> str:
         return f"LabelMovie(shape={self.shape}, edited frames={sorted(self.dirty)})"
+
+
+class FrozenLabels(LabelMovie):
+    """A read-only :class:`LabelMovie` (see :meth:`LabelMovie.snapshot`)."""
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise TypeError("a label snapshot is read-only")
+
+    def set_frame(self, t: int, frame: np.ndarray) -> None:
+        raise TypeError("a label snapshot is read-only")
+
+    def __repr__(self) -> str:
+        return f"FrozenLabels(shape={self.shape})"
 
 
 def measure_graph_nodes(labels: Any) -> TrackGraph:
@@ -384,10 +415,12 @@ class Project:
 
     # ------------------------------------------------------------------ snapshot
     def take_auto_snapshot(self, **info: Any) -> AutoSnapshot:
-        """Keep a copy of the current labels and graph as the automatic result."""
-        labels = None
-        if self._labels is not None:
-            labels = np.asarray(self._labels)
+        """Keep a copy of the current labels and graph as the automatic result.
+
+        Cheap: labels are shared copy-on-write (:meth:`LabelMovie.snapshot`), so a long movie
+        is not copied; only the graph is.
+        """
+        labels = None if self._labels is None else self._labels.snapshot()
         self.auto = AutoSnapshot(labels, self.graph.copy(), info)
         return self.auto
 

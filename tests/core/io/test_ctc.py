@@ -283,3 +283,69 @@ def test_read_rejects_folders_without_a_tracking(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="several sequences"):
         read_ctc(tmp_path)
     np.testing.assert_array_equal(read_ctc(tmp_path / "02_GT")[0], labels)
+
+
+# --------------------------------------------------------------------------------------------
+# project export (graph -> CTC)
+
+def _project_with_gt_graph(movie: SyntheticMovie, relabel: bool = True):
+    """A project whose labels are NOT track ids (per-frame ids) but whose graph is the GT."""
+    from h4tracks.core.graph import TrackGraph
+    from h4tracks.core.project import Project
+
+    graph = TrackGraph.from_ctc(movie.labels, movie.lineage)
+    if not relabel:
+        return Project(movie.image, movie.labels.copy(), graph=graph)
+    # scramble ids per frame: the export must map (t, label) -> track, not trust label values
+    labels = movie.labels.copy()
+    nodes = graph.node_table()
+    perm_graph = TrackGraph.from_arrays(
+        {**{k: nodes[k] for k in ("t", "y", "x", "area")}, "label": nodes["label"] * 7 + 3},
+        np.concatenate([graph.edge_array()[:, :1], graph.edge_array()[:, 1:2] * 7 + 3,
+                        graph.edge_array()[:, 2:3], graph.edge_array()[:, 3:] * 7 + 3], 1),
+    )
+    labels = np.where(labels > 0, labels * 7 + 3, 0).astype(np.uint32)
+    return Project(movie.image, labels, graph=perm_graph)
+
+
+def test_export_of_ground_truth_graph_scores_perfectly(tmp_path: Path, movie) -> None:
+    from h4tracks.core.io.ctc import export_ctc
+
+    gt = write_ctc(tmp_path / "gt", movie.labels, movie.lineage, kind="gt")
+    project = _project_with_gt_graph(movie)
+    seen = []
+    res = export_ctc(project, tmp_path / "res", progress=lambda d, n: seen.append(d))
+    assert seen[-1] == movie.labels.shape[0]
+    scores = _evaluate(res, gt)
+    assert scores["TRA"] == 1.0 and scores["DET"] == 1.0 and scores["SEG"] == 1.0
+    _, lineage = read_ctc(res)
+    assert len(lineage) == len(movie.lineage)
+    assert (lineage[:, 3] > 0).sum() == (movie.lineage[:, 3] > 0).sum()
+
+
+def test_export_splits_gaps_into_parent_child(tmp_path: Path, movie) -> None:
+    from h4tracks.core.io.ctc import export_ctc, graph_to_ctc
+
+    project = _project_with_gt_graph(movie, relabel=False)
+    tid = _leaf_track(movie, min_len=5)
+    first = int(movie.lineage[movie.lineage[:, 0] == tid, 1][0])
+    # the cell is missed in frame first+2 and the tracker bridged the gap
+    frame = project.labels.frame(first + 2)
+    project.labels[first + 2] = np.where(frame == tid, 0, frame)
+    g = project.graph
+    g.add_edge((first + 1, tid), (first + 3, tid))
+    _, lineage = graph_to_ctc(g)
+    assert len(lineage) == len(movie.lineage) + 1
+    res = export_ctc(project, tmp_path / "res")  # write_ctc checks continuity itself
+    gt = write_ctc(tmp_path / "gt", movie.labels, movie.lineage, kind="gt")
+    scores = _evaluate(res, gt)
+    assert 0.95 < scores["TRA"] < 1.0
+
+
+def test_export_without_labels_is_an_error(tmp_path: Path, movie) -> None:
+    from h4tracks.core.io.ctc import export_ctc
+    from h4tracks.core.project import Project
+
+    with pytest.raises(InputError, match="no segmentation"):
+        export_ctc(Project(movie.image), tmp_path / "res")
+    assert not (tmp_path / "res").exists()

@@ -22,13 +22,14 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
 
 from h4tracks.errors import InputError
 
-__all__ = ["lineage_from_labels", "read_ctc", "write_ctc"]
+__all__ = ["export_ctc", "graph_to_ctc", "lineage_from_labels", "read_ctc", "write_ctc"]
 
 _KINDS = ("res", "gt")
 _RES_MASK = re.compile(r"^mask(\d+)\.tif$")
@@ -441,3 +442,78 @@ def _read_track_file(path: Path) -> np.ndarray:
             )
         rows.append(row)
     return np.array(rows, np.int64).reshape(-1, 4)
+
+
+def graph_to_ctc(graph: Any) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """CTC track ids for the nodes of a :class:`~h4tracks.core.graph.TrackGraph`.
+
+    CTC tracks are continuous in time and never branch, so a chain of our graph is cut where
+    it skips frames (a gap-closing link) and where it divides: each piece becomes a CTC track
+    whose parent is the piece before it. A gap thus becomes a parent with a single child,
+    which is how the CTC format (and its evaluators) represent a cell missed in some frames.
+
+    Returns
+    -------
+    (nodes, lineage)
+        ``nodes``: columns ``t``, ``label`` (sorted by t, label) and ``ctc_id`` (1..N);
+        ``lineage``: (N, 4) rows ``(ctc_id, first, last, parent_ctc_id or 0)``.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    table = graph.node_table()
+    t, lab = table["t"].astype(np.int64), table["label"].astype(np.int64)
+    n = t.size
+    if n == 0:
+        return {"t": t, "label": lab, "ctc_id": np.zeros(0, np.int64)}, np.zeros((0, 4), np.int64)
+    edges = graph.edge_array()
+    key = t * (int(lab.max()) + 1) + lab  # sorted like the table
+    width = int(lab.max()) + 1
+    parent = np.searchsorted(key, edges[:, 0] * width + edges[:, 1])
+    child = np.searchsorted(key, edges[:, 2] * width + edges[:, 3])
+    out_degree = np.bincount(parent, minlength=n)
+    keep = (out_degree[parent] == 1) & (edges[:, 2] == edges[:, 0] + 1)
+    adj = coo_matrix((np.ones(int(keep.sum())), (parent[keep], child[keep])), shape=(n, n))
+    _, comp = connected_components(adj, directed=True, connection="weak")
+    # number pieces by first appearance (time, label) so ids are stable and readable
+    first_node = np.full(comp.max() + 1, n, np.int64)
+    np.minimum.at(first_node, comp, np.arange(n))
+    rank = np.empty_like(first_node)
+    rank[np.argsort(first_node)] = np.arange(1, first_node.size + 1)
+    ctc = rank[comp]
+    first = np.full(ctc.max() + 1, np.iinfo(np.int64).max, np.int64)
+    last = np.full(ctc.max() + 1, -1, np.int64)
+    np.minimum.at(first, ctc, t)
+    np.maximum.at(last, ctc, t)
+    par = np.zeros(ctc.max() + 1, np.int64)
+    cut = ~keep
+    par[ctc[child[cut]]] = ctc[parent[cut]]
+    ids = np.arange(1, ctc.max() + 1)
+    lineage = np.stack([ids, first[1:], last[1:], par[1:]], axis=1)
+    return {"t": t, "label": lab, "ctc_id": ctc}, lineage
+
+
+def export_ctc(project: Any, directory: str | os.PathLike[str],
+               progress: Any = None) -> Path:
+    """Write a project's tracks as a CTC result folder (``mask000.tif``… + ``res_track.txt``).
+
+    Label images are relabelled by CTC track id (see :func:`graph_to_ctc`), one frame at a
+    time from the project's labels; cells without a node (none after a graph sync) stay 0.
+    """
+    if project.labels is None:
+        raise InputError("The project has no segmentation to export.")
+    nodes, lineage = graph_to_ctc(project.graph)
+    t_all, lab_all, ids = nodes["t"], nodes["label"], nodes["ctc_id"]
+    bounds = np.searchsorted(t_all, np.arange(project.n_frames + 1))
+    movie = np.zeros(project.shape, np.uint32)
+    for frame_t in range(project.n_frames):
+        s, e = bounds[frame_t], bounds[frame_t + 1]
+        frame = np.asarray(project.labels.frame(frame_t))
+        if e > s:
+            labels_here, ids_here = lab_all[s:e], ids[s:e]
+            pos = np.searchsorted(labels_here, frame).clip(max=e - s - 1)
+            hit = (labels_here[pos] == frame) & (frame > 0)
+            movie[frame_t] = np.where(hit, ids_here[pos], 0)
+        if progress is not None:
+            progress(frame_t + 1, project.n_frames)
+    return write_ctc(directory, movie, lineage, kind="res")

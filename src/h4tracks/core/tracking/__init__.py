@@ -1,0 +1,108 @@
+"""Cell tracking: LAP (Jaqaman et al. 2008) and mask-overlap trackers, and track curation.
+
+Qt-free. :func:`track_project` is the entry point used by the CLI and the plugin; the trackers
+themselves (:func:`track_lap`, :func:`track_overlap`) take detections or label movies and
+return a :class:`~h4tracks.core.graph.TrackGraph`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from h4tracks.core.tracking.curation import add_links, delete_tracks, link, unlink
+from h4tracks.core.tracking.detections import Detections, detect
+from h4tracks.core.tracking.lap import track_lap
+from h4tracks.core.tracking.overlap import track_overlap, track_single_cell
+from h4tracks.core.tracking.params import LapParams, OverlapParams
+from h4tracks.errors import H4TracksError, InputError
+
+if TYPE_CHECKING:
+    from h4tracks.core.graph import TrackGraph
+    from h4tracks.core.project import Project
+
+__all__ = [
+    "Detections",
+    "LapParams",
+    "OverlapParams",
+    "add_links",
+    "delete_tracks",
+    "detect",
+    "link",
+    "track_lap",
+    "track_overlap",
+    "track_project",
+    "track_single_cell",
+    "unlink",
+]
+
+_PARAMS = {"lap": LapParams, "overlap": OverlapParams}
+
+
+def track_project(
+    project: Project,
+    method: Literal["lap", "overlap"] = "lap",
+    params: LapParams | OverlapParams | dict[str, Any] | None = None,
+    progress: Callable[[int, int], Any] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    *,
+    cores: int = 1,
+) -> TrackGraph:
+    """Track all cells of a project and make the result its lineage.
+
+    Detects cells in ``project.labels``, tracks them, replaces ``project.graph``, records the
+    step in the provenance (``"track"`` with the method and every parameter) and takes the
+    automatic-result snapshot (:meth:`Project.take_auto_snapshot`: the graph is copied; how
+    the labels are kept is up to the project model).
+
+    Parameters
+    ----------
+    project
+        The project; it must have labels.
+    method
+        ``"lap"`` (:func:`track_lap`) or ``"overlap"`` (:func:`track_overlap`).
+    params
+        Parameters of the method (its pydantic model, a dict of its fields, or None for the
+        defaults).
+    progress
+        ``progress(done, total)`` once per frame and stage (LAP: detection then linking,
+        ``total = 2 × frames``; overlap: ``total = frames``).
+    cancel
+        ``cancel() -> bool`` polled between frames; when it returns True,
+        ``H4TracksError("Tracking cancelled")`` is raised and the project is left unchanged.
+    cores
+        Threads used to detect cells (LAP).
+
+    Returns
+    -------
+    TrackGraph
+        The new ``project.graph``.
+    """
+    if method not in _PARAMS:
+        raise InputError(f"tracking method must be 'lap' or 'overlap', got {method!r}")
+    model = _PARAMS[method]
+    if params is None:
+        params = model()
+    elif isinstance(params, dict):
+        params = model.model_validate(params)
+    elif not isinstance(params, model):
+        raise InputError(
+            f"{method} tracking needs {model.__name__}, got {type(params).__name__}"
+        )
+    labels = project.labels
+    if labels is None:
+        raise InputError("the project has no labels to track; segment the movie first")
+    n = int(labels.shape[0])
+    if method == "lap":
+        stage2 = None if progress is None else (lambda d, _t: progress(n + d, 2 * n))
+        stage1 = None if progress is None else (lambda d, _t: progress(d, 2 * n))
+        det = detect(labels, cores=cores, progress=stage1, cancel=cancel)
+        graph = track_lap(det, params, progress=stage2, cancel=cancel)  # type: ignore[arg-type]
+    else:
+        graph = track_overlap(labels, params, progress=progress, cancel=cancel)  # type: ignore[arg-type]
+    if cancel is not None and cancel():
+        raise H4TracksError("Tracking cancelled")
+    project.graph = graph
+    project.add_provenance("track", method=method, **params.model_dump())
+    project.take_auto_snapshot(step="track", method=method)
+    return graph

@@ -1,0 +1,71 @@
+"""Tests of track_project: the entry point that tracks a whole project."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _tracking_data import graph_edges
+
+from h4tracks.core.project import Project
+from h4tracks.core.tracking import (
+    LapParams,
+    OverlapParams,
+    track_lap,
+    track_overlap,
+    track_project,
+)
+from h4tracks.errors import H4TracksError, InputError
+
+
+@pytest.fixture()
+def project(movie):
+    return Project(movie.image, movie.labels)
+
+
+def test_lap_sets_graph_provenance_and_snapshot(project, movie):
+    calls = []
+    p = LapParams(max_distance=20, divisions=True)
+    g = track_project(project, "lap", p, progress=lambda d, n: calls.append((d, n)), cores=2)
+    assert project.graph is g
+    assert graph_edges(g) == graph_edges(track_lap(movie.labels, p))
+    assert g.n_edges > 250
+    prov = project.metadata.provenance[-1]
+    assert prov["step"] == "track" and prov["params"]["method"] == "lap"
+    assert prov["params"]["max_distance"] == 20 and prov["params"]["divisions"] is True
+    assert project.auto is not None and project.auto.graph == g
+    assert calls[-1] == (40, 40)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_overlap_with_dict_params(project, movie):
+    g = track_project(project, "overlap", {"min_overlap": 0.5})
+    assert graph_edges(g) == graph_edges(track_overlap(movie.labels, OverlapParams(
+        min_overlap=0.5)))
+    assert project.metadata.provenance[-1]["params"]["min_overlap"] == 0.5
+
+
+@pytest.mark.parametrize("method", ["lap", "overlap"])
+def test_cancel_leaves_project_unchanged(project, method):
+    before = project.graph.copy()
+    n_prov = len(project.metadata.provenance)
+    state = {"n": 0}
+
+    def cancel() -> bool:
+        state["n"] += 1
+        return state["n"] > 5
+
+    with pytest.raises(H4TracksError, match="Tracking cancelled"):
+        track_project(project, method, cancel=cancel)
+    assert project.graph == before
+    assert len(project.metadata.provenance) == n_prov and project.auto is None
+
+
+def test_errors(project):
+    with pytest.raises(InputError, match="method"):
+        track_project(project, "nearest")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="OverlapParams"):
+        track_project(project, "overlap", LapParams())
+    with pytest.raises(ValueError):
+        track_project(project, "lap", {"max_distance": -1})
+    with pytest.raises(InputError, match="no labels"):
+        track_project(Project(np.zeros((2, 8, 8), np.uint8)), "lap")
