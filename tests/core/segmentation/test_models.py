@@ -22,43 +22,6 @@ from h4tracks.core.segmentation.models import (
 from h4tracks.errors import H4TracksError, InputError
 
 
-@pytest.fixture(scope="session")
-def weights_file(tmp_path_factory) -> Path:
-    """A real, random-initialised Cellpose (v3 CPnet) weights file, built as cellpose does."""
-    from cellpose.resnet_torch import CPnet
-
-    torch.manual_seed(0)
-    # Same arguments as cellpose.models.CellposeModel.__init__ (nchan=2, nclasses=3).
-    net = CPnet([2, 32, 64, 128, 256], 3, sz=3, mkldnn=False, max_pool=True, diam_mean=30.0)
-    path = tmp_path_factory.mktemp("weights") / "random_cp3.pth"
-    torch.save(net.state_dict(), path)
-    return path
-
-
-@pytest.fixture
-def cfg(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "config"
-    monkeypatch.setenv("H4TRACKS_CONFIG_DIR", str(d))
-    return d
-
-
-@pytest.fixture
-def empty_cellpose_cache(tmp_path, monkeypatch) -> Path:
-    """Point cellpose's model cache at an empty dir and make any download attempt fail loudly."""
-    import cellpose.models as cpm
-    import cellpose.utils as cpu
-
-    cache = tmp_path / "cellpose_cache"
-    cache.mkdir()
-    monkeypatch.setattr(cpm, "MODEL_DIR", cache)
-
-    def no_download(url, dst, progress=True):  # tripwire, not a behaviour stub
-        raise AssertionError(f"cellpose attempted a download of {url}")
-
-    monkeypatch.setattr(cpu, "download_url_to_file", no_download)
-    return cache
-
-
 # -- config dir / registry basics --------------------------------------------------------
 def test_config_dir_env(cfg):
     assert config_dir() == cfg
@@ -131,7 +94,7 @@ def test_remove(cfg, weights_file):
 
 
 def test_remove_builtin_refused(cfg):
-    with pytest.raises(InputError, match="built-in and cannot be removed"):
+    with pytest.raises(InputError, match="built in and cannot be removed"):
         ModelRegistry().remove("cyto3")
 
 
@@ -324,3 +287,27 @@ def test_entry_model_roundtrip():
     assert ModelEntry.model_validate_json(e.model_dump_json()) == e
     assert e.flow_threshold == 0.4 and e.cellprob_threshold == 0.0 and e.min_size == 15
     assert e.channels == (0, 0) and e.provenance == {}
+
+
+def test_demo_model_is_default_and_loads_offline(cfg, demo_model, empty_cellpose_cache):
+    reg = ModelRegistry()
+    entry = reg.default_entry()
+    assert entry.kind == "bundled" and reg.names()[0] == entry.name
+    assert Path(entry.path) == demo_model
+    model, message = load_cellpose_model(entry)
+    assert message is None
+    # stored in float16 to halve the package size, loaded into cellpose's float32 network
+    assert next(model.net.parameters()).dtype == torch.float32
+    with pytest.raises(InputError, match="built-in model name"):
+        reg.add_custom(entry.name, demo_model)
+    with pytest.raises(InputError, match="built in"):
+        reg.remove(entry.name)
+    assert entry.name not in [e.name for e in reg.custom_entries()]
+
+
+def test_demo_model_missing_is_clear(cfg, tmp_path, empty_cellpose_cache):
+    from h4tracks.core.segmentation.models import demo_entry
+
+    entry = demo_entry().model_copy(update={"path": str(tmp_path / "gone.pth")})
+    with pytest.raises(H4TracksError, match=r"demo model file .* is missing"):
+        load_cellpose_model(entry)

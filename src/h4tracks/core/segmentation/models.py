@@ -44,6 +44,10 @@ _FORMAT_VERSION = 1
 _REQUIRED_KEYS = ("output.2.weight", "output.2.bias")
 _REQUIRED_PREFIXES = ("downsample.", "upsample.", "output.")
 
+#: the small model h4tracks ships (trained by scripts/train_demo_model.py on synthetic movies)
+DEMO_MODEL = "h4tracks-demo"
+_DEMO_FILE = "h4tracks_demo.pth"
+
 # cellpose.models.model_path names these built-ins "<name>torch_<index>" in the cache.
 _TORCH_SUFFIX_MODELS = ("cyto", "cyto2", "nuclei")
 
@@ -54,7 +58,7 @@ class ModelEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    kind: Literal["builtin", "custom", "trained"]
+    kind: Literal["bundled", "builtin", "custom", "trained"]
     path: str | None = None  # weights file; None for built-ins
     diameter: float | None = None
     flow_threshold: float = 0.4
@@ -126,6 +130,22 @@ def _check_weights_file(path: Path) -> dict:
     return dict(state)
 
 
+def demo_model_file() -> Path:
+    """Path of the shipped demo model's weights (inside the installed package)."""
+    from importlib.resources import files
+
+    return Path(str(files("h4tracks") / "models" / _DEMO_FILE))
+
+
+def demo_entry() -> ModelEntry:
+    """Registry entry of the shipped demo model (the offline default)."""
+    return ModelEntry(
+        name=DEMO_MODEL, kind="bundled", path=str(demo_model_file()), diameter=None,
+        description="Small demo model shipped with h4tracks, trained on its synthetic "
+        "fluorescence movies; use a Cellpose built-in or train on your data for real work.",
+    )
+
+
 class ModelRegistry:
     """Built-in Cellpose models plus custom/trained models persisted in a JSON file."""
 
@@ -153,7 +173,7 @@ class ModelRegistry:
                 f"The model registry file {self.path} has invalid content ({first}); "
                 "fix or delete it to continue."
             ) from exc
-        return [e for e in entries if e.kind != "builtin"]
+        return [e for e in entries if e.kind not in ("builtin", "bundled")]
 
     def _save(self, entries: list[ModelEntry]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -176,7 +196,8 @@ class ModelRegistry:
 
     # -- queries ---------------------------------------------------------------------------
     def builtin_entries(self) -> list[ModelEntry]:
-        return [
+        """The shipped demo model followed by cellpose's built-in models."""
+        return [demo_entry()] + [
             ModelEntry(
                 name=n,
                 kind="builtin",
@@ -186,6 +207,10 @@ class ModelRegistry:
             )
             for n in builtin_model_names()
         ]
+
+    def default_entry(self) -> ModelEntry:
+        """The model used when none is chosen: the shipped demo model (works offline)."""
+        return demo_entry()
 
     def custom_entries(self) -> list[ModelEntry]:
         """The persisted custom/trained models only (does not import cellpose)."""
@@ -231,9 +256,9 @@ class ModelRegistry:
         if kind not in ("custom", "trained"):
             raise InputError(f"Model kind {kind!r} is invalid; use 'custom' or 'trained'.")
         file = Path(path).expanduser().resolve()
-        if name in builtin_model_names():
+        if name in builtin_model_names() or name == DEMO_MODEL:
             raise InputError(
-                f"Model name {name!r} is a Cellpose built-in model; choose another name."
+                f"Model name {name!r} is a built-in model name; choose another name."
             )
         custom = self._load()  # raises on a corrupt file, so it is never overwritten
         if any(e.name == name for e in custom) and not replace:
@@ -254,8 +279,8 @@ class ModelRegistry:
 
     def remove(self, name: str) -> None:
         """Forget custom/trained model ``name`` (its weights file is left alone)."""
-        if name in builtin_model_names():
-            raise InputError(f"Model {name!r} is a Cellpose built-in and cannot be removed.")
+        if name in builtin_model_names() or name == DEMO_MODEL:
+            raise InputError(f"Model {name!r} is built in and cannot be removed.")
         custom = self._load()
         if not any(e.name == name for e in custom):
             self.get(name)  # raises the "unknown model" error listing available names
@@ -297,6 +322,11 @@ def load_cellpose_model(
         if entry.path is None:
             raise H4TracksError(f"Model {entry.name!r} has no weights file recorded.")
         file = Path(entry.path)
+        if entry.kind == "bundled" and not file.is_file():
+            raise H4TracksError(
+                f"The demo model file {file} is missing from this h4tracks installation; "
+                "reinstall h4tracks or run scripts/train_demo_model.py."
+            )
         if not file.is_file():
             raise H4TracksError(
                 f"The model file {file} of model {entry.name!r} is gone; restore the file "
@@ -314,7 +344,8 @@ def load_cellpose_model(
         # cellpose must have loaded exactly these weights (no silent fallback to cyto3).
         loaded = model.net.state_dict()
         for key in _REQUIRED_KEYS:
-            if not torch.equal(loaded[key].detach().cpu(), state[key]):
+            # compared in the file's dtype: the demo model is stored in float16
+            if not torch.equal(loaded[key].detach().cpu().to(state[key].dtype), state[key]):
                 raise H4TracksError(
                     f"Cellpose did not load the weights of {file} for model {entry.name!r}."
                 )

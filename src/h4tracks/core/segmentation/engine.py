@@ -1,0 +1,324 @@
+"""Segment a project's movie with Cellpose, frame by frame, into the project's labels.
+
+Frames are read one at a time from the (possibly lazy) image, segmented and written with
+``project.labels.set_frame``, so only the frame being segmented and the frames not yet saved
+are in memory; ``checkpoint`` (e.g. an incremental save) every ``checkpoint_every`` frames
+keeps memory bounded on long movies. Network inference sits behind one function,
+:func:`segment_frame`, so another engine (e.g. ONNX) can serve it later.
+
+Cancelling (``cancel()`` is checked between frames) keeps the finished frames and leaves the
+others untouched; the run's report says how far it got. Each run records its provenance
+(model, parameters, versions, frames) and keeps the result as the project's automatic
+snapshot (used later to score the curated result against it).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from h4tracks.core.segmentation.models import ModelEntry, ModelRegistry, load_cellpose_model
+from h4tracks.core.segmentation.training import torch_threads
+from h4tracks.errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from h4tracks.core.project import Project
+
+#: frames segmented by a preview when no range is given
+PREVIEW_FRAMES = 5
+
+
+class SegmentParams(BaseModel):
+    """Cellpose parameters of a segmentation run (defaults from the model entry)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    diameter: float | None = Field(
+        None, gt=0, description="cell diameter in px; None = the model's own"
+    )
+    flow_threshold: float = Field(0.4, ge=0, description="max flow error of a kept mask")
+    cellprob_threshold: float = Field(0.0, ge=-6, le=6, description="pixels above are cell")
+    min_size: int = Field(15, ge=0, description="masks smaller than this (px) are removed")
+    channels: tuple[int, int] = (0, 0)
+    batch_size: int = Field(8, ge=1, description="224² tiles per network batch")
+
+    @classmethod
+    def for_model(cls, entry: ModelEntry, **overrides: Any) -> SegmentParams:
+        """The model's default parameters, with ``overrides`` (``None`` values ignored)."""
+        values = {
+            "diameter": entry.diameter,
+            "flow_threshold": entry.flow_threshold,
+            "cellprob_threshold": entry.cellprob_threshold,
+            "min_size": entry.min_size,
+            "channels": entry.channels,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class SegmentReport:
+    """What a segmentation run did."""
+
+    frames: list[int]  # frames segmented (in order)
+    requested: int  # frames asked for
+    cancelled: bool
+    seconds: float
+    n_cells: int
+    model: str
+    message: str | None = None  # e.g. GPU fallback
+
+    @property
+    def frames_per_second(self) -> float:
+        return len(self.frames) / self.seconds if self.seconds > 0 else float("nan")
+
+
+def parse_frames(spec: str | Sequence[int] | range | None, n_frames: int) -> list[int]:
+    """Frame indices from ``None`` (all), ``"A:B"`` (B exclusive, either may be empty),
+    ``"A"``, ``"0,7,14"`` or a sequence of ints; negative indices count from the end."""
+    if spec is None:
+        return list(range(n_frames))
+    if isinstance(spec, str):
+        text = spec.strip()
+        try:
+            if ":" in text:
+                a, _, b = text.partition(":")
+                start = int(a) if a.strip() else 0
+                stop = int(b) if b.strip() else n_frames
+                ranged = list(range(n_frames))[slice(start, stop)]
+            else:
+                frames = [int(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise InputError(
+                f"Frames {spec!r} are not understood; use A:B, a number, or a list like 0,7,14."
+            ) from None
+        if ":" in text:
+            return ranged or _empty(spec, n_frames)
+    else:
+        frames = [int(x) for x in spec]
+    out = []
+    for f in frames:
+        g = f + n_frames if f < 0 else f
+        if not 0 <= g < n_frames:
+            raise InputError(f"Frame {f} is out of range: the movie has {n_frames} frames.")
+        out.append(g)
+    return list(dict.fromkeys(out)) or _empty(spec, n_frames)
+
+
+def _empty(spec: Any, n_frames: int) -> list[int]:
+    raise InputError(f"Frames {spec!r} select no frame of a {n_frames}-frame movie.")
+
+
+def resolve_model(model: str | Path | ModelEntry | None,
+                  registry: ModelRegistry | None = None) -> ModelEntry:
+    """A model entry from a registry name, a weights file path or an entry (None = default)."""
+    if isinstance(model, ModelEntry):
+        return model
+    registry = registry or ModelRegistry()
+    if model is None:
+        return registry.default_entry()
+    name = str(model)
+    if name in registry.names():
+        return registry.get(name)
+    path = Path(name).expanduser()
+    if path.suffix or path.exists() or "/" in name:
+        from h4tracks.core.segmentation.models import _check_weights_file
+
+        _check_weights_file(path.resolve())
+        return ModelEntry(name=path.name, kind="custom", path=str(path.resolve()))
+    return registry.get(name)  # raises the "unknown model" error with the list
+
+
+def segment_frame(model: Any, frame: np.ndarray, params: SegmentParams) -> np.ndarray:
+    """Segment one 2D frame with a loaded Cellpose model; (Y, X) uint32 labels."""
+    frame = np.asarray(frame)
+    if frame.ndim != 2:
+        raise InputError(f"A frame to segment must be 2D, got shape {frame.shape}.")
+    if not np.any(frame != frame.flat[0]):
+        return np.zeros(frame.shape, np.uint32)  # blank frame: nothing to find
+    with warnings.catch_warnings():
+        # torch warns on every frame about cellpose's use of sparse tensors; not actionable
+        warnings.filterwarnings("ignore", message="Sparse invariant checks")
+        masks = model.eval(
+            [frame], channels=list(params.channels), diameter=params.diameter,
+            flow_threshold=params.flow_threshold, cellprob_threshold=params.cellprob_threshold,
+            min_size=params.min_size, batch_size=params.batch_size,
+        )[0][0]
+    return np.asarray(masks, dtype=np.uint32)
+
+
+def _run(
+    project: Project, model_spec: Any, frames: list[int], params: SegmentParams | None,
+    *, cores: int | None, gpu: bool, registry: ModelRegistry | None,
+    progress: Callable[[int, int], None] | None, cancel: Callable[[], bool] | None,
+    sink: Callable[[int, np.ndarray], None],
+) -> tuple[SegmentReport, ModelEntry, SegmentParams]:
+    entry = resolve_model(model_spec, registry)
+    params = params or SegmentParams.for_model(entry)
+    t0 = time.perf_counter()
+    done: list[int] = []
+    n_cells = 0
+    cancelled = False
+    with torch_threads(cores):
+        model, message = load_cellpose_model(entry, gpu=gpu)
+        if progress is not None:
+            progress(0, len(frames))
+        for i, t in enumerate(frames):
+            if cancel is not None and cancel():
+                cancelled = True
+                break
+            masks = segment_frame(model, project.image[t], params)
+            n_cells += int(np.unique(masks).size - (masks.min() == 0))
+            sink(t, masks)
+            done.append(t)
+            if progress is not None:
+                progress(i + 1, len(frames))
+    report = SegmentReport(done, len(frames), cancelled, time.perf_counter() - t0, n_cells,
+                           entry.name, message)
+    return report, entry, params
+
+
+def segment_project(
+    project: Project,
+    model: str | Path | ModelEntry | None = None,
+    *,
+    params: SegmentParams | None = None,
+    frames: str | Sequence[int] | None = None,
+    cores: int | None = None,
+    gpu: bool = False,
+    registry: ModelRegistry | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    checkpoint: Callable[[], None] | None = None,
+    checkpoint_every: int = 50,
+) -> SegmentReport:
+    """Segment ``frames`` of ``project`` and write the masks into ``project.labels``.
+
+    Parameters
+    ----------
+    model
+        Registry name, weights file path or :class:`ModelEntry`; ``None`` = the default model.
+    params
+        Cellpose parameters; default: the model entry's.
+    frames
+        See :func:`parse_frames`; default all frames.
+    cores
+        torch threads (the user's core budget, :func:`h4tracks.core.compute.core_budget`).
+    gpu
+        Use CUDA when torch sees it (otherwise the report's ``message`` says so).
+    progress
+        ``progress(frames_done, frames_total)``.
+    cancel
+        Checked between frames; finished frames are kept, the rest stay untouched.
+    checkpoint
+        Called after every ``checkpoint_every`` frames and at the end (e.g. an incremental
+        save, which frees the frames written so far from memory).
+
+    Returns
+    -------
+    SegmentReport
+        Frames done, whether it was cancelled, time, cells found, the model's name.
+    """
+    chosen = parse_frames(frames, project.n_frames)
+    labels = project.ensure_labels()
+    since = 0
+
+    def sink(t: int, masks: np.ndarray) -> None:
+        nonlocal since
+        labels.set_frame(t, masks)
+        since += 1
+        if checkpoint is not None and since >= checkpoint_every:
+            _drop_links(project, set(chosen))
+            checkpoint()
+            since = 0
+
+    report, entry, params = _run(
+        project, model, chosen, params, cores=cores, gpu=gpu, registry=registry,
+        progress=progress, cancel=cancel, sink=sink,
+    )
+    if report.frames:
+        # links into/out of re-segmented frames referred to cells that are gone
+        _drop_links(project, set(report.frames))
+        project.add_provenance(
+            "segment", model=entry.name, model_kind=entry.kind, model_path=entry.path,
+            frames=_frame_ranges(report.frames), cancelled=report.cancelled,
+            cellpose=_cellpose_version(), gpu=gpu and report.message is None,
+            cores=cores, **params.model_dump(),
+        )
+        project.take_auto_snapshot(step="segment", model=entry.name)
+    if checkpoint is not None and report.frames:
+        checkpoint()  # the last frames, the provenance and the snapshot
+    return report
+
+
+def preview(
+    project: Project,
+    model: str | Path | ModelEntry | None = None,
+    *,
+    params: SegmentParams | None = None,
+    frames: str | Sequence[int] | None = None,
+    cores: int | None = None,
+    gpu: bool = False,
+    registry: ModelRegistry | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> tuple[list[int], np.ndarray, SegmentReport]:
+    """Segment a few frames (default the first 5) without touching the project.
+
+    Returns ``(frames, masks, report)`` with ``masks`` of shape (len(frames), Y, X); on cancel
+    only the finished frames are returned.
+    """
+    chosen = parse_frames(frames, project.n_frames) if frames is not None else list(
+        range(min(PREVIEW_FRAMES, project.n_frames)))
+    out: list[np.ndarray] = []
+    report, _, _ = _run(
+        project, model, chosen, params, cores=cores, gpu=gpu, registry=registry,
+        progress=progress, cancel=cancel, sink=lambda t, m: out.append(m),
+    )
+    masks = np.stack(out) if out else np.zeros((0, *project.shape[1:]), np.uint32)
+    return report.frames, masks, report
+
+
+def _drop_links(project: Project, frames: set[int]) -> None:
+    g = project.graph
+    edges = g.edge_array()
+    if edges.size == 0:
+        return
+    hit = np.isin(edges[:, 0], list(frames)) | np.isin(edges[:, 2], list(frames))
+    for pt, pl, ct, cl in edges[hit].tolist():
+        g.remove_edge((pt, pl), (ct, cl))
+
+
+def _frame_ranges(frames: list[int]) -> list[list[int]]:
+    """[[start, stop), ...] runs of consecutive frames (compact provenance)."""
+    f = np.sort(np.asarray(frames))
+    breaks = np.flatnonzero(np.diff(f) != 1) + 1
+    return [[int(r[0]), int(r[-1]) + 1] for r in np.split(f, breaks)]
+
+
+def _cellpose_version() -> str:
+    from importlib.metadata import version
+
+    try:
+        return version("cellpose")
+    except Exception:  # pragma: no cover - metadata missing in odd installs
+        return "unknown"
+
+
+__all__ = [
+    "PREVIEW_FRAMES",
+    "SegmentParams",
+    "SegmentReport",
+    "parse_frames",
+    "preview",
+    "resolve_model",
+    "segment_frame",
+    "segment_project",
+]

@@ -1,0 +1,347 @@
+"""Train or fine-tune a Cellpose network on (image, mask) pairs, with progress and cancel.
+
+Cellpose 3's ``train_seg`` runs a fixed number of epochs with no progress callback, no way to
+stop early and no time budget, so the loop lives here, built from cellpose's own pieces: flows
+from masks (``dynamics.labels_to_flows``), cellpose's augmentation
+(``transforms.random_rotate_and_resize``: random rotation, flips, scale jitter and crops of
+``patch_size``), the cellpose network and its loss (MSE on 5 × the flows plus binary
+cross-entropy on the cell probability, as in ``cellpose.train``).
+
+Defaults are non-destructive: starting from a pretrained model the learning rate is small
+(1e-5) with strong weight decay (0.1), which keeps what the model knows (the library defaults,
+lr 0.005 / wd 1e-5, can wreck a good pretrained model on few images); from scratch the
+library's own defaults are used. Everything runs inside ``torch.set_num_threads(cores)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from h4tracks.errors import H4TracksError, InputError
+
+logger = logging.getLogger(__name__)
+
+#: fine-tuning defaults that keep a pretrained model's knowledge (see module docstring)
+FINETUNE_LR = 1e-5
+FINETUNE_WEIGHT_DECAY = 0.1
+#: cellpose's own defaults, right when there is nothing to preserve
+SCRATCH_LR = 0.005
+SCRATCH_WEIGHT_DECAY = 1e-5
+
+
+class TrainingCancelled(H4TracksError):
+    """Training was cancelled; ``result`` holds the model saved so far (or None)."""
+
+    def __init__(self, message: str, result: TrainResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class TrainParams(BaseModel):
+    """Training settings; ``None`` means "choose from the data / the starting point"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    epochs: int = Field(100, ge=1, description="passes of `images_per_epoch` patches")
+    minutes: float | None = Field(None, gt=0, description="stop after this wall time")
+    learning_rate: float | None = Field(None, gt=0)
+    weight_decay: float | None = Field(None, ge=0)
+    batch_size: int = Field(8, ge=1)
+    images_per_epoch: int | None = Field(
+        None, ge=1, description="patches per epoch (default: number of images, at least 8)"
+    )
+    patch_size: int = Field(224, ge=64, description="square training crop, multiple of 16")
+    scale_range: float = Field(0.5, ge=0, le=1, description="random rescale jitter")
+    min_masks: int = Field(1, ge=0, description="images with fewer cells are skipped")
+    diam_mean: float | None = Field(
+        None, gt=0, description="from scratch: cell diameter the network works at (default 30)"
+    )
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    path: Path
+    diameter: float  # mean cell diameter of the training masks (px)
+    epochs: int  # epochs completed
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    learning_rate: float = 0.0
+    weight_decay: float = 0.0
+    base: str | None = None
+
+
+@contextlib.contextmanager
+def torch_threads(cores: int | None) -> Iterator[None]:
+    """Limit torch's intra-op threads to ``cores`` for the duration of the block."""
+    import torch
+
+    if cores is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(cores)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _as_network_input(image: np.ndarray) -> np.ndarray:
+    """A 2D frame as the (2, Y, X) float32 cellpose input (channel 2 empty), 1-99 % scaled."""
+    from cellpose import transforms
+
+    img = np.asarray(image, dtype=np.float32)
+    x = np.zeros((2, *img.shape), np.float32)
+    x[0] = transforms.normalize99(img)
+    return x
+
+
+def check_training_data(
+    images: Sequence[np.ndarray], masks: Sequence[np.ndarray], min_masks: int = 1
+) -> list[int]:
+    """Validate training pairs; return the indices with at least ``min_masks`` cells."""
+    if len(images) == 0:
+        raise InputError("No training frames were given.")
+    if len(images) != len(masks):
+        raise InputError(f"{len(images)} images but {len(masks)} masks were given.")
+    keep = []
+    for i, (img, m) in enumerate(zip(images, masks, strict=True)):
+        img = np.asarray(img)
+        m = np.asarray(m)
+        if img.ndim != 2 or m.ndim != 2:
+            raise InputError(
+                f"Training frame {i} must be 2D; got image {img.shape} and mask {m.shape}."
+            )
+        if img.shape != m.shape:
+            raise InputError(f"Training frame {i}: image {img.shape} and mask {m.shape} differ.")
+        if min(img.shape) < 16:
+            raise InputError(f"Training frame {i} ({img.shape}) is too small.")
+        if np.unique(m[m > 0]).size >= max(min_masks, 1):
+            keep.append(i)
+    if not keep:
+        raise InputError(
+            f"None of the {len(images)} training frames has at least {max(min_masks, 1)} "
+            "labelled cell(s); curate some cells first."
+        )
+    return keep
+
+
+def mask_diameters(masks: Sequence[np.ndarray]) -> np.ndarray:
+    """Cellpose's cell diameter (equal-area circle, median over cells) of each mask, >= 5."""
+    from cellpose import utils
+
+    return np.maximum(5.0, [utils.diameters(np.asarray(m))[0] for m in masks])
+
+
+def _loss(lbl: np.ndarray, y: Any, device: Any) -> Any:
+    """Cellpose's segmentation loss: flows (×5, MSE / 2) + cell probability (BCE)."""
+    import torch
+    from torch import nn
+
+    flows = 5.0 * torch.from_numpy(lbl[:, 1:]).to(device)
+    cellprob = torch.from_numpy(lbl[:, 0] > 0.5).to(device).float()
+    return nn.functional.mse_loss(y[:, :2], flows) / 2.0 + \
+        nn.functional.binary_cross_entropy_with_logits(y[:, -1], cellprob)
+
+
+def train_cellpose(
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    save_to: str | Path,
+    *,
+    base: Any = None,
+    params: TrainParams | None = None,
+    cores: int | None = None,
+    gpu: bool = False,
+    progress: Callable[[int, int, float], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> TrainResult:
+    """Train a Cellpose network on 2D frames and save its weights to ``save_to``.
+
+    Parameters
+    ----------
+    images, masks
+        Lists of 2D frames and their label images (0 = background).
+    save_to
+        Weights file to write (its folder must exist). Written at the end, and also on
+        cancel so the work so far is kept.
+    base
+        ``None`` to train from scratch, or a loaded ``cellpose.models.CellposeModel`` to
+        fine-tune (its network is trained in place).
+    params
+        :class:`TrainParams`; learning rate / weight decay default to the fine-tuning values
+        with a base model and to cellpose's defaults from scratch.
+    cores
+        torch threads to use (the user's core budget).
+    progress
+        ``progress(epoch_done, n_epochs, loss)`` after every epoch.
+    cancel
+        Checked after every batch; when it returns True the model so far is saved and
+        :class:`TrainingCancelled` is raised carrying the :class:`TrainResult`.
+    """
+    import torch
+    from cellpose import dynamics, transforms
+    from cellpose.models import CellposeModel
+
+    params = params or TrainParams()
+    keep = check_training_data(images, masks, params.min_masks)
+    imgs = [_as_network_input(images[i]) for i in keep]
+    lbls = [np.asarray(masks[i]).astype(np.int32) for i in keep]
+    save_to = Path(save_to)
+    if not save_to.parent.is_dir():
+        raise InputError(f"Folder {save_to.parent} does not exist.")
+    if params.patch_size % 16:
+        raise InputError(f"patch_size must be a multiple of 16, got {params.patch_size}.")
+
+    finetune = base is not None
+    lr = params.learning_rate or (FINETUNE_LR if finetune else SCRATCH_LR)
+    wd = params.weight_decay
+    if wd is None:
+        wd = FINETUNE_WEIGHT_DECAY if finetune else SCRATCH_WEIGHT_DECAY
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(params.seed)
+    with torch_threads(cores):
+        torch.manual_seed(params.seed)
+        model = base if finetune else CellposeModel(
+            gpu=gpu, pretrained_model=False, diam_mean=params.diam_mean or 30.0)
+        net, device = model.net, model.device
+        # flows are computed once, not per epoch (cellpose does the same)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse invariant checks")
+            flows = dynamics.labels_to_flows(lbls, device=device)
+        diams = mask_diameters(lbls)
+        diameter = float(diams.mean())
+        diam_mean = float(net.diam_mean.item())
+        net.diam_labels.data = torch.tensor([diameter], dtype=torch.float32, device=device)
+        per_epoch = params.images_per_epoch or max(8, len(imgs))
+        optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=wd)
+        # like cellpose: a 10-epoch linear warm-up, then constant, lower for the last 10 %
+        warmup = min(10, params.epochs)
+        losses: list[float] = []
+        result = TrainResult(save_to, diameter, 0, losses, 0.0, lr, wd,
+                             None if base is None else str(getattr(base, "pretrained_model", "")))
+        deadline = None if params.minutes is None else t0 + 60.0 * params.minutes
+
+        def finish(epochs_done: int) -> TrainResult:
+            net.save_model(str(save_to))
+            result.epochs = epochs_done
+            result.seconds = time.perf_counter() - t0
+            return result
+
+        for epoch in range(params.epochs):
+            frac = (epoch + 1) / warmup if epoch < warmup else 1.0
+            if params.epochs >= 50 and epoch >= 0.9 * params.epochs:
+                frac *= 0.1  # anneal over the last 10 %
+            for group in optimizer.param_groups:
+                group["lr"] = lr * frac
+            net.train()
+            order = rng.choice(len(imgs), size=per_epoch, replace=per_epoch > len(imgs))
+            epoch_loss = 0.0
+            for k in range(0, per_epoch, params.batch_size):
+                if cancel is not None and cancel():
+                    raise TrainingCancelled(
+                        f"Training cancelled after {epoch} epoch(s); the model so far was "
+                        f"saved to {save_to}.", finish(epoch))
+                inds = order[k:k + params.batch_size]
+                # rescale so that cells are diam_mean wide, as at inference
+                rsc = (diams[inds] / diam_mean).astype(np.float32)
+                x, y = transforms.random_rotate_and_resize(
+                    [imgs[i] for i in inds], Y=[flows[i][1:] for i in inds], rescale=rsc,
+                    scale_range=params.scale_range,
+                    xy=(params.patch_size, params.patch_size))[:2]
+                pred = net(torch.from_numpy(x).to(device))[0]
+                loss = _loss(y, pred, device)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                epoch_loss += float(loss.item()) * len(inds)
+            losses.append(epoch_loss / per_epoch)
+            if progress is not None:
+                progress(epoch + 1, params.epochs, losses[-1])
+            if deadline is not None and time.perf_counter() > deadline:
+                logger.info("training time budget reached after %d epochs", epoch + 1)
+                return finish(epoch + 1)
+        return finish(params.epochs)
+
+
+def train_from_project(
+    project: Any,
+    frames: Sequence[int] | str,
+    name: str,
+    *,
+    base: Any = None,
+    registry: Any = None,
+    params: TrainParams | None = None,
+    cores: int | None = None,
+    gpu: bool = False,
+    out_dir: str | Path | None = None,
+    replace: bool = False,
+    progress: Callable[[int, int, float], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> tuple[Any, TrainResult]:
+    """Train on curated frames of ``project`` and register the result as a trained model.
+
+    Parameters
+    ----------
+    frames
+        Frame indices (or ``"A:B"`` / ``"0,7,14"``) whose labels are the training masks.
+    name
+        Name of the new model in the registry (``replace`` to overwrite a trained one).
+    base
+        Model to fine-tune: registry name, weights path or entry; ``None`` = from scratch.
+    out_dir
+        Where the weights file goes (default: ``<config dir>/models``).
+
+    Returns
+    -------
+    (ModelEntry, TrainResult)
+        The registered entry (kind ``"trained"``, with provenance) and the run's details. A
+        cancelled run raises :class:`TrainingCancelled`; its partial model is not registered.
+    """
+    from h4tracks.core.segmentation.engine import parse_frames, resolve_model
+    from h4tracks.core.segmentation.models import ModelRegistry, config_dir, load_cellpose_model
+
+    registry = registry or ModelRegistry()
+    if project.labels is None:
+        raise InputError("The project has no segmentation to train from.")
+    chosen = parse_frames(frames, project.n_frames)
+    if name in registry.names() and not replace:
+        raise InputError(f"A model named {name!r} already exists; choose another name.")
+    images = [np.asarray(project.image[t]) for t in chosen]
+    masks = [np.asarray(project.labels.frame(t)) for t in chosen]
+    out = Path(out_dir) if out_dir is not None else config_dir() / "models"
+    out.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    path = out / f"{safe}.pth"
+    base_entry = None if base is None else resolve_model(base, registry)
+    with torch_threads(cores):
+        model = None if base_entry is None else load_cellpose_model(base_entry, gpu=gpu)[0]
+        result = train_cellpose(images, masks, path, base=model, params=params, cores=cores,
+                                gpu=gpu, progress=progress, cancel=cancel)
+    result.base = None if base_entry is None else base_entry.name
+    entry = registry.add_custom(
+        name, path, kind="trained", replace=replace, diameter=round(result.diameter, 2),
+        description=f"Trained in h4tracks on {len(chosen)} frame(s) of "
+        f"{project.metadata.name or project.path or 'a project'}.",
+        provenance={
+            "base": result.base, "frames": chosen, "project": str(project.path or ""),
+            "epochs": result.epochs, "seconds": round(result.seconds, 1),
+            "learning_rate": result.learning_rate, "weight_decay": result.weight_decay,
+            "final_loss": result.losses[-1] if result.losses else None,
+            "params": (params or TrainParams()).model_dump(),
+        },
+    )
+    return entry, result

@@ -1,0 +1,126 @@
+"""Training / fine-tuning Cellpose on curated frames (real cellpose, tiny frames, few steps)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from h4tracks.core.project import Project
+from h4tracks.core.segmentation.models import ModelRegistry, load_cellpose_model
+from h4tracks.core.segmentation.training import (
+    FINETUNE_LR,
+    FINETUNE_WEIGHT_DECAY,
+    TrainingCancelled,
+    TrainParams,
+    check_training_data,
+    train_cellpose,
+    train_from_project,
+)
+from h4tracks.core.synthetic import make_movie
+from h4tracks.errors import InputError
+
+TINY = TrainParams(epochs=2, patch_size=64, batch_size=2, images_per_epoch=2)
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return make_movie(n_frames=4, shape=(64, 64), n_cells=5, radius=6.0, seed=7)
+
+
+def test_finetune_registers_and_reloads_in_new_process(cfg, movie, demo_model, tmp_path):
+    project = Project(movie.image, movie.labels)
+    seen = []
+    entry, result = train_from_project(
+        project, "0,2", "my-cells", base="h4tracks-demo", params=TINY, cores=1,
+        progress=lambda e, n, loss: seen.append((e, n, loss)),
+    )
+    assert [s[:2] for s in seen] == [(1, 2), (2, 2)] and np.isfinite(seen[-1][2])
+    assert result.learning_rate == FINETUNE_LR and result.weight_decay == FINETUNE_WEIGHT_DECAY
+    assert entry.kind == "trained" and entry.provenance["base"] == "h4tracks-demo"
+    assert entry.provenance["frames"] == [0, 2] and entry.path.startswith(str(cfg))
+    assert abs(entry.diameter - result.diameter) < 0.01 and 5 <= entry.diameter < 30
+    # the weights changed, and a new process finds the model by name and segments with it
+    base = torch.load(demo_model, weights_only=True)
+    new = torch.load(entry.path, weights_only=True)
+    assert not torch.equal(base["output.2.weight"].float(), new["output.2.weight"].float())
+    code = (
+        "import numpy as np;"
+        "from h4tracks.core.segmentation.models import ModelRegistry, load_cellpose_model;"
+        "m, _ = load_cellpose_model(ModelRegistry().get('my-cells'));"
+        "out = m.eval([np.random.default_rng(0).random((64, 64))], channels=[0, 0])[0][0];"
+        "print(m.pretrained_model, out.shape)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=300)
+    assert entry.path in out.stdout and "(64, 64)" in out.stdout
+    with pytest.raises(InputError, match="already exists"):
+        train_from_project(project, "0", "my-cells", params=TINY)
+
+
+def test_from_scratch_uses_library_rate_and_time_budget(movie, tmp_path):
+    params = TrainParams(epochs=50, minutes=1e-4, patch_size=64, batch_size=2,
+                         images_per_epoch=2, diam_mean=12.0)
+    r = train_cellpose(list(movie.image[:2]), list(movie.labels[:2]), tmp_path / "s.pth",
+                       params=params, cores=1)
+    assert r.epochs == 1 and r.learning_rate == 0.005  # stopped by the time budget
+    state = torch.load(r.path, weights_only=True)
+    assert float(state["diam_mean"]) == 12.0
+    assert abs(float(state["diam_labels"]) - r.diameter) < 1e-3
+
+
+def test_cancel_keeps_model_so_far(movie, tmp_path, demo_model):
+    from h4tracks.core.segmentation.models import demo_entry
+
+    base, _ = load_cellpose_model(demo_entry())
+    calls = []
+
+    def cancel() -> bool:
+        calls.append(1)
+        return len(calls) > 1  # after one batch
+
+    with pytest.raises(TrainingCancelled, match="cancelled after 0 epoch") as info:
+        train_cellpose(list(movie.image), list(movie.labels), tmp_path / "c.pth", base=base,
+                       params=TINY.model_copy(update={"images_per_epoch": 4}), cancel=cancel)
+    assert info.value.result is not None and info.value.result.path.is_file()
+    from h4tracks.core.segmentation.models import ModelEntry
+
+    load_cellpose_model(ModelEntry(name="c", kind="custom", path=str(info.value.result.path)))
+
+
+def test_cancelled_project_training_is_not_registered(cfg, movie):
+    project = Project(movie.image, movie.labels)
+    with pytest.raises(TrainingCancelled):
+        train_from_project(project, "0:2", "never", params=TINY, cancel=lambda: True)
+    assert "never" not in ModelRegistry().names()
+
+
+def test_bad_training_input(cfg, movie, tmp_path):
+    img, lab = movie.image[0], movie.labels[0]
+    with pytest.raises(InputError, match="No training frames"):
+        check_training_data([], [])
+    with pytest.raises(InputError, match="2 images but 1 masks"):
+        check_training_data([img, img], [lab])
+    with pytest.raises(InputError, match="must be 2D"):
+        check_training_data([np.stack([img, img])], [lab])
+    with pytest.raises(InputError, match="differ"):
+        check_training_data([img[:32]], [lab])
+    with pytest.raises(InputError, match="has at least 1 labelled cell"):
+        check_training_data([img], [np.zeros_like(lab)])
+    with pytest.raises(InputError, match="does not exist"):
+        train_cellpose([img], [lab], tmp_path / "no" / "x.pth", params=TINY)
+    project = Project(movie.image)
+    with pytest.raises(InputError, match="no segmentation"):
+        train_from_project(project, "0", "x", params=TINY)
+    project = Project(movie.image, np.zeros_like(movie.labels))
+    with pytest.raises(InputError, match="curate some cells"):
+        train_from_project(project, "0,1", "x", params=TINY)
+    bad = tmp_path / "notmodel.pth"
+    bad.write_bytes(b"\x00" * 100)
+    project = Project(movie.image, movie.labels)
+    with pytest.raises(InputError, match="not a Cellpose model"):
+        train_from_project(project, "0", "x", base=str(bad), params=TINY)
+    assert "x" not in ModelRegistry().names()
