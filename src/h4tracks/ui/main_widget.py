@@ -1,12 +1,18 @@
 """The h4tracks dock widget: project header (load/save, layer choice, compute mode) + tabs.
 
 This is a thin controller: every computation and all file handling is in ``h4tracks.core``.
-Long work (saving, importing) runs in a napari ``thread_worker``; Qt is only touched from the
-worker's signals, which napari delivers on the main thread.
+Long work (saving, importing, segmenting) runs in a napari ``thread_worker``; Qt is only
+touched from the worker's signals, which napari delivers on the main thread. Work started with
+``cancellable=True`` gets a ``cancel()`` callable (a ``threading.Event``'s ``is_set``) that the
+header's Cancel button sets.
+
+Every edit of the project made by a tab goes through :meth:`H4TracksWidget.apply_action`, which
+records it in the one undo/redo :class:`~h4tracks.core.actions.History` shared by all tabs.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,10 +33,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from h4tracks.core.actions import Action, History
 from h4tracks.core.compute import MODES, available_cores, core_budget
 from h4tracks.core.project import Project
 from h4tracks.core.store import open_project, save_project
 from h4tracks.errors import H4TracksError
+from h4tracks.ui.hotkeys import bind_hotkeys, tooltip
 from h4tracks.ui.layers import PROJECT_KEY, layer_project, project_from_layers, project_layer_data
 
 _NONE = "—"
@@ -78,16 +86,23 @@ class H4TracksWidget(QWidget):
 
     #: emitted with the current project whenever it changes (load, save, import, new)
     project_changed = Signal(object)
+    #: emitted after every edit of the project's labels/graph (do, undo, redo, segmentation)
+    edited = Signal()
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         from napari.layers import Image, Labels, Tracks
 
         from h4tracks.ui.data_tab import DataTab
+        from h4tracks.ui.segmentation_tab import SegmentationTab
 
         self.viewer = napari_viewer
-        self.project: Project | None = None
+        #: undo/redo of every tab's edits; cleared when another project becomes current
+        self.history = History()
+        self._project: Project | None = None
         self._worker: Any = None
+        self._cancel_event: threading.Event | None = None
+        self._hotkey_handlers: dict[str, Callable[[], Any]] = {}
 
         self.load_btn = QPushButton("Load")
         self.load_btn.setToolTip("Open an h4tracks project (.zarr)")
@@ -95,8 +110,12 @@ class H4TracksWidget(QWidget):
         self.save_btn.setToolTip("Save the project (only what changed is written)")
         self.save_as_btn = QPushButton("Save as")
         self.save_as_btn.setToolTip("Save the chosen layers as a new h4tracks project")
+        self.undo_btn = QPushButton("Undo")
+        self.undo_btn.setToolTip(tooltip("undo"))
+        self.redo_btn = QPushButton("Redo")
+        self.redo_btn.setToolTip(tooltip("redo"))
         buttons = QHBoxLayout()
-        for b in (self.load_btn, self.save_btn, self.save_as_btn):
+        for b in (self.load_btn, self.save_btn, self.save_as_btn, self.undo_btn, self.redo_btn):
             buttons.addWidget(b)
 
         self.image_combo = LayerCombo(napari_viewer, Image, optional=False)
@@ -117,17 +136,25 @@ class H4TracksWidget(QWidget):
 
         self.progress = QProgressBar()
         self.progress.setVisible(False)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setToolTip("Stop the running job (finished frames are kept)")
+        self.cancel_btn.setVisible(False)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_btn)
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
         self.tabs = QTabWidget()
         self.data_tab = DataTab(self)
         self.tabs.addTab(self.data_tab, "Data")
+        self.segmentation_tab = SegmentationTab(self)
+        self.tabs.addTab(self.segmentation_tab, "Segmentation")
 
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addLayout(form)
-        layout.addWidget(self.progress)
+        layout.addLayout(progress_row)
         layout.addWidget(self.status)
         layout.addWidget(self.tabs)
         layout.addStretch(1)
@@ -135,6 +162,13 @@ class H4TracksWidget(QWidget):
         self.load_btn.clicked.connect(self._on_load_clicked)
         self.save_btn.clicked.connect(lambda: self.save())
         self.save_as_btn.clicked.connect(self._on_save_as_clicked)
+        self.undo_btn.clicked.connect(lambda: self.undo())
+        self.redo_btn.clicked.connect(lambda: self.redo())
+        self.cancel_btn.clicked.connect(self.cancel_worker)
+        self.labels_combo.currentTextChanged.connect(lambda _t: self._bind_layer_hotkeys())
+        self.project_changed.connect(lambda _p: self._bind_layer_hotkeys())
+        self.register_hotkeys({"undo": self.undo, "redo": self.redo})
+        self.register_hotkeys(self.segmentation_tab.hotkey_handlers())
         for combo in (self.image_combo, self.labels_combo, self.tracks_combo):
             combo.currentTextChanged.connect(self._on_layer_choice)
         layers_events = napari_viewer.layers.events
@@ -144,8 +178,22 @@ class H4TracksWidget(QWidget):
         for layer in napari_viewer.layers:
             layer.events.name.connect(self._refresh_combos)
         self._adopt_existing_layers()
+        self._update_undo_buttons()
 
     # ------------------------------------------------------------------ properties
+    @property
+    def project(self) -> Project | None:
+        """The current project (the one the chosen layers show, or were last built into)."""
+        return self._project
+
+    @project.setter
+    def project(self, project: Project | None) -> None:
+        if project is not self._project:
+            # actions were built on the old project's pixels: they must not touch the new one
+            self.history.clear()
+            self._project = project
+            self._update_undo_buttons()
+
     @property
     def cores(self) -> int:
         """The core budget chosen in the header."""
@@ -210,26 +258,53 @@ class H4TracksWidget(QWidget):
         else:
             napari.utils.notifications.show_info(message)
 
-    def _set_busy(self, worker: Any | None, text: str = "") -> None:
+    def _set_busy(self, worker: Any | None, text: str = "", cancellable: bool = False) -> None:
         self._worker = worker
-        for w in (self.load_btn, self.save_btn, self.save_as_btn, self.data_tab):
+        for w in (self.load_btn, self.save_btn, self.save_as_btn, self.data_tab,
+                  self.segmentation_tab):
             w.setEnabled(worker is None)
         self.progress.setVisible(worker is not None)
         self.progress.setRange(0, 0)
+        self.cancel_btn.setVisible(worker is not None and cancellable)
+        self.cancel_btn.setEnabled(True)
+        if worker is None:
+            self._cancel_event = None
+        self._update_undo_buttons()
         if text:
             self.status.setText(text)
 
     def run_in_worker(
         self, fn: Callable[..., Any], *, text: str, done: Callable[[Any], None],
-        progress_total: int | None = None,
+        progress_total: int | None = None, cancellable: bool = False,
     ) -> Any:
-        """Run ``fn(report)`` in a thread; ``report(done, total)`` updates the progress bar,
-        ``done(result)`` runs on the main thread afterwards."""
+        """Run ``fn`` in a background thread.
+
+        Parameters
+        ----------
+        fn
+            ``fn(report)``, or ``fn(report, cancel)`` when ``cancellable``: ``report(done,
+            total)`` updates the progress bar, ``cancel()`` tells whether the user pressed
+            Cancel (check it between steps). Must not touch Qt.
+        text
+            Status text while it runs.
+        done
+            ``done(result)``, called on the main thread when ``fn`` returns.
+        cancellable
+            Show the Cancel button while it runs.
+
+        Returns
+        -------
+        The started napari worker (connect to ``finished`` for clean-up after errors too).
+        """
+        args: tuple = ()
+        if cancellable:
+            self._cancel_event = threading.Event()
+            args = (self._cancel_event.is_set,)
 
         # errors are reported by _on_error (connected below), not re-raised in the event loop
         @thread_worker(ignore_errors=True)
         def job():
-            result = yield from _generator(fn)
+            result = yield from _generator(fn, *args)
             return result
 
         worker = job()
@@ -237,9 +312,16 @@ class H4TracksWidget(QWidget):
         worker.returned.connect(done)
         worker.errored.connect(self._on_error)
         worker.finished.connect(lambda: self._set_busy(None))
-        self._set_busy(worker, text)
+        self._set_busy(worker, text, cancellable)
         worker.start()
         return worker
+
+    def cancel_worker(self) -> None:
+        """Ask the running job to stop (it stops at its next check)."""
+        if self._cancel_event is not None:
+            self._cancel_event.set()
+            self.cancel_btn.setEnabled(False)
+            self.status.setText("cancelling…")
 
     def _on_progress(self, value: tuple[int, int]) -> None:
         done, total = value
@@ -249,6 +331,106 @@ class H4TracksWidget(QWidget):
     def _on_error(self, exc: BaseException) -> None:
         msg = str(exc) if isinstance(exc, H4TracksError) else f"{type(exc).__name__}: {exc}"
         self.notify(msg, error=True)
+
+    # ------------------------------------------------------------------ edits, undo/redo
+    def project_labels_layer(self) -> Any | None:
+        """The Labels layer showing the current project's labels (painting edits them)."""
+        from napari.layers import Labels
+
+        p = self.project
+        if p is None or p.labels is None:
+            return None
+        chosen = self.labels_combo.layer()
+        if chosen is not None and chosen.data is p.labels:
+            return chosen
+        for layer in self.viewer.layers:
+            if isinstance(layer, Labels) and layer.data is p.labels:
+                return layer
+        return None
+
+    def refresh_labels(self) -> None:
+        """Redraw the project's labels layer after its data changed outside napari."""
+        layer = self.project_labels_layer()
+        if layer is not None:
+            layer.refresh()
+
+    def _after_edit(self) -> None:
+        self.refresh_labels()
+        self._update_undo_buttons()
+        self.edited.emit()
+
+    def _update_undo_buttons(self) -> None:
+        idle = self._worker is None
+        self.undo_btn.setEnabled(idle and self.history.can_undo)
+        self.redo_btn.setEnabled(idle and self.history.can_redo)
+
+    def _editable_project(self) -> Project | None:
+        if self.busy:
+            self.notify("wait for the running job to finish (or cancel it)", error=True)
+            return None
+        if self.project is None:
+            self.notify("no project: load one or choose layers first", error=True)
+            return None
+        return self.project
+
+    def apply_action(self, action: Action) -> bool:
+        """Apply an edit to the current project through the shared undo history.
+
+        Returns whether it was applied; a failure is shown and changes nothing.
+        """
+        project = self._editable_project()
+        if project is None:
+            return False
+        try:
+            self.history.do(action, project)
+        except H4TracksError as e:
+            self.notify(str(e), error=True)
+            return False
+        self.status.setText(action.description)
+        self._after_edit()
+        return True
+
+    def undo(self) -> bool:
+        """Undo the last edit (returns whether something was undone)."""
+        return self._step(self.history.undo, "undid")
+
+    def redo(self) -> bool:
+        """Redo the last undone edit (returns whether something was redone)."""
+        return self._step(self.history.redo, "redid")
+
+    def _step(self, fn: Callable[[Project], Action], verb: str) -> bool:
+        project = self._editable_project()
+        if project is None:
+            return False
+        try:
+            action = fn(project)
+        except H4TracksError as e:
+            self.notify(str(e), error=True)
+            return False
+        self.status.setText(f"{verb} {action.description}")
+        self._after_edit()
+        return True
+
+    def edited_externally(self) -> None:
+        """The labels were replaced wholesale (e.g. by a segmentation run): forget the undo
+        steps (they refer to the old pixels), redraw and tell the other tabs."""
+        self.history.clear()
+        self._after_edit()
+
+    # ------------------------------------------------------------------ hotkeys
+    def register_hotkeys(self, handlers: dict[str, Callable[[], Any]]) -> None:
+        """Bind ``handlers`` (action name in :data:`h4tracks.ui.hotkeys.HOTKEYS` -> callable)
+        on the viewer and on the project's labels layer."""
+        self._hotkey_handlers.update(handlers)
+        bind_hotkeys(self.viewer, handlers)
+        self._bind_layer_hotkeys()
+
+    def _bind_layer_hotkeys(self) -> None:
+        # the active layer's keymap (napari's Labels keys: E = eraser, Ctrl+Z = paint undo)
+        # wins over the viewer's, so the project's labels layer gets the bindings too
+        layer = self.project_labels_layer() or self.labels_combo.layer()
+        if layer is not None and self._hotkey_handlers:
+            bind_hotkeys(layer, self._hotkey_handlers)
 
     # ------------------------------------------------------------------ load
     def _on_load_clicked(self) -> None:
@@ -345,8 +527,8 @@ class H4TracksWidget(QWidget):
         return worker
 
 
-def _generator(fn: Callable[..., Any]):
-    """Run ``fn(report)`` in a worker thread, turning ``report`` calls into yields."""
+def _generator(fn: Callable[..., Any], *args: Any):
+    """Run ``fn(report, *args)`` in a worker thread, turning ``report`` calls into yields."""
     import queue
     import threading
 
@@ -355,7 +537,7 @@ def _generator(fn: Callable[..., Any]):
 
     def target() -> None:
         try:
-            result["value"] = fn(lambda d, n: q.put((d, n)))
+            result["value"] = fn(lambda d, n: q.put((d, n)), *args)
         except BaseException as e:  # re-raised in the worker so napari reports it
             result["error"] = e
         finally:
