@@ -109,3 +109,100 @@ def test_synth_writes_movie_and_ctc_ground_truth(tmp_path, capsys):
     assert main(["new", str(out / "image.tif"), "--labels", str(out / "labels.tif"),
                  "-o", str(tmp_path / "d.zarr")]) == 0
     assert main(["synth", "-o", str(out)]) == 2  # not empty
+
+
+def test_segment_image_creates_project_and_segments(files, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("H4TRACKS_CONFIG_DIR", str(tmp_path / "cfg"))
+    code = main(["segment", str(files / "img.tif"), "--frames", "1:3", "--cores", "1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "created project" in out and "segmented 2 frame(s)" in out
+    p = open_project(files / "img.zarr")
+    labels = np.asarray(p.labels)
+    assert labels[1:3].any() and not labels[[0, 3, 4]].any()  # only the chosen frames
+    assert p.metadata.provenance[-1]["step"] == "segment" and p.auto is not None
+    # existing project: re-segment one frame with explicit parameters
+    assert main(["segment", str(files / "img.zarr"), "--frames", "0", "--diameter", "12",
+                 "--min-size", "5"]) == 0
+    p = open_project(files / "img.zarr")
+    assert p.metadata.provenance[-1]["params"]["diameter"] == 12.0
+    assert np.asarray(p.labels)[0].any()
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--model", "no-such-model"], "Unknown model 'no-such-model'"),
+        (["--frames", "7:9"], "select no frame"),
+        (["--model", "/no/such/file.pth"], "does not exist"),
+    ],
+)
+def test_segment_errors_are_one_line(files, capsys, monkeypatch, tmp_path, argv, needle):
+    monkeypatch.setenv("H4TRACKS_CONFIG_DIR", str(tmp_path / "cfg"))
+    assert main(["new", str(files / "img.tif"), "-o", str(files / "p.zarr")]) == 0
+    capsys.readouterr()
+    assert main(["segment", str(files / "p.zarr"), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and "\n" not in err
+    assert open_project(files / "p.zarr").labels is None  # nothing written
+
+
+def test_models_list_add_remove(capsys, monkeypatch, tmp_path):
+    from h4tracks.core.segmentation.models import demo_model_file
+
+    monkeypatch.setenv("H4TRACKS_CONFIG_DIR", str(tmp_path / "cfg"))
+    assert main(["models", "--add", "mine", str(demo_model_file()), "--diameter", "20"]) == 0
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "h4tracks-demo" in out and "cyto3" in out and "mine" in out
+    assert main(["models", "--remove", "mine"]) == 0
+    assert main(["models", "--remove", "mine"]) == 2
+
+
+def test_export_ctc(files, capsys, tmp_path):
+    assert main(["new", str(files / "img.tif"), "--labels", str(files / "lab.tif"),
+                 "-o", str(files / "p.zarr")]) == 0
+    out = tmp_path / "ctc"
+    assert main(["export", str(files / "p.zarr"), "--format", "ctc", "-o", str(out)]) == 0
+    assert "wrote a CTC result" in capsys.readouterr().out
+    assert (out / "res_track.txt").is_file() and len(list(out.glob("mask*.tif"))) == 5
+    assert main(["export", str(files / "p.zarr"), "-o", str(out)]) == 2  # not empty
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["export", str(files / "p.zarr"), "-o", str(out), "--overwrite"]) == 0
+
+
+def test_track_lap_and_overlap(files, capsys):
+    assert main(["new", str(files / "img.tif"), "--labels", str(files / "lab.tif"),
+                 "-o", str(files / "p.zarr")]) == 0
+    assert main(["track", str(files / "p.zarr"), "--max-distance", "15", "--max-gap", "1",
+                 "--divisions"]) == 0
+    assert "tracked" in capsys.readouterr().out
+    p = open_project(files / "p.zarr")
+    assert p.graph.n_edges > 0 and p.metadata.provenance[-1]["step"] == "track"
+    assert p.metadata.provenance[-1]["params"]["max_distance"] == 15.0
+    assert main(["track", str(files / "p.zarr"), "--method", "overlap",
+                 "--min-overlap", "0.2"]) == 0
+    assert open_project(files / "p.zarr").metadata.provenance[-1]["params"]["method"] == "overlap"
+    assert main(["track", str(files / "p.zarr"), "--min-overlap", "7", "--method",
+                 "overlap"]) == 2
+    assert "min_overlap" in capsys.readouterr().err
+
+
+def test_track_without_labels_is_an_error(files, capsys):
+    assert main(["new", str(files / "img.tif"), "-o", str(files / "p.zarr")]) == 0
+    assert main(["track", str(files / "p.zarr")]) == 2
+    assert "segment" in capsys.readouterr().err
+
+
+def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("H4TRACKS_CONFIG_DIR", str(tmp_path / "cfg"))
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--frames", "4", "--size", "96", "--cells", "5",
+                 "--cores", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "segmented with h4tracks-demo" in text and "tracked" in text
+    p = open_project(out / "demo.zarr")
+    assert len(p.graph) > 0 and p.graph.n_edges > 0 and p.auto is not None
+    assert [e["step"] for e in p.metadata.provenance] == ["segment", "track"]
+    assert (out / "ctc" / "res_track.txt").is_file()
+    assert (out / "ground_truth" / "01_GT" / "TRA" / "man_track.txt").is_file()

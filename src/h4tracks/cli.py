@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from h4tracks.errors import H4TracksError
 
 
@@ -95,6 +97,225 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cores(text: str) -> int:
+    from h4tracks.core.compute import core_budget
+
+    try:
+        return core_budget(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _open_or_create(path: str, output: str | None, args: argparse.Namespace):
+    """Open project ``path``, or import the image ``path`` into a new project first."""
+    from h4tracks.core.store import is_project, open_project, save_project
+
+    if is_project(path):
+        if output is not None:
+            raise H4TracksError(f"{path} is already a project; -o is only for a plain image")
+        return open_project(path)
+    from h4tracks.core.io.importing import import_project
+
+    src = Path(path)
+    if src.is_dir() and src.suffix == ".zarr":
+        open_project(path)  # raises the precise "not an h4tracks project" message
+    out = Path(output) if output else src.with_name(src.name.split(".")[0] + ".zarr")
+    project = import_project(src)
+    save_project(project, out, progress=_progress_printer(args))
+    print(f"created project {out} from {src}")
+    return open_project(out)
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from h4tracks.core.segmentation.engine import SegmentParams, resolve_model, segment_project
+    from h4tracks.core.store import save_project
+
+    project = _open_or_create(args.project, args.output, args)
+    entry = resolve_model(args.model)
+    params = SegmentParams.for_model(
+        entry, diameter=args.diameter, flow_threshold=args.flow_threshold,
+        cellprob_threshold=args.cellprob_threshold, min_size=args.min_size,
+    )
+    show = _progress_printer(args)
+    interrupted = False
+
+    def cancel() -> bool:
+        return interrupted
+
+    try:
+        report = segment_project(
+            project, entry, params=params, frames=args.frames, cores=args.cores, gpu=args.gpu,
+            progress=None if show is None else (lambda d, n: show("segment", d, n)),
+            checkpoint=lambda: save_project(project), checkpoint_every=args.save_every,
+        )
+    except KeyboardInterrupt:
+        # frames finished before the interrupt are kept: save them, then stop
+        save_project(project)
+        raise
+    if report.message:
+        print(report.message, file=sys.stderr)
+    print(
+        f"segmented {len(report.frames)} frame(s) of {project.path} with {report.model}: "
+        f"{report.n_cells} cells, {report.seconds:.1f} s "
+        f"({report.frames_per_second:.2f} frames/s, {args.cores} core(s))"
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from h4tracks.core.segmentation.training import TrainParams, train_from_project
+    from h4tracks.core.store import open_project
+
+    project = open_project(args.project)
+    params = TrainParams(epochs=args.epochs, minutes=args.minutes)
+    show = _progress_printer(args)
+    entry, result = train_from_project(
+        project, args.frames, args.name, base=args.base, params=params, cores=args.cores,
+        gpu=args.gpu, replace=args.replace,
+        progress=None if show is None else (lambda d, n, loss: show("train", d, n)),
+    )
+    print(f"trained model {entry.name!r} ({result.epochs} epochs, {result.seconds:.0f} s, "
+          f"final loss {result.losses[-1]:.3f}); weights: {entry.path}")
+    return 0
+
+
+def _tracking_params(args: argparse.Namespace):
+    from h4tracks.core.tracking import LapParams, OverlapParams
+
+    if args.method == "overlap":
+        given = {"min_overlap": args.min_overlap,
+                 "divisions": True if args.divisions else None}
+        return OverlapParams(**{k: v for k, v in given.items() if v is not None})
+    given = {"max_distance": args.max_distance, "max_gap": args.max_gap,
+             "gap_distance": args.gap_distance, "divisions": True if args.divisions else None}
+    return LapParams(**{k: v for k, v in given.items() if v is not None})
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from h4tracks.core.store import open_project, save_project
+    from h4tracks.core.tracking import track_project
+
+    project = open_project(args.project)
+    try:
+        params = _tracking_params(args)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise H4TracksError(f"invalid {err['loc'][0]}: {err['msg']}") from None
+    show = _progress_printer(args)
+    t0 = time.perf_counter()
+    graph = track_project(project, args.method, params, cores=args.cores,
+                          progress=None if show is None else (lambda d, n: show("track", d, n)))
+    dt = time.perf_counter() - t0
+    save_project(project)
+    print(f"tracked {project.path} ({args.method}): {len(graph)} cells in "
+          f"{graph.track_ids().size} tracks, {graph.n_edges} links, {graph.n_divisions} "
+          f"divisions ({dt:.1f} s)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from h4tracks.core.io.ctc import export_ctc, write_ctc
+    from h4tracks.core.project import Project
+    from h4tracks.core.segmentation.engine import segment_project
+    from h4tracks.core.store import save_project
+    from h4tracks.core.synthetic import SyntheticConfig, make_movie
+    from h4tracks.core.tracking import LapParams, track_project
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    show = _progress_printer(args)
+
+    def stage(name: str):
+        return None if show is None else (lambda d, n: show(name, d, n))
+
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    cfg = SyntheticConfig(n_frames=args.frames, shape=(args.size, args.size),
+                          n_cells=args.cells, seed=args.seed)
+    movie = make_movie(cfg)
+    write_ctc(out / "ground_truth", movie.labels, movie.lineage, kind="gt", image=movie.image)
+    times["synthetic movie"] = time.perf_counter() - t0
+    project = Project(movie.image, metadata={"name": "h4tracks demo", "source": "synthetic"})
+    t0 = time.perf_counter()
+    report = segment_project(project, cores=args.cores, progress=stage("segment"))
+    times["segmentation"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    params = LapParams(max_distance=4 * cfg.speed + cfg.radius, max_gap=2, divisions=True)
+    graph = track_project(project, "lap", params, cores=args.cores, progress=stage("track"))
+    times["tracking"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    path = save_project(project, out / "demo.zarr", overwrite=True)
+    ctc = export_ctc(project, out / "ctc")
+    times["save + CTC export"] = time.perf_counter() - t0
+    print(f"h4tracks demo: {cfg.n_frames} synthetic frames of {args.size}x{args.size} "
+          f"({movie.n_tracks} true tracks, {movie.n_divisions} true divisions)")
+    print(f"  segmented with {report.model}: {report.n_cells} cells "
+          f"(truth: {int(sum(np.unique(f).size - 1 for f in movie.labels))})")
+    print(f"  tracked (LAP, gaps <= {params.max_gap}, divisions): {graph.track_ids().size} "
+          f"tracks, {graph.n_edges} links, {graph.n_divisions} divisions")
+    for name, sec in times.items():
+        print(f"  {name:<18} {sec:6.1f} s")
+    print(f"  project: {path}\n  CTC result: {ctc}\n  CTC ground truth: "
+          f"{out / 'ground_truth'}")
+    if args.gui:
+        _open_gui(path)
+    return 0
+
+
+def _open_gui(path: Path) -> None:
+    try:
+        import napari
+
+        from h4tracks.ui.main_widget import H4TracksWidget
+    except ImportError as e:
+        raise H4TracksError(f"--gui needs napari with a Qt binding ({e}); "
+                            'pip install "napari[pyqt6]"') from None
+    viewer = napari.Viewer(title="h4tracks demo")
+    widget = H4TracksWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="h4tracks", area="right")
+    widget.load(path)
+    napari.run()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from h4tracks.core.io.ctc import export_ctc
+    from h4tracks.core.store import open_project
+
+    project = open_project(args.project)
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise H4TracksError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise H4TracksError(f"{out} exists and is not empty (pass --overwrite)")
+    show = _progress_printer(args)
+    folder = export_ctc(project, out,
+                        progress=None if show is None else (lambda d, n: show("export", d, n)))
+    n_tracks = sum(1 for line in (folder / "res_track.txt").read_text().splitlines() if line)
+    print(f"wrote a CTC result to {folder}: {project.n_frames} label frames, "
+          f"{n_tracks} CTC tracks (res_track.txt)")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from h4tracks.core.segmentation.models import ModelRegistry
+
+    reg = ModelRegistry()
+    if args.add:
+        name, path = args.add
+        reg.add_custom(name, path, diameter=args.diameter, replace=args.replace)
+        print(f"added model {name!r} ({path})")
+    elif args.remove:
+        reg.remove(args.remove)
+        print(f"removed model {args.remove!r} (its weights file is kept)")
+    else:
+        for e in reg.entries():
+            where = e.path or "(downloaded by cellpose on first use)"
+            print(f"{e.name:<20} {e.kind:<8} {where}")
+    return 0
+
+
 def _progress_printer(args: argparse.Namespace):
     if not sys.stderr.isatty() or args.quiet:
         return None
@@ -157,6 +378,76 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--overwrite", action="store_true")
     syn.set_defaults(func=cmd_synth)
+
+    seg = sub.add_parser("segment", parents=[common],
+                         help="segment every frame with Cellpose (a plain image becomes a project)")
+    seg.add_argument("project", help="NAME.zarr, or an image to import first")
+    seg.add_argument("-o", "--output", help="project to create when PROJECT is an image")
+    seg.add_argument("--model", help="model name (see `h4tracks models`) or weights file; "
+                     "default: the shipped demo model")
+    seg.add_argument("--diameter", type=_positive_float, help="cell diameter in px")
+    seg.add_argument("--flow-threshold", type=float)
+    seg.add_argument("--cellprob-threshold", type=float)
+    seg.add_argument("--min-size", type=int, help="smallest mask kept (px)")
+    seg.add_argument("--frames", help="A:B (B exclusive), N, or a list 0,7,14; default all")
+    seg.add_argument("--cores", type=_cores, default=_cores("80%"),
+                     help="N, 40%% or 80%% of this machine's cores (default 80%%)")
+    seg.add_argument("--gpu", action="store_true", help="use CUDA if torch sees it")
+    seg.add_argument("--save-every", type=int, default=50,
+                     help="save the project every N frames (bounds memory on long movies)")
+    seg.set_defaults(func=cmd_segment)
+
+    tr = sub.add_parser("train", parents=[common],
+                        help="train a Cellpose model on curated frames of a project")
+    tr.add_argument("project", help="NAME.zarr")
+    tr.add_argument("--frames", required=True, help="curated frames: 0,7,14 or A:B")
+    tr.add_argument("--name", required=True, help="name of the new model")
+    tr.add_argument("--from", dest="base", help="model to fine-tune (default: from scratch)")
+    tr.add_argument("--epochs", type=int, default=100)
+    tr.add_argument("--minutes", type=_positive_float, help="stop after this time")
+    tr.add_argument("--cores", type=_cores, default=_cores("80%"))
+    tr.add_argument("--gpu", action="store_true")
+    tr.add_argument("--replace", action="store_true", help="overwrite a model of that name")
+    tr.set_defaults(func=cmd_train)
+
+    tk = sub.add_parser("track", parents=[common], help="link the segmented cells into tracks")
+    tk.add_argument("project", help="NAME.zarr (segmented)")
+    tk.add_argument("--method", choices=["lap", "overlap"], default="lap")
+    tk.add_argument("--max-distance", type=_positive_float,
+                    help="LAP: largest frame-to-frame displacement (px, default 45)")
+    tk.add_argument("--max-gap", type=int, help="LAP: frames a cell may be missed (default 0)")
+    tk.add_argument("--gap-distance", type=_positive_float,
+                    help="LAP: largest displacement across a gap (px)")
+    tk.add_argument("--divisions", action="store_true", help="detect divisions")
+    tk.add_argument("--min-overlap", type=float, help="overlap: smallest overlap to link")
+    tk.add_argument("--cores", type=_cores, default=_cores("80%"))
+    tk.set_defaults(func=cmd_track)
+
+    de = sub.add_parser("demo", parents=[common],
+                        help="synthetic movie -> segment -> track -> project + CTC export")
+    de.add_argument("--out", default="h4tracks_demo", help="output folder")
+    de.add_argument("--gui", action="store_true", help="open the result in napari")
+    de.add_argument("--frames", type=int, default=30)
+    de.add_argument("--size", type=int, default=256)
+    de.add_argument("--cells", type=int, default=15)
+    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--cores", type=_cores, default=_cores("80%"))
+    de.set_defaults(func=cmd_demo)
+
+    ex = sub.add_parser("export", parents=[common], help="export tracks in a standard format")
+    ex.add_argument("project", help="NAME.zarr")
+    ex.add_argument("--format", choices=["ctc"], default="ctc",
+                    help="ctc: Cell Tracking Challenge result (mask###.tif + res_track.txt)")
+    ex.add_argument("-o", "--output", required=True, help="output folder")
+    ex.add_argument("--overwrite", action="store_true")
+    ex.set_defaults(func=cmd_export)
+
+    mo = sub.add_parser("models", parents=[common], help="list, add or remove Cellpose models")
+    mo.add_argument("--add", nargs=2, metavar=("NAME", "PATH"), help="register a weights file")
+    mo.add_argument("--diameter", type=_positive_float, help="default diameter of --add")
+    mo.add_argument("--replace", action="store_true")
+    mo.add_argument("--remove", metavar="NAME")
+    mo.set_defaults(func=cmd_models)
     return p
 
 
