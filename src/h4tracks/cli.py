@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="synthetic movie -> segment -> track -> project + CTC export")
     de.add_argument("--out", default="h4tracks_demo", help="output folder")
     de.add_argument("--gui", action="store_true", help="open the result in napari")
-    de.add_argument("--frames", type=int, default=30)
+    de.add_argument("--frames", type=int, default=20)
     de.add_argument("--size", type=int, default=256)
     de.add_argument("--cells", type=int, default=15)
     de.add_argument("--seed", type=int, default=0)
