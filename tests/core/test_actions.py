@@ -10,6 +10,7 @@ from h4tracks.core.actions import (
     ActionGroup,
     AddEdge,
     History,
+    MarkCurated,
     RemoveEdge,
     SetLabelPixels,
     same_lineage,
@@ -229,3 +230,43 @@ def test_same_lineage() -> None:
     b.add_edge((0, 1), (1, 1))
     b.update_node((2, 1), area=3)
     assert not same_lineage(a, b)
+
+
+# ----------------------------------------------------------------------------- curated frames
+
+def test_user_edits_mark_their_frames_curated_in_the_same_undo_step() -> None:
+    p = make_project()
+    h = History()
+    frame = p.labels.frame(1)
+    after = np.where(frame == 2, 0, frame)
+    h.do(SetLabelPixels.from_frames(1, frame, after), p)
+    assert p.curated_frames == {1}
+    h.do(AddEdge((0, 1), (2, 1)), p)  # a link marks both of its frames
+    assert p.curated_frames == {0, 1, 2}
+    h.undo(p)
+    assert p.curated_frames == {1}
+    h.undo(p)
+    assert p.curated_frames == frozenset() and len(h.redo_stack) == 2
+    h.redo(p)
+    assert p.curated_frames == {1}
+    # an edit of an already curated frame adds no marking step
+    h.do(SetLabelPixels.from_frames(1, p.labels.frame(1), np.zeros((10, 12))), p)
+    assert not isinstance(h.undo_stack[-1], ActionGroup)
+
+
+def test_mark_curated_is_undoable_and_persisted(tmp_path) -> None:
+    from h4tracks.core.store import open_project, save_project
+
+    p = make_project()
+    h = History()
+    h.do(MarkCurated([0, 2]), p)
+    assert p.curated_frames == {0, 2}
+    h.do(MarkCurated([2], curated=False), p)
+    assert p.curated_frames == {0}
+    h.undo(p)
+    assert p.curated_frames == {0, 2}
+    assert p.summary()["curated frames"] == "0, 2"
+    save_project(p, tmp_path / "p.zarr")
+    assert open_project(tmp_path / "p.zarr").curated_frames == {0, 2}
+    with pytest.raises(IndexError):
+        p.set_curated([3])

@@ -67,6 +67,13 @@ class Action:
     """
 
     description: str = "edit"
+    #: whether doing it through :class:`History` marks the frames it touches as curated
+    marks_curated: bool = True
+
+    @property
+    def frames(self) -> frozenset[int]:
+        """The frames this action changes (labels or links)."""
+        return frozenset()
 
     def apply(self, project: Project) -> None:
         """Perform the change on ``project``."""
@@ -107,8 +114,39 @@ class ActionGroup(Action):
             [a.inverse() for a in reversed(self.actions)], f"undo {self.description}"
         )
 
+    @property
+    def frames(self) -> frozenset[int]:
+        return frozenset().union(*(a.frames for a in self.actions))
+
     def __len__(self) -> int:
         return len(self.actions)
+
+
+class MarkCurated(Action):
+    """Mark frames as curated (``curated=True``) or not; undoable like any edit.
+
+    Curated frames are those whose labels and links the user checked: training uses them by
+    default and re-segmentation leaves them alone unless asked to overwrite them.
+    """
+
+    marks_curated = False
+
+    def __init__(self, frames: Iterable[int], curated: bool = True) -> None:
+        self._frames = frozenset(int(t) for t in frames)
+        self.curated = bool(curated)
+        self.description = (
+            f"mark frame(s) {sorted(self._frames)} as {'curated' if curated else 'not curated'}"
+        )
+
+    @property
+    def frames(self) -> frozenset[int]:
+        return self._frames
+
+    def apply(self, project: Project) -> None:
+        project.set_curated(self._frames, self.curated)
+
+    def inverse(self) -> MarkCurated:
+        return MarkCurated(self._frames, not self.curated)
 
 
 class SetLabelPixels(Action):
@@ -145,6 +183,10 @@ class SetLabelPixels(Action):
         return cls(t, idx, b[idx], a[idx], description)
 
     @property
+    def frames(self) -> frozenset[int]:
+        return frozenset((self.t,))
+
+    @property
     def n_pixels(self) -> int:
         return int(self.indices.size)
 
@@ -173,6 +215,10 @@ class _EdgeAction(Action):
         p, c = tuple(parent), tuple(child)
         self.parent: NodeKey = (int(p[0]), int(p[1]))
         self.child: NodeKey = (int(c[0]), int(c[1]))
+
+    @property
+    def frames(self) -> frozenset[int]:
+        return frozenset((self.parent[0], self.child[0]))
 
 
 class AddEdge(_EdgeAction):
@@ -251,8 +297,12 @@ class History:
     def do(self, action: Action, project: Project) -> Action:
         """Apply ``action`` and make it undoable; the redo stack is cleared.
 
-        If applying fails, the error propagates and the stacks are unchanged.
+        The frames a user edit touches become curated in the same undo step (undo unmarks
+        them again). If applying fails, the error propagates and the stacks are unchanged.
         """
+        new = sorted(action.frames - project.curated_frames) if action.marks_curated else []
+        if new:
+            action = ActionGroup([action, MarkCurated(new)], action.description)
         action.apply(project)
         self._undo.append(action)
         self._redo.clear()

@@ -36,6 +36,9 @@ class Metadata(BaseModel):
     source: str | None = Field(default=None, description="file the image was imported from")
     channel: str | int | None = None
     provenance: list[dict[str, Any]] = Field(default_factory=list)
+    curated_frames: list[int] = Field(
+        default_factory=list, description="frames whose labels and links the user checked"
+    )
 
     @field_validator("provenance", mode="after")
     @classmethod
@@ -64,6 +67,21 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return repr(value)
+
+
+def _ranges_text(frames: list[int]) -> str | None:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"`` (None when empty)."""
+    if not frames:
+        return None
+    runs, start, prev = [], frames[0], frames[0]
+    for t in [*frames[1:], None]:
+        if t is not None and t == prev + 1:
+            prev = t
+            continue
+        runs.append(f"{start}-{prev}" if prev > start else f"{start}")
+        if t is not None:
+            start = prev = t
+    return ", ".join(runs)
 
 
 def provenance_entry(step: str, **params: Any) -> dict[str, Any]:
@@ -424,6 +442,20 @@ class Project:
         self.auto = AutoSnapshot(labels, self.graph.copy(), info)
         return self.auto
 
+    # ------------------------------------------------------------------ curation
+    @property
+    def curated_frames(self) -> frozenset[int]:
+        """Frames the user curated (edited, or marked by hand)."""
+        return frozenset(self.metadata.curated_frames)
+
+    def set_curated(self, frames: Iterable[int], curated: bool = True) -> None:
+        """Mark ``frames`` as curated (or not). For an undoable change use
+        :class:`h4tracks.core.actions.MarkCurated` through the history."""
+        frames = {_as_frame_index(t, self.n_frames) for t in frames}
+        now = set(self.metadata.curated_frames)
+        now = now | frames if curated else now - frames
+        self.metadata.curated_frames = sorted(now)
+
     # ------------------------------------------------------------------ misc
     def add_provenance(self, step: str, **params: Any) -> None:
         """Record an automatic step in the metadata."""
@@ -456,6 +488,7 @@ class Project:
             "source": self.metadata.source,
             "channel": self.metadata.channel,
             "auto snapshot": self.auto is not None,
+            "curated frames": _ranges_text(self.metadata.curated_frames),
             "automatic steps": [p.get("step") for p in self.metadata.provenance],
         }
 

@@ -199,3 +199,17 @@ def test_parse_frames(spec, expected):
 def test_parse_frames_errors(spec):
     with pytest.raises(InputError):
         parse_frames(spec, 5)
+
+
+def test_curated_frames_survive_resegmentation_byte_for_byte(project, movie, demo_model):
+    project.set_labels(movie.labels.copy())
+    project.set_curated([1, 3])
+    report = segment_project(project, frames="0:4")
+    assert report.frames == [0, 2] and report.skipped == [1, 3]
+    for t in (1, 3):
+        assert project.labels.frame(t).tobytes() == movie.labels[t].astype(np.uint32).tobytes()
+    assert project.metadata.provenance[-1]["params"]["kept_curated"] == [[1, 2], [3, 4]]
+    with pytest.raises(InputError, match="are curated"):
+        segment_project(project, frames=[1, 3])
+    report = segment_project(project, frames=[1], overwrite_curated=True)
+    assert report.frames == [1] and project.curated_frames == {3}

@@ -124,3 +124,13 @@ def test_bad_training_input(cfg, movie, tmp_path):
     with pytest.raises(InputError, match="not a Cellpose model"):
         train_from_project(project, "0", "x", base=str(bad), params=TINY)
     assert "x" not in ModelRegistry().names()
+
+
+def test_training_defaults_to_curated_frames(cfg, movie):
+    project = Project(movie.image, movie.labels)
+    with pytest.raises(InputError, match="no curated frame"):
+        train_from_project(project, None, "x", params=TINY)
+    project.set_curated([1, 3])
+    entry, _ = train_from_project(project, None, "from-curated", params=TINY.model_copy(
+        update={"epochs": 1}), cores=1)
+    assert entry.provenance["frames"] == [1, 3]

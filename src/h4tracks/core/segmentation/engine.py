@@ -14,6 +14,7 @@ snapshot (used later to score the curated result against it).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -74,6 +75,7 @@ class SegmentReport:
     n_cells: int
     model: str
     message: str | None = None  # e.g. GPU fallback
+    skipped: list[int] = dataclasses.field(default_factory=list)  # curated frames kept
 
     @property
     def frames_per_second(self) -> float:
@@ -198,6 +200,7 @@ def segment_project(
     cancel: Callable[[], bool] | None = None,
     checkpoint: Callable[[], None] | None = None,
     checkpoint_every: int = 50,
+    overwrite_curated: bool = False,
 ) -> SegmentReport:
     """Segment ``frames`` of ``project`` and write the masks into ``project.labels``.
 
@@ -220,6 +223,9 @@ def segment_project(
     checkpoint
         Called after every ``checkpoint_every`` frames and at the end (e.g. an incremental
         save, which frees the frames written so far from memory).
+    overwrite_curated
+        Re-segment curated frames too (they stop being curated); by default they are kept
+        byte for byte and listed in the report's ``skipped``.
 
     Returns
     -------
@@ -227,6 +233,15 @@ def segment_project(
         Frames done, whether it was cancelled, time, cells found, the model's name.
     """
     chosen = parse_frames(frames, project.n_frames)
+    curated = project.curated_frames
+    skipped = [] if overwrite_curated else [t for t in chosen if t in curated]
+    if skipped:
+        chosen = [t for t in chosen if t not in curated]
+        if not chosen:
+            raise InputError(
+                f"All {len(skipped)} chosen frame(s) are curated and are kept; choose other "
+                "frames or allow overwriting curated frames (CLI: --overwrite-curated)."
+            )
     labels = project.ensure_labels()
     since = 0
 
@@ -243,14 +258,17 @@ def segment_project(
         project, model, chosen, params, cores=cores, gpu=gpu, registry=registry,
         progress=progress, cancel=cancel, sink=sink,
     )
+    report.skipped = skipped
     if report.frames:
+        project.set_curated(report.frames, False)  # automatic again
         # links into/out of re-segmented frames referred to cells that are gone
         _drop_links(project, set(report.frames))
         project.add_provenance(
             "segment", model=entry.name, model_kind=entry.kind, model_path=entry.path,
             frames=_frame_ranges(report.frames), cancelled=report.cancelled,
             cellpose=_cellpose_version(), gpu=gpu and report.message is None,
-            cores=cores, **params.model_dump(),
+            cores=cores, kept_curated=_frame_ranges(skipped) if skipped else [],
+            **params.model_dump(),
         )
         project.take_auto_snapshot(step="segment", model=entry.name)
     if checkpoint is not None and report.frames:

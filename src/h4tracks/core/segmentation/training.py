@@ -279,7 +279,7 @@ def train_cellpose(
 
 def train_from_project(
     project: Any,
-    frames: Sequence[int] | str,
+    frames: Sequence[int] | str | None,
     name: str,
     *,
     base: Any = None,
@@ -297,7 +297,8 @@ def train_from_project(
     Parameters
     ----------
     frames
-        Frame indices (or ``"A:B"`` / ``"0,7,14"``) whose labels are the training masks.
+        Frame indices (or ``"A:B"`` / ``"0,7,14"``) whose labels are the training masks;
+        ``None`` = the project's curated frames.
     name
         Name of the new model in the registry (``replace`` to overwrite a trained one).
     base
@@ -317,7 +318,15 @@ def train_from_project(
     registry = registry or ModelRegistry()
     if project.labels is None:
         raise InputError("The project has no segmentation to train from.")
-    chosen = parse_frames(frames, project.n_frames)
+    if frames is None:
+        chosen = sorted(project.curated_frames)
+        if not chosen:
+            raise InputError(
+                "The project has no curated frame to train from; curate a few frames (any "
+                "edit marks its frame) or mark them as curated, or choose frames."
+            )
+    else:
+        chosen = parse_frames(frames, project.n_frames)
     if name in registry.names() and not replace:
         raise InputError(f"A model named {name!r} already exists; choose another name.")
     images = [np.asarray(project.image[t]) for t in chosen]
