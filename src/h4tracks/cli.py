@@ -316,6 +316,100 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from h4tracks.core.analysis import (
+        filter_tracks,
+        project_track_metrics,
+        write_detections_csv,
+        write_track_report,
+    )
+    from h4tracks.core.store import open_project
+
+    if args.plot and not args.figure:
+        raise H4TracksError("--plot needs --figure FIG.png (or .svg)")
+    if args.figure and not args.plot:
+        raise H4TracksError("--figure needs --plot scatter|histogram|rose|msd")
+    if args.plot == "scatter" and not (args.x and args.y):
+        raise H4TracksError("--plot scatter needs --x COLUMN and --y COLUMN")
+    if args.plot == "histogram" and not args.x:
+        raise H4TracksError("--plot histogram needs --x COLUMN")
+    project = open_project(args.project)
+    if len(project.graph) == 0:
+        raise H4TracksError(f"{args.project} has no cells to analyze: segment and track it "
+                            "first")
+    md = project.metadata
+    table = project_track_metrics(project, with_shape=args.shape, cores=args.cores)
+    tracks, summary = write_track_report(
+        table, args.output, min_length=args.min_length, min_movement=args.min_movement,
+        sep=args.sep, decimal=args.decimal,
+    )
+    mask = filter_tracks(table, args.min_length, args.min_movement)
+    print(f"wrote {tracks} ({len(table)} tracks, {int(mask.sum())} pass the filters) and "
+          f"{summary.name}")
+    if args.detections:
+        det = write_detections_csv(
+            project.graph, args.detections, pixel_size=md.pixel_size,
+            frame_interval=md.frame_interval, time_unit=md.time_unit, sep=args.sep,
+            decimal=args.decimal,
+        )
+        print(f"wrote {det} ({len(project.graph)} detections)")
+    if args.plot:
+        from h4tracks.core.analysis import figures
+
+        ids = table["track_id"][mask]
+        if args.plot == "scatter":
+            fig = figures.scatter(table, args.x, args.y, mask=mask)
+        elif args.plot == "histogram":
+            fig = figures.histogram(table, args.x, mask=mask)
+        elif args.plot == "rose":
+            fig = figures.rose_plot(project.graph, pixel_size=md.pixel_size, track_ids=ids)
+        else:
+            fig = figures.msd_plot(project.graph, pixel_size=md.pixel_size,
+                                   frame_interval=md.frame_interval, time_unit=md.time_unit,
+                                   track_ids=ids)
+        print(f"wrote {figures.save_figure(fig, args.figure)} ({args.plot})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from h4tracks.core.evaluation import curated_vs_auto, evaluate
+    from h4tracks.core.segmentation.engine import parse_frames
+    from h4tracks.core.store import open_project
+
+    project = open_project(args.project)
+    frames = parse_frames(args.frames, project.n_frames) if args.frames else None
+    if args.reference:
+        if not Path(args.reference).exists():
+            raise H4TracksError(f"reference {args.reference} does not exist")
+        report = evaluate(project, args.reference, frames)
+    else:
+        report = curated_vs_auto(project, frames)
+    print(f"{report.result_name} vs {report.reference_name}, frames "
+          f"{report.frames[0]}-{report.frames[-1]}")
+    s, t = report.segmentation, report.tracking
+    if s is not None:
+        print(f"segmentation: precision {s.precision:.4f}  recall {s.recall:.4f}  "
+              f"F1 {s.f1:.4f}  AP@0.5 {s.average_precision:.4f}  SEG {s.seg:.4f}  "
+              f"(TP {s.tp}, FP {s.fp}, FN {s.fn})")
+    if t is not None:
+        print(f"tracking:     TRA {t.tra:.4f}  DET {t.det:.4f}  AOGM {t.aogm:g}  "
+              f"(FN {t.false_negatives}, FP {t.false_positives}, splits {t.splits}, "
+              f"edges -{t.edge_deletions} +{t.edge_additions} ~{t.semantic_changes})")
+    for note in report.notes:
+        print(f"note: {note}")
+    if args.json:
+        report.to_json(args.json)
+        print(f"wrote {args.json}")
+    for path, text in ((args.markdown, report.to_markdown), (args.html, report.to_html)):
+        if path:
+            try:
+                Path(path).write_text(text() + "\n", encoding="utf-8")
+            except OSError as e:
+                raise H4TracksError(f"cannot write {path}: {e.strerror or e}") from e
+            print(f"wrote {path}")
+    return 0
+
+
 def _progress_printer(args: argparse.Namespace):
     if not sys.stderr.isatty() or args.quiet:
         return None
@@ -448,6 +542,39 @@ def build_parser() -> argparse.ArgumentParser:
     mo.add_argument("--replace", action="store_true")
     mo.add_argument("--remove", metavar="NAME")
     mo.set_defaults(func=cmd_models)
+
+    an = sub.add_parser("analyze", parents=[common],
+                        help="per-track metrics to CSV (+ summary, detections, a figure)")
+    an.add_argument("project", help="NAME.zarr (tracked)")
+    an.add_argument("-o", "--output", required=True,
+                    help="track CSV (a NAME_summary.csv is written next to it)")
+    an.add_argument("--min-length", type=int, help="filter: at least N detections")
+    an.add_argument("--min-movement", type=float,
+                    help="filter: path length at least D (µm if calibrated, else px)")
+    an.add_argument("--sep", default=",", help="CSV separator (default ,)")
+    an.add_argument("--decimal", default=".", choices=[".", ","], help="decimal mark")
+    an.add_argument("--detections", metavar="DET.csv", help="also write one row per detection")
+    an.add_argument("--shape", action="store_true",
+                    help="add mask shape metrics (area, perimeter, solidity, ...)")
+    an.add_argument("--plot", choices=["scatter", "histogram", "rose", "msd"],
+                    help="figure of the tracks passing the filters")
+    an.add_argument("--x", help="column for scatter x / histogram (e.g. mean_speed)")
+    an.add_argument("--y", help="column for scatter y (e.g. directness)")
+    an.add_argument("--figure", metavar="FIG.png", help="figure file (.png or .svg)")
+    an.add_argument("--cores", type=_cores, default=_cores("80%"))
+    an.set_defaults(func=cmd_analyze)
+
+    ev = sub.add_parser("evaluate", parents=[common],
+                        help="score segmentation and tracking against a reference")
+    ev.add_argument("project", help="NAME.zarr")
+    ev.add_argument("--reference", metavar="REF",
+                    help="a project, a label movie (TIFF) or a CTC ground-truth folder; "
+                    "default: the curated project against its automatic snapshot")
+    ev.add_argument("--frames", help="A:B (B exclusive), consecutive; default all")
+    ev.add_argument("--json", metavar="OUT.json", help="write the full report as JSON")
+    ev.add_argument("--markdown", metavar="OUT.md", help="write a Markdown summary")
+    ev.add_argument("--html", metavar="OUT.html", help="write an HTML summary")
+    ev.set_defaults(func=cmd_evaluate)
     return p
 
 

@@ -19,8 +19,11 @@ only; other Labels layers keep napari's behaviour):
 * ``Control-Z`` / ``Control-Shift-Z`` are napari's per-layer paint undo/redo; in h4tracks they
   undo/redo the project's edit history (curation verbs), shared by all tabs.
 
-The other curation keys (D, J, C, I, U) and the Tracking tab's ``S`` are unused by napari's
-Labels layer.
+* ``Escape`` is napari's "reset polygon" key; in h4tracks it first cancels a pending link or
+  unlink (Tracking tab) and only otherwise resets the polygon, as napari would.
+
+The other curation keys (D, J, C, I, U) and the Tracking tab's ``S``, ``K`` and ``N`` are
+unused by napari's Labels layer.
 """
 
 from __future__ import annotations
@@ -54,8 +57,17 @@ HOTKEYS: dict[str, Hotkey] = {
     "relabel_frame": Hotkey(
         "U", "Give each disconnected fragment of the current frame its own ID"
     ),
-    # reserved for the Tracking tab
-    "track_single_cell": Hotkey("S", "Track the selected cell through the movie"),
+    # Tracking tab
+    "track_single_cell": Hotkey(
+        "S", "Track the cell under the mouse forward by mask overlap (else: click a cell)"
+    ),
+    "link_cells": Hotkey(
+        "K", "Link mode: click the cell in each frame, pressing again (Confirm) links them"
+    ),
+    "unlink_cells": Hotkey(
+        "N", "Unlink mode: click the first and last cell of the piece to cut, then Confirm"
+    ),
+    "cancel_click": Hotkey("Escape", "Cancel a pending link/unlink (click mode)"),
 }
 
 

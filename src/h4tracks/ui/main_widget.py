@@ -93,8 +93,11 @@ class H4TracksWidget(QWidget):
         super().__init__()
         from napari.layers import Image, Labels, Tracks
 
+        from h4tracks.ui.analysis_tab import AnalysisTab
         from h4tracks.ui.data_tab import DataTab
+        from h4tracks.ui.evaluation_tab import EvaluationTab
         from h4tracks.ui.segmentation_tab import SegmentationTab
+        from h4tracks.ui.tracking_tab import TrackingTab
 
         self.viewer = napari_viewer
         #: undo/redo of every tab's edits; cleared when another project becomes current
@@ -150,6 +153,14 @@ class H4TracksWidget(QWidget):
         self.tabs.addTab(self.data_tab, "Data")
         self.segmentation_tab = SegmentationTab(self)
         self.tabs.addTab(self.segmentation_tab, "Segmentation")
+        self.tracking_tab = TrackingTab(self)
+        self.tabs.addTab(self.tracking_tab, "Tracking")
+        #: the Tracks layer view shared by the tabs (filter, lasso selection)
+        self.tracks_view = self.tracking_tab.view
+        self.analysis_tab = AnalysisTab(self)
+        self.tabs.addTab(self.analysis_tab, "Analysis")
+        self.evaluation_tab = EvaluationTab(self)
+        self.tabs.addTab(self.evaluation_tab, "Evaluation")
 
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
@@ -169,6 +180,7 @@ class H4TracksWidget(QWidget):
         self.project_changed.connect(lambda _p: self._bind_layer_hotkeys())
         self.register_hotkeys({"undo": self.undo, "redo": self.redo})
         self.register_hotkeys(self.segmentation_tab.hotkey_handlers())
+        self.register_hotkeys(self.tracking_tab.hotkey_handlers())
         for combo in (self.image_combo, self.labels_combo, self.tracks_combo):
             combo.currentTextChanged.connect(self._on_layer_choice)
         layers_events = napari_viewer.layers.events
@@ -261,7 +273,8 @@ class H4TracksWidget(QWidget):
     def _set_busy(self, worker: Any | None, text: str = "", cancellable: bool = False) -> None:
         self._worker = worker
         for w in (self.load_btn, self.save_btn, self.save_as_btn, self.data_tab,
-                  self.segmentation_tab):
+                  self.segmentation_tab, self.tracking_tab, self.analysis_tab,
+                  self.evaluation_tab):
             w.setEnabled(worker is None)
         self.progress.setVisible(worker is not None)
         self.progress.setRange(0, 0)

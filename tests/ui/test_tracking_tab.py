@@ -1,0 +1,374 @@
+"""Tracking tab tests with a real napari viewer (run under Xvfb)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from napari.layers import Tracks
+from napari.utils.key_bindings import coerce_keybinding
+from qtpy.QtWidgets import QMessageBox
+
+from h4tracks.core.actions import same_lineage
+from h4tracks.core.project import Project
+from h4tracks.core.synthetic import make_movie
+from h4tracks.core.tracking import LapParams, OverlapParams, track_project
+from h4tracks.ui import tracking_tab as tracking_module
+from h4tracks.ui.hotkeys import HOTKEYS, duplicate_keys, key_of
+from h4tracks.ui.layers import layer_project
+from h4tracks.ui.main_widget import H4TracksWidget
+from h4tracks.ui.tracks_view import parse_track_ids
+
+
+@pytest.fixture(scope="module")
+def movie():
+    # 6 cells moving through 6 frames; GT label = track id (CTC convention)
+    return make_movie(n_frames=6, shape=(96, 96), n_cells=6, radius=7, seed=1)
+
+
+@pytest.fixture
+def widget(make_napari_viewer, qtbot):
+    w = H4TracksWidget(make_napari_viewer())
+    qtbot.addWidget(w)
+    return w
+
+
+def _show(widget: H4TracksWidget, movie, *, tracked: bool) -> Project:
+    project = Project(movie.image, movie.labels.copy(), metadata={"name": "gt"})
+    if tracked:
+        track_project(project, "lap")
+    widget.show_project(project)
+    widget.viewer.dims.set_current_step(0, 0)  # napari opens on the middle frame
+    widget.tracking_tab.confirm = lambda _title, _text: True  # no modal dialog in tests
+    return project
+
+
+@pytest.fixture
+def untracked(widget, movie):
+    return widget, _show(widget, movie, tracked=False)
+
+
+@pytest.fixture
+def tracked(widget, movie):
+    return widget, _show(widget, movie, tracked=True)
+
+
+def _wait(qtbot, w: H4TracksWidget) -> None:
+    qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
+
+
+def _centre(frame: np.ndarray, label: int) -> tuple[int, int]:
+    ys, xs = np.nonzero(frame == label)
+    i = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
+    return int(ys[i]), int(xs[i])
+
+
+def _background(frame: np.ndarray) -> tuple[int, int]:
+    ys, xs = np.nonzero(frame == 0)
+    return int(ys[0]), int(xs[0])
+
+
+def _tracks_layer(widget: H4TracksWidget) -> Tracks:
+    layer = widget.tracking_tab.view.layer()
+    assert layer is not None
+    return layer
+
+
+def _assert_layer_matches(widget: H4TracksWidget, project: Project) -> None:
+    """The Tracks layer shows exactly the project's graph (no filter)."""
+    data, parents = project.graph.to_napari()
+    layer = _tracks_layer(widget)
+    np.testing.assert_array_equal(layer.data, data)
+    assert layer.graph == parents
+
+
+def _click(widget: H4TracksWidget, project: Project, t: int, label: int) -> bool:
+    widget.viewer.dims.set_current_step(0, t)  # the user steps to the frame, then clicks
+    return widget.tracking_tab.handle_click(*_centre(project.labels.frame(t), label))
+
+
+# ---------------------------------------------------------------------------------- params
+def test_parameter_forms_follow_the_models(widget):
+    tab = widget.tracking_tab
+    for key, model in (("lap", LapParams), ("overlap", OverlapParams)):
+        form = tab.forms[key]
+        assert list(form.editors) == list(model.model_fields)
+        for name, field in model.model_fields.items():
+            assert form.editors[name].toolTip() == field.description
+        assert form.params() == model()  # defaults shown, None fields included
+    lap = tab.forms["lap"]
+    lap.editors["gap_distance"].setValue(12.0)
+    lap.editors["max_gap"].setValue(2)
+    assert tab.params("lap") == LapParams(gap_distance=12.0, max_gap=2)
+    assert lap.editors["max_distance"].minimum() > 0  # gt=0
+    assert tab.forms["overlap"].editors["min_overlap"].maximum() == 1.0  # le=1
+    tab.forms["overlap"].editors["measure"].setCurrentIndex(1)
+    assert tab.params("overlap").measure == "iou"
+    tab.method_combo.setCurrentIndex(1)
+    assert tab.params_stack.currentWidget() is tab.forms["overlap"]
+
+
+def test_parse_track_ids():
+    assert parse_track_ids("3, 7, 12-15") == [3, 7, 12, 13, 14, 15]
+    assert parse_track_ids(" 4 2;2 - 3") == [2, 3, 4]
+    for bad in ("", "x", "5-3", "1.5"):
+        with pytest.raises(ValueError):
+            parse_track_ids(bad)
+
+
+# ---------------------------------------------------------------------------------- runs
+@pytest.mark.parametrize("method", ["lap", "overlap"])
+def test_run_tracking_from_tab(untracked, movie, qtbot, method):
+    widget, project = untracked
+    tab = widget.tracking_tab
+    assert not any(isinstance(layer, Tracks) for layer in widget.viewer.layers)
+    labels_layer = widget.project_labels_layer()
+    tab.method_combo.setCurrentIndex(tab.method_combo.findData(method))
+    worker = tab.run_tracking()
+    assert worker is not None and widget.cancel_btn.isVisibleTo(widget)
+    assert not labels_layer.editable  # no painting while the worker reads the labels
+    _wait(qtbot, widget)
+    g = project.graph
+    assert g.n_edges == 6 * 5 and g.track_ids().size == 6, tab.report.text()
+    assert f"6 tracks, 30 links, {g.n_divisions} divisions" in tab.report.text()
+    assert labels_layer.editable
+    # the Tracks layer was created as a view of the project, and the labels stay active
+    layer = _tracks_layer(widget)
+    assert layer_project(layer) is project and widget.tracks_combo.layer() is layer
+    assert widget.viewer.layers.selection.active is labels_layer
+    _assert_layer_matches(widget, project)
+    assert project.metadata.provenance[-1]["params"]["method"] == method
+    assert not widget.history.can_undo
+
+
+def test_cancel_leaves_tracks_unchanged(tracked, qtbot, monkeypatch):
+    widget, project = tracked
+    before = project.graph.copy()
+    real = tracking_module.track_project
+
+    def wait_for_cancel(project, method, params, progress, cancel, **kw):
+        qtbot.waitUntil(cancel, timeout=5_000)  # deterministic: Cancel comes first
+        return real(project, method, params, progress, cancel, **kw)
+
+    monkeypatch.setattr(tracking_module, "track_project", wait_for_cancel)
+    widget.tracking_tab.run_tracking()
+    widget.cancel_worker()
+    _wait(qtbot, widget)
+    assert "cancelled" in widget.tracking_tab.report.text()
+    assert "Tracking cancelled" in widget.status.text()
+    assert project.graph is not before and project.graph == before
+    _assert_layer_matches(widget, project)
+    assert widget.project_labels_layer().editable
+
+
+def test_invalid_or_missing_input(widget, movie):
+    tab = widget.tracking_tab
+    assert tab.run_tracking() is None  # no layers at all
+    assert "choose an image layer" in widget.status.text()
+    project = Project(movie.image, metadata={"name": "raw"})
+    widget.show_project(project)
+    assert tab.run_tracking() is None
+    assert "no segmentation to track" in widget.status.text()
+
+
+# ---------------------------------------------------------------------------------- curation
+def test_single_cell_tracking_click_and_key(untracked):
+    widget, project = untracked
+    tab = widget.tracking_tab
+    before = project.graph.copy()
+    frame0 = project.labels.frame(0)
+
+    tab.on_mode_key("track_single_cell")  # the button
+    assert tab.mode == "track_single_cell" and widget.project_labels_layer().mode == "pan_zoom"
+    assert not tab.handle_click(*_background(frame0))
+    assert "no cell" in widget.status.text() and not widget.history.can_undo
+    y, x = _centre(frame0, 1)
+    event = SimpleNamespace(type="mouse_press", button=1, position=(0.0, float(y), float(x)))
+    tab._on_mouse_press(widget.viewer, event)
+    assert project.graph.n_edges == 5
+    assert project.graph.track_nodes(project.graph.track_id((0, 1)))[-1] == (5, 1)
+    assert len(widget.history) == 1  # one undo step for the whole track
+    _assert_layer_matches(widget, project)  # the Tracks layer appeared with the first link
+    assert widget.undo() and same_lineage(project.graph, before)
+    _assert_layer_matches(widget, project)
+
+    # key S over a cell tracks it at once (the key bound on the labels layer)
+    tab.set_mode(None)
+    layer = widget.project_labels_layer()
+    y, x = _centre(frame0, 2)
+    widget.viewer.cursor.position = (0.0, float(y), float(x))
+    layer.keymap[coerce_keybinding(key_of("track_single_cell"))](layer)
+    assert project.graph.track_nodes(project.graph.track_id((0, 2)))[-1] == (5, 2)
+    assert project.graph.n_edges == 5
+    # over background it switches the click mode on instead
+    widget.viewer.cursor.position = (0.0, *map(float, _background(frame0)))
+    assert not tab.track_cell_under_mouse()
+    assert tab.mode == "track_single_cell"
+    # a tracked cell cannot be followed again
+    assert not tab.track_cell(0, 2) and "cannot be followed" in widget.status.text()
+
+
+def test_link_confirm_undo_redo(untracked):
+    widget, project = untracked
+    tab = widget.tracking_tab
+    before = project.graph.copy()
+    tab.on_mode_key("link_cells")
+    button = tab.mode_buttons["link_cells"]
+    assert button.text() == "Confirm link" and tab.cancel_click_btn.isVisibleTo(tab)
+    assert not tab.confirm_pending()  # one cell is not enough
+    assert _click(widget, project, 0, 3)
+    assert _click(widget, project, 1, 4)
+    assert _click(widget, project, 1, 3)  # a second click in a frame corrects the first
+    widget.viewer.dims.set_current_step(0, 2)
+    assert not tab.handle_click(*_background(project.labels.frame(2)))  # nothing recorded
+    assert _click(widget, project, 2, 3)
+    assert tab.picked == [(0, 3), (1, 3), (2, 3)]
+    tab.on_mode_key("link_cells")  # pressing K again confirms
+    assert tab.mode is None and button.text() == "Link"
+    g = project.graph
+    assert g.edge_array().tolist() == [[0, 3, 1, 3], [1, 3, 2, 3]]
+    assert len(widget.history) == 1
+    after = g.copy()
+    _assert_layer_matches(widget, project)
+    assert widget.undo() and same_lineage(project.graph, before)
+    assert widget.redo() and same_lineage(project.graph, after)
+    _assert_layer_matches(widget, project)
+
+    # an invalid link is refused, nothing changes and the clicks are kept
+    tab.set_mode("link_cells")
+    _click(widget, project, 1, 5)
+    _click(widget, project, 2, 3)  # already linked to (1, 3)
+    assert not tab.confirm_pending() and "already linked" in widget.status.text()
+    assert tab.mode == "link_cells" and len(tab.picked) == 2
+    # Escape (bound on the labels layer) cancels
+    layer = widget.project_labels_layer()
+    layer.keymap[coerce_keybinding(key_of("cancel_click"))](layer)
+    assert tab.mode is None and tab.picked == []
+    assert same_lineage(project.graph, after)
+
+
+def test_unlink_confirm_undo_redo(tracked):
+    widget, project = tracked
+    tab = widget.tracking_tab
+    before = project.graph.copy()
+    n_tracks = before.track_ids().size
+    tab.set_mode("unlink_cells")
+    assert tab.mode_buttons["unlink_cells"].text() == "Confirm unlink"
+    assert _click(widget, project, 2, 1)
+    assert _click(widget, project, 3, 1)
+    assert tab.confirm_pending()
+    g = project.graph
+    assert not g.has_edge((1, 1), (2, 1)) and not g.has_edge((3, 1), (4, 1))
+    assert g.has_edge((2, 1), (3, 1))
+    assert g.track_ids().size == n_tracks + 2  # before / the piece / after
+    _assert_layer_matches(widget, project)
+    assert widget.undo() and same_lineage(project.graph, before)
+    _assert_layer_matches(widget, project)
+    assert widget.redo() and not project.graph.has_edge((1, 1), (2, 1))
+    # cells of two different tracks: refused
+    tab.set_mode("unlink_cells")
+    _click(widget, project, 0, 2)
+    _click(widget, project, 3, 4)
+    assert not tab.confirm_pending() and "not on the track" in widget.status.text()
+
+
+# ---------------------------------------------------------------------------------- filter
+def test_filter_changes_only_the_view(tracked):
+    widget, project = tracked
+    tab = widget.tracking_tab
+    before = project.graph.copy()
+    ids = project.graph.track_ids()
+    keep = [int(ids[0]), int(ids[2]), int(ids[3])]
+    tab.filter_edit.setText(f"{keep[0]}, {keep[1]}-{keep[2]}")
+    assert tab.show_listed()
+    layer = _tracks_layer(widget)
+    assert sorted(np.unique(layer.data[:, 0]).astype(int).tolist()) == keep
+    assert "showing 3 of the 3 listed" in tab.filter_info.text()
+    assert project.graph == before and not widget.history.can_undo
+
+    # the filter stays applied after an edit (and an undo)
+    tab.set_mode("unlink_cells")
+    t0_node = project.graph.track_nodes(keep[0])[0]
+    _click(widget, project, 0, t0_node[1])
+    _click(widget, project, 1, t0_node[1])
+    assert tab.confirm_pending()
+    layer = _tracks_layer(widget)
+    data, _ = tab.view.view_data(project)
+    np.testing.assert_array_equal(layer.data, data)
+    assert set(np.unique(data[:, 0]).astype(int).tolist()) <= set(keep)
+    assert len(data) < len(before.to_napari()[0])  # the cut-off part got a new id
+    widget.undo()
+
+    tab.filter_edit.setText("99999")
+    assert not tab.show_listed() and "none of the listed" in widget.status.text()
+    tab.filter_edit.setText("1;x")
+    assert not tab.show_listed() and "'x'" in widget.status.text()
+    tab.show_all()
+    assert tab.view.filter is None and tab.filter_info.text() == "showing all tracks"
+    _assert_layer_matches(widget, project)
+    assert same_lineage(project.graph, before)
+
+
+def test_delete_listed_and_displayed(tracked, monkeypatch):
+    widget, project = tracked
+    tab = widget.tracking_tab
+    before = project.graph.copy()
+    ids = [int(i) for i in project.graph.track_ids()]
+
+    # the real dialog answering No: nothing happens
+    tab.confirm = tab._ask
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.No)
+    tab.filter_edit.setText(str(ids[0]))
+    assert not tab.delete_listed() and project.graph == before
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.Yes)
+    assert tab.delete_listed()
+    assert project.graph.n_edges == before.n_edges - 5
+    _assert_layer_matches(widget, project)
+    assert widget.undo() and same_lineage(project.graph, before)
+
+    # delete displayed: the filtered tracks only
+    asked = []
+    tab.confirm = lambda title, text: asked.append(text) or True
+    tab.filter_edit.setText(f"{ids[1]}, {ids[2]}")
+    assert tab.show_listed()
+    assert tab.delete_displayed()
+    assert "10 link(s) of 2 track(s)" in asked[-1]
+    assert project.graph.n_edges == before.n_edges - 10
+    # their cells stay, as one-cell tracks (the first cell keeps the id)
+    layer = _tracks_layer(widget)
+    assert len(layer.data) <= 2
+    tab.show_all()
+    _assert_layer_matches(widget, project)
+    assert widget.undo() and same_lineage(project.graph, before)
+    # a view without any point hides the layer (napari cannot show zero tracks)
+    tab.view.set_filter([99999])
+    assert not layer.visible
+    tab.show_all()
+    assert layer.visible
+    _assert_layer_matches(widget, project)
+    tab.filter_edit.setText("99999")
+    assert not tab.delete_listed() and "no track with id 99999" in widget.status.text()
+
+
+# ---------------------------------------------------------------------------------- hotkeys
+def test_hotkeys_bound(tracked):
+    widget, _ = tracked
+    tab = widget.tracking_tab
+    assert duplicate_keys() == {}
+    layer = widget.project_labels_layer()
+    for action in ("track_single_cell", "link_cells", "unlink_cells", "cancel_click"):
+        key = coerce_keybinding(HOTKEYS[action].key)
+        assert key in layer.keymap and key in widget.viewer.keymap
+    assert f"[{key_of('link_cells')}]" in tab.mode_buttons["link_cells"].toolTip()
+    layer.keymap[coerce_keybinding(key_of("unlink_cells"))](layer)
+    assert tab.mode == "unlink_cells"
+    # a segmentation click mode takes the clicks over
+    widget.segmentation_tab.set_mode("remove_cell")
+    event = SimpleNamespace(type="mouse_press", button=1, position=(0.0, 1.0, 1.0))
+    tab._on_mouse_press(widget.viewer, event)
+    assert tab.mode is None
+    tab.set_mode("link_cells")
+    assert widget.segmentation_tab.mode is None  # and the other way round
