@@ -206,3 +206,31 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     assert [e["step"] for e in p.metadata.provenance] == ["segment", "track"]
     assert (out / "ctc" / "res_track.txt").is_file()
     assert (out / "ground_truth" / "01_GT" / "TRA" / "man_track.txt").is_file()
+
+
+def test_curate_and_segment_keeps_curated_frames(files, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("H4TRACKS_CONFIG_DIR", str(tmp_path / "cfg"))
+    assert main(["new", str(files / "img.tif"), "--labels", str(files / "lab.tif"),
+                 "-o", str(files / "p.zarr")]) == 0
+    assert main(["curate", str(files / "p.zarr"), "--mark", "0:3"]) == 0
+    assert main(["curate", str(files / "p.zarr"), "--unmark", "1"]) == 0
+    assert "curated frames of" in capsys.readouterr().out
+    assert open_project(files / "p.zarr").curated_frames == {0, 2}
+    before = np.asarray(open_project(files / "p.zarr").labels)
+    assert main(["segment", str(files / "p.zarr"), "--frames", "0:2"]) == 0
+    out = capsys.readouterr().out
+    assert "kept 1 curated frame(s)" in out and "segmented 1 frame(s)" in out
+    after = np.asarray(open_project(files / "p.zarr").labels)
+    np.testing.assert_array_equal(after[0], before[0])
+    assert main(["segment", str(files / "p.zarr"), "--frames", "0", "--keep-curated"]) == 2
+    assert "are curated" in capsys.readouterr().err
+    assert main(["segment", str(files / "p.zarr"), "--frames", "0", "--overwrite-curated"]) == 0
+    assert open_project(files / "p.zarr").curated_frames == {2}
+
+
+def test_train_without_curated_frames_is_an_error(files, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("H4TRACKS_CONFIG_DIR", str(tmp_path / "cfg"))
+    assert main(["new", str(files / "img.tif"), "--labels", str(files / "lab.tif"),
+                 "-o", str(files / "p.zarr")]) == 0
+    assert main(["train", str(files / "p.zarr"), "--name", "m"]) == 2
+    assert "no curated frame" in capsys.readouterr().err

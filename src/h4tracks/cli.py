@@ -147,6 +147,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
             project, entry, params=params, frames=args.frames, cores=args.cores, gpu=args.gpu,
             progress=None if show is None else (lambda d, n: show("segment", d, n)),
             checkpoint=lambda: save_project(project), checkpoint_every=args.save_every,
+            overwrite_curated=args.overwrite_curated,
         )
     except KeyboardInterrupt:
         # frames finished before the interrupt are kept: save them, then stop
@@ -154,6 +155,9 @@ def cmd_segment(args: argparse.Namespace) -> int:
         raise
     if report.message:
         print(report.message, file=sys.stderr)
+    if report.skipped:
+        print(f"kept {len(report.skipped)} curated frame(s) as they were "
+              "(--overwrite-curated re-segments them)")
     print(
         f"segmented {len(report.frames)} frame(s) of {project.path} with {report.model}: "
         f"{report.n_cells} cells, {report.seconds:.1f} s "
@@ -295,6 +299,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     n_tracks = sum(1 for line in (folder / "res_track.txt").read_text().splitlines() if line)
     print(f"wrote a CTC result to {folder}: {project.n_frames} label frames, "
           f"{n_tracks} CTC tracks (res_track.txt)")
+    return 0
+
+
+def cmd_curate(args: argparse.Namespace) -> int:
+    from h4tracks.core.segmentation.engine import parse_frames
+    from h4tracks.core.store import open_project, save_project
+
+    project = open_project(args.project)
+    if args.mark or args.unmark:
+        if args.mark:
+            project.set_curated(parse_frames(args.mark, project.n_frames), True)
+        if args.unmark:
+            project.set_curated(parse_frames(args.unmark, project.n_frames), False)
+        save_project(project)
+    frames = project.summary()["curated frames"]
+    print(f"curated frames of {project.path}: {frames or 'none'}")
     return 0
 
 
@@ -489,12 +509,19 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("--gpu", action="store_true", help="use CUDA if torch sees it")
     seg.add_argument("--save-every", type=int, default=50,
                      help="save the project every N frames (bounds memory on long movies)")
+    keep = seg.add_mutually_exclusive_group()
+    keep.add_argument("--keep-curated", dest="overwrite_curated", action="store_false",
+                      help="leave curated frames as they are (the default)")
+    keep.add_argument("--overwrite-curated", dest="overwrite_curated", action="store_true",
+                      help="re-segment curated frames too")
+    seg.set_defaults(overwrite_curated=False)
     seg.set_defaults(func=cmd_segment)
 
     tr = sub.add_parser("train", parents=[common],
                         help="train a Cellpose model on curated frames of a project")
     tr.add_argument("project", help="NAME.zarr")
-    tr.add_argument("--frames", required=True, help="curated frames: 0,7,14 or A:B")
+    tr.add_argument("--frames", help="frames to train on: 0,7,14 or A:B "
+                    "(default: the project's curated frames)")
     tr.add_argument("--name", required=True, help="name of the new model")
     tr.add_argument("--from", dest="base", help="model to fine-tune (default: from scratch)")
     tr.add_argument("--epochs", type=int, default=100)
@@ -535,6 +562,13 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-o", "--output", required=True, help="output folder")
     ex.add_argument("--overwrite", action="store_true")
     ex.set_defaults(func=cmd_export)
+
+    cu = sub.add_parser("curate", parents=[common],
+                        help="list, mark or unmark the frames you curated")
+    cu.add_argument("project", help="NAME.zarr")
+    cu.add_argument("--mark", help="frames to mark as curated: 0,7,14 or A:B")
+    cu.add_argument("--unmark", help="frames that are not curated any more")
+    cu.set_defaults(func=cmd_curate)
 
     mo = sub.add_parser("models", parents=[common], help="list, add or remove Cellpose models")
     mo.add_argument("--add", nargs=2, metavar=("NAME", "PATH"), help="register a weights file")

@@ -300,3 +300,31 @@ def test_hotkey_table_and_bindings(curated):
     tab.handle_click(*_centre(frame0, int(np.unique(frame0)[1])))
     widget.viewer.keymap[coerce_keybinding("Control-Z")](widget.viewer)
     np.testing.assert_array_equal(project.labels.frame(0), frame0)
+
+
+def test_curated_frames_marked_by_edits_and_button(curated, qtbot):
+    widget, project = curated
+    tab = widget.segmentation_tab
+    assert not tab.curated_btn.isChecked() and tab.train_frames.text() == "0"
+    frame0 = project.labels.frame(0)
+    label = int(np.unique(frame0)[1])
+    tab.set_mode("remove_cell")
+    assert tab.handle_click(*_centre(frame0, label))
+    assert project.curated_frames == {0} and tab.curated_btn.isChecked()
+    assert tab.train_frames.text() == "0"  # training defaults to the curated frames
+    widget.undo()
+    assert project.curated_frames == frozenset() and not tab.curated_btn.isChecked()
+    widget.viewer.dims.set_current_step(0, 2)
+    tab.curated_btn.click()  # mark frame 2 by hand
+    assert project.curated_frames == {2} and tab.train_frames.text() == "2"
+    # a run over all frames keeps the curated frame byte for byte
+    before = project.labels.frame(2).copy()
+    tab.set_mode(None)
+    tab.frames_edit.setText("1:3")
+    tab.run_segmentation()
+    _wait(qtbot, widget)
+    np.testing.assert_array_equal(project.labels.frame(2), before)
+    assert "kept 1 curated frame" in tab.report.text()
+    assert project.curated_frames == {2} and not widget.history.can_undo
+    tab.curated_btn.click()  # unmark
+    assert project.curated_frames == frozenset()

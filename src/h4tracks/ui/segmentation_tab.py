@@ -110,6 +110,9 @@ class SegmentationTab(QWidget):
         self.frames_edit.setToolTip("Frames to segment: empty = all; A:B (B excluded); a list. "
                                     "Preview: empty = the first 5 frames")
         self.gpu = QCheckBox("Use GPU (CUDA) if available")
+        self.overwrite_curated = QCheckBox("Re-segment curated frames too")
+        self.overwrite_curated.setToolTip("Curated frames (any frame you edited or marked) are "
+                                          "kept as they are unless this is checked")
 
         model_box = QGroupBox("Model")
         form = QFormLayout(model_box)
@@ -122,6 +125,7 @@ class SegmentationTab(QWidget):
         form.addRow("Minimum size (px)", self.min_size)
         form.addRow("Frames", self.frames_edit)
         form.addRow(self.gpu)
+        form.addRow(self.overwrite_curated)
 
         self.run_btn = QPushButton("Run segmentation")
         self.run_btn.setToolTip("Segment the frames into the project's labels (Cancel keeps "
@@ -177,6 +181,12 @@ class SegmentationTab(QWidget):
         self.relabel_btn.setToolTip(tooltip("relabel_frame"))
         grid.addWidget(self.next_id_btn, 2, 0)
         grid.addWidget(self.relabel_btn, 2, 1)
+        self.curated_btn = QPushButton("Frame is curated")
+        self.curated_btn.setCheckable(True)
+        self.curated_btn.setToolTip("Mark / unmark the current frame as curated (undoable). "
+                                    "Any edit marks its frame; training uses curated frames "
+                                    "and re-segmentation keeps them")
+        grid.addWidget(self.curated_btn, 3, 0, 1, 2)
         curate_box = QGroupBox("Curate")
         curate_box.setLayout(grid)
 
@@ -196,6 +206,9 @@ class SegmentationTab(QWidget):
         self.train_btn.clicked.connect(lambda: self.train())
         self.next_id_btn.clicked.connect(lambda: self.next_free_id())
         self.relabel_btn.clicked.connect(lambda: self.relabel_frame())
+        self.curated_btn.clicked.connect(lambda checked: self.mark_curated(checked))
+        self.main.edited.connect(self._on_frame_changed)
+        self.main.project_changed.connect(lambda _p: self._on_frame_changed())
         self.train_frames.textEdited.connect(self._on_train_frames_edited)
         self.viewer.dims.events.current_step.connect(self._on_frame_changed)
         self.viewer.mouse_drag_callbacks.append(self._on_mouse_press)
@@ -322,13 +335,15 @@ class SegmentationTab(QWidget):
         project, entry, params, spec = prepared
         self.set_mode(None)
         cores, gpu = self.main.cores, self.gpu.isChecked()
+        overwrite = self.overwrite_curated.isChecked()
         layer = self.main.project_labels_layer()
         if layer is not None:
             layer.editable = False  # the worker writes these frames: no painting meanwhile
 
         def work(report: Callable[[int, int], None], cancel: Callable[[], bool]) -> Any:
             return segment_project(project, entry, params=params, frames=spec, cores=cores,
-                                   gpu=gpu, progress=report, cancel=cancel)
+                                   gpu=gpu, progress=report, cancel=cancel,
+                                   overwrite_curated=overwrite)
 
         def done(result: SegmentReport) -> None:
             self._show_project_labels(project)
@@ -357,6 +372,7 @@ class SegmentationTab(QWidget):
         head = (f"{verb} {len(r.frames)} of {r.requested} frame(s)"
                 + (" (cancelled)" if r.cancelled else ""))
         text = (f"{head} with {r.model} in {r.seconds:.1f} s: {r.n_cells} cells"
+                + (f"; kept {len(r.skipped)} curated frame(s)" if r.skipped else "")
                 + (f"\n{r.message}" if r.message else ""))
         self.report.setText(text)
         self.main.notify(text)
@@ -409,8 +425,26 @@ class SegmentationTab(QWidget):
         self._train_frames_auto = False  # the user typed frames: stop following the slider
 
     def _on_frame_changed(self, _event: Any = None) -> None:
+        project = self.main.project
+        curated = sorted(project.curated_frames) if project is not None else []
         if self._train_frames_auto:
-            self.train_frames.setText(str(self.current_frame()))
+            # train on the curated frames by default, else on the frame in view
+            self.train_frames.setText(",".join(map(str, curated)) if curated
+                                      else str(self.current_frame()))
+        self.curated_btn.setChecked(self.current_frame() in curated)
+
+    def mark_curated(self, curated: bool = True) -> bool:
+        """Mark (or unmark) the current frame as curated, as an undoable action."""
+        from h4tracks.core.actions import MarkCurated
+
+        project = self.main.project
+        if project is None:
+            self.main.notify("load or create a project first", error=True)
+            self._on_frame_changed()
+            return False
+        ok = self.main.apply_action(MarkCurated([self.current_frame()], curated))
+        self._on_frame_changed()
+        return ok
 
     def train(self) -> Any:
         """Train a model on the chosen curated frames in the background; on success it is
