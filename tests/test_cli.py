@@ -43,6 +43,9 @@ def test_console_script_new_and_info(files, movie):
     assert p.metadata.pixel_size == pytest.approx(0.5)
     assert p.metadata.frame_interval == pytest.approx(10)
     assert p.metadata.provenance[0]["step"] == "import"
+    # imported labels are an automatic result: kept as the snapshot to score curation against
+    assert p.auto is not None and p.auto.info["step"] == "import"
+    np.testing.assert_array_equal(np.asarray(p.auto.labels), movie.labels)
     r = subprocess.run([exe, "info", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "(5, 48, 64)" in r.stdout and "0.5 µm" in r.stdout

@@ -58,4 +58,7 @@ def import_project(
     project.add_provenance("import", image=str(movie.source), labels=None if labels_path is None
                            else str(Path(labels_path).absolute()), channel=movie.channel,
                            dims=movie.dims, notes=notes)
+    if labels is not None:
+        # an imported result is an automatic result too: keep it to score curation against
+        project.take_auto_snapshot(step="import", labels=str(Path(labels_path).absolute()))
     return project
