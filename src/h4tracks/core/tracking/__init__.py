@@ -1,4 +1,4 @@
-"""Cell tracking: LAP (Jaqaman et al. 2008) and mask-overlap trackers, and track curation.
+"""Cell tracking: LAP (Jaqaman et al. 2008), mask-overlap and global (ILP) trackers, curation.
 
 Qt-free. :func:`track_project` is the entry point used by the CLI and the plugin; the trackers
 themselves (:func:`track_lap`, :func:`track_overlap`) take detections or label movies and
@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from h4tracks.core.tracking.curation import add_links, delete_tracks, link, unlink
 from h4tracks.core.tracking.detections import Detections, detect
+from h4tracks.core.tracking.global_link import estimate_defaults, track_global
 from h4tracks.core.tracking.lap import track_lap
+from h4tracks.core.tracking.learning import fit_weights, retrack_with_corrections
 from h4tracks.core.tracking.overlap import track_overlap, track_single_cell
-from h4tracks.core.tracking.params import LapParams, OverlapParams
+from h4tracks.core.tracking.params import GlobalParams, LapParams, OverlapParams
 from h4tracks.errors import H4TracksError, InputError
 
 if TYPE_CHECKING:
@@ -23,12 +25,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Detections",
+    "GlobalParams",
     "LapParams",
     "OverlapParams",
     "add_links",
     "delete_tracks",
     "detect",
+    "estimate_defaults",
+    "fit_weights",
     "link",
+    "retrack_with_corrections",
+    "track_global",
     "track_lap",
     "track_overlap",
     "track_project",
@@ -36,13 +43,13 @@ __all__ = [
     "unlink",
 ]
 
-_PARAMS = {"lap": LapParams, "overlap": OverlapParams}
+_PARAMS = {"lap": LapParams, "overlap": OverlapParams, "global": GlobalParams}
 
 
 def track_project(
     project: Project,
-    method: Literal["lap", "overlap"] = "lap",
-    params: LapParams | OverlapParams | dict[str, Any] | None = None,
+    method: Literal["lap", "overlap", "global"] = "lap",
+    params: LapParams | OverlapParams | GlobalParams | dict[str, Any] | None = None,
     progress: Callable[[int, int], Any] | None = None,
     cancel: Callable[[], bool] | None = None,
     *,
@@ -60,13 +67,15 @@ def track_project(
     project
         The project; it must have labels.
     method
-        ``"lap"`` (:func:`track_lap`) or ``"overlap"`` (:func:`track_overlap`).
+        ``"lap"`` (:func:`track_lap`), ``"overlap"`` (:func:`track_overlap`) or
+        ``"global"`` (:func:`track_global`, division-aware integer program).
     params
         Parameters of the method (its pydantic model, a dict of its fields, or None for the
         defaults).
     progress
         ``progress(done, total)`` once per frame and stage (LAP: detection then linking,
-        ``total = 2 × frames``; overlap: ``total = frames``).
+        ``total = 2 × frames``; overlap: ``total = frames``; global: frames read, then one
+        step per solved window and pass).
     cancel
         ``cancel() -> bool`` polled between frames; when it returns True,
         ``H4TracksError("Tracking cancelled")`` is raised and the project is left unchanged.
@@ -79,7 +88,9 @@ def track_project(
         The new ``project.graph``.
     """
     if method not in _PARAMS:
-        raise InputError(f"tracking method must be 'lap' or 'overlap', got {method!r}")
+        raise InputError(
+            f"tracking method must be 'lap', 'overlap' or 'global', got {method!r}"
+        )
     model = _PARAMS[method]
     if params is None:
         params = model()
@@ -98,6 +109,8 @@ def track_project(
         stage1 = None if progress is None else (lambda d, _t: progress(d, 2 * n))
         det = detect(labels, cores=cores, progress=stage1, cancel=cancel)
         graph = track_lap(det, params, progress=stage2, cancel=cancel)  # type: ignore[arg-type]
+    elif method == "global":
+        graph = track_global(labels, params, progress=progress, cancel=cancel)  # type: ignore[arg-type]
     else:
         graph = track_overlap(labels, params, progress=progress, cancel=cancel)  # type: ignore[arg-type]
     if cancel is not None and cancel():

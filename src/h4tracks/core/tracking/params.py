@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["LapParams", "OverlapParams"]
+__all__ = ["GlobalParams", "LapParams", "OverlapParams"]
 
 
 class LapParams(BaseModel):
@@ -80,3 +80,49 @@ class OverlapParams(BaseModel):
         description="Give a cell a second child when an otherwise unlinked cell of the next "
         "frame overlaps it above min_overlap.",
     )
+
+
+class GlobalParams(BaseModel):
+    """Parameters of the global, division-aware tracker, see
+    :func:`~.global_link.track_global`. Costs are in log-odds units (see docs/tracking.md)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    max_distance: float | None = Field(
+        None, gt=0,
+        description="Largest distance (px) between a cell and the position its parent is "
+        "expected at (after motion compensation); None = estimated from the data "
+        "(3 × the typical displacement, at least one cell radius).",
+    )
+    max_gap: int = Field(
+        1, ge=0, description="Largest number of frames a cell may be missing (gap closing)."
+    )
+    divisions: bool = Field(True, description="Offer divisions (one mother, two daughters).")
+    appear_cost: float | None = Field(
+        None, ge=0,
+        description="Cost of a track starting; None = half the cost of a link at "
+        "max_distance. Lowered linearly to 0 towards the image border.",
+    )
+    disappear_cost: float | None = Field(
+        None, ge=0, description="Cost of a track ending; None = as appear_cost."
+    )
+    border_margin: float | None = Field(
+        None, ge=0,
+        description="Width (px) of the border band where appearing/disappearing is cheaper; "
+        "None = one typical cell diameter.",
+    )
+    motion: Literal["none", "drift", "local"] = Field(
+        "local",
+        description="Motion compensation: 'drift' = whole-frame shift by phase correlation, "
+        "'local' = drift plus a local motion field from the links of a first pass.",
+    )
+    window: int = Field(
+        50, ge=3,
+        description="Frames per solve window for long movies (windows overlap by a few "
+        "frames; the links of the overlap are fixed from the previous window).",
+    )
+    weights: dict[str, float] | None = Field(
+        None, description="Feature weights (see global_link.DEFAULT_WEIGHTS); None = defaults, "
+        "missing keys take the default.",
+    )
+    time_limit: float = Field(60.0, gt=0, description="Solver time limit (s) per window.")

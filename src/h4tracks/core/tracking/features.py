@@ -1,0 +1,123 @@
+"""Per-cell and per-candidate measurements of the global tracker, in one pass over a movie.
+
+:func:`scan_movie` reads each label frame once and returns the detections, the elongation
+of every cell (second moments), the mask overlaps of every consecutive frame pair
+(:func:`~h4tracks.core.tracking.overlap.frame_overlaps`) and the stage drift between them
+(:func:`~h4tracks.core.tracking.motion.frame_drift`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from h4tracks.core.tracking.detections import Detections, measure_frame_boxes, read_frame
+from h4tracks.core.tracking.motion import frame_drift
+from h4tracks.core.tracking.overlap import frame_overlaps
+from h4tracks.errors import H4TracksError, InputError
+
+__all__ = ["MovieScan", "elongation", "scan_movie"]
+
+
+@dataclass
+class MovieScan:
+    """What the global tracker needs from a label movie.
+
+    ``overlaps[t]`` holds ``(label_t, label_t+1, shared)`` for the pair (t, t+1) (None when a
+    frame of the pair was not read); ``drift[t]`` is the displacement (dy, dx) from frame
+    t-1 to t (row 0 is zero).
+    """
+
+    detections: Detections
+    elongation: np.ndarray  # (N,) >= 1, sqrt of the ratio of the inertia eigenvalues
+    overlaps: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+    drift: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    shape: tuple[int, int] | None = None
+
+
+def elongation(frame: np.ndarray, labels_sorted: np.ndarray) -> np.ndarray:
+    """Elongation (sqrt of major / minor inertia eigenvalue, >= 1) of the listed labels."""
+    flat = np.asarray(frame).ravel()
+    idx = np.flatnonzero(flat)
+    out = np.ones(labels_sorted.size)
+    if idx.size == 0 or labels_sorted.size == 0:
+        return out
+    b = np.searchsorted(labels_sorted, flat[idx].astype(np.int64))
+    ys, xs = np.divmod(idx, frame.shape[1])
+    ys, xs = ys.astype(np.float64), xs.astype(np.float64)
+    nb = labels_sorted.size
+    cnt = np.bincount(b, minlength=nb).astype(np.float64)
+    cnt[cnt == 0] = 1.0
+    my = np.bincount(b, ys, nb) / cnt
+    mx = np.bincount(b, xs, nb) / cnt
+    dy, dx = ys - my[b], xs - mx[b]
+    syy = np.bincount(b, dy * dy, nb) / cnt + 1 / 12  # + pixel's own inertia
+    sxx = np.bincount(b, dx * dx, nb) / cnt + 1 / 12
+    sxy = np.bincount(b, dx * dy, nb) / cnt
+    half_tr, det = (syy + sxx) / 2, syy * sxx - sxy**2
+    disc = np.sqrt(np.maximum(half_tr**2 - det, 0))
+    l1, l2 = half_tr + disc, np.maximum(half_tr - disc, 1e-9)
+    return np.sqrt(l1 / l2)
+
+
+def scan_movie(
+    labels: Any,
+    frames: range | None = None,
+    drift: bool = True,
+    progress: Callable[[int, int], Any] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> MovieScan:
+    """Detections, elongations, consecutive-frame overlaps and drift of a label movie.
+
+    Parameters
+    ----------
+    labels
+        (T, Y, X) label movie (numpy, zarr, dask or LabelMovie), read one frame at a time.
+    frames
+        Consecutive frames to read (default all); the detections keep the movie's length.
+    drift
+        Estimate the stage drift by phase correlation (else zeros).
+    progress, cancel
+        ``progress(done, total)`` per frame; ``cancel()`` polled per frame.
+    """
+    shape = tuple(getattr(labels, "shape", ()))
+    if len(shape) != 3:
+        raise InputError(f"labels must be a (T, Y, X) movie, got shape {shape}")
+    n_frames = int(shape[0])
+    todo = range(n_frames) if frames is None else frames
+    cols: dict[str, list[np.ndarray]] = {}
+    elong: list[np.ndarray] = []
+    ts: list[np.ndarray] = []
+    overlaps: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    steps = np.zeros((n_frames, 2))
+    prev: np.ndarray | None = None
+    prev_t = -2
+    for done, t in enumerate(todo, 1):
+        if cancel is not None and cancel():
+            raise H4TracksError("Tracking cancelled")
+        cur = read_frame(labels, t)
+        m = measure_frame_boxes(cur)
+        for k, v in m.items():
+            cols.setdefault(k, []).append(v)
+        elong.append(elongation(cur, m["label"]))
+        ts.append(np.full(m["label"].size, t, np.int64))
+        if prev is not None and prev_t == t - 1:
+            overlaps[t - 1] = frame_overlaps(prev, cur)
+            if drift:
+                steps[t] = frame_drift(prev, cur)
+        prev, prev_t = cur, t
+        if progress is not None:
+            progress(done, len(todo))
+    if ts:
+        c = {k: np.concatenate(v) for k, v in cols.items()}
+        t_all = np.concatenate(ts)
+        el = np.concatenate(elong)
+    else:
+        c = {k: np.empty(0, np.float64 if k in ("y", "x") else np.int64)
+             for k in ("label", "y", "x", "area", "y0", "x0", "y1", "x1")}
+        t_all, el = np.empty(0, np.int64), np.empty(0)
+    det = Detections(t=t_all, n_frames=n_frames, **c)
+    return MovieScan(det, el, overlaps, steps, (int(shape[1]), int(shape[2])))

@@ -1,0 +1,640 @@
+"""Global, division-aware tracking: one integer program over all links of a movie.
+
+Method
+------
+1. **Candidates.** For every cell of frame t and every frame gap g = 1 … ``max_gap + 1``,
+   the cells of frame t + g within ``max_distance`` of the position the cell is *expected* at
+   (:mod:`~h4tracks.core.tracking.motion`: stage drift by phase correlation and, for
+   ``motion="local"``, the median motion of its linked neighbours in a first pass), at most
+   the 6 nearest per cell and side; plus every pair of consecutive frames whose masks overlap.
+2. **Link costs** are a weighted sum of features (log-odds units, ``DEFAULT_WEIGHTS``):
+   ``bias``, ``distance`` = (distance to the expected position / max_distance)²,
+   ``iou`` and ``cover`` (shared pixels / child area; masks only, g = 1), ``area`` =
+   \\|log(area ratio)\\|, ``gap`` = frames skipped.
+3. **Division candidates** are a mother and two of her (4 cheapest) one-frame candidates;
+   cost = sum of the two daughter link costs (their area term comparing each daughter with
+   half the mother) + ``div_bias`` +
+   ``div_area`` × \\|log((a1 + a2) / a_mother)\\| + ``div_angle`` × (1 + cos θ) / 2 (θ
+   between the daughters seen from the mother: opposite sides cost 0) + ``div_balance`` ×
+   \\|log(a1 / a2)\\| + ``div_size`` × max(0, log(median area / a_mother)) +
+   ``div_elongation`` / elongation of the mother.
+4. **Appear / disappear** cost ``appear_cost`` / ``disappear_cost`` (default half the cost of
+   a link at ``max_distance``), scaled down linearly inside ``border_margin`` of the image
+   border, free in the first / last frame.
+5. **Solve** with ``scipy.optimize.milp`` (HiGHS): binary link, division, appear and
+   disappear variables; every cell has exactly one of (appear, incoming link, being a
+   daughter) and exactly one of (disappear, outgoing link, dividing). Long movies are solved
+   in windows of ``window`` frames; a window keeps the decisions of the overlap with the
+   previous one fixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from h4tracks.core.graph import TrackGraph
+from h4tracks.core.tracking.detections import Detections
+from h4tracks.core.tracking.features import MovieScan, scan_movie
+from h4tracks.core.tracking.motion import cumulative_drift, local_motion
+from h4tracks.core.tracking.params import GlobalParams
+from h4tracks.errors import H4TracksError, InputError
+
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "LINK_FEATURES",
+    "GlobalProblem",
+    "estimate_defaults",
+    "prepare",
+    "track_global",
+]
+
+LINK_FEATURES = ("bias", "distance", "iou", "cover", "area", "gap")
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "bias": -4.0,
+    "distance": 9.0,  # (d / max_distance)²: a link at max_distance costs bias + 9
+    "iou": -3.0,
+    "cover": -4.0,
+    "area": 2.0,
+    "gap": 2.0,
+    "div_bias": -1.0,
+    "div_area": 3.0,
+    "div_angle": 3.0,
+    "div_balance": 1.0,
+    "div_size": 1.0,
+    "div_elongation": 0.5,
+}
+_K_NEAREST = 6  # candidates kept per cell, side and gap (plus all mask overlaps)
+_K_DAUGHTERS = 4  # cheapest one-frame candidates of a mother combined into divisions
+
+Progress = Callable[[int, int], Any]
+Cancel = Callable[[], bool]
+
+
+# --------------------------------------------------------------------------- defaults
+def estimate_defaults(detections: Detections) -> dict[str, float]:
+    """Data-driven defaults of the global tracker.
+
+    Returns
+    -------
+    dict
+        ``displacement`` (median distance of a cell to the nearest cell of the next frame),
+        ``displacement_p90``, ``diameter`` (median equivalent diameter from the areas),
+        ``division_rate`` (mean relative growth of the cell count per frame, a guess),
+        ``max_distance`` (3 × max(displacement, diameter / 4), at least 2 px) and
+        ``border_margin`` (= diameter).
+    """
+    det = detections
+    diameter = float(2 * np.sqrt(np.median(det.area) / np.pi)) if len(det) else 10.0
+    off = det.frame_offsets()
+    yx = det.coords
+    nn: list[np.ndarray] = []
+    counts = np.diff(off)
+    for t in range(det.n_frames - 1):
+        a, b = yx[off[t]:off[t + 1]], yx[off[t + 1]:off[t + 2]]
+        if len(a) and len(b):
+            nn.append(cKDTree(b).query(a)[0])
+    d = np.concatenate(nn) if nn else np.zeros(1)
+    disp, p90 = float(np.median(d)), float(np.percentile(d, 90))
+    grow = np.maximum(np.diff(counts), 0) / np.maximum(counts[:-1], 1) if counts.size > 1 else (
+        np.zeros(1))
+    return {
+        "displacement": disp,
+        "displacement_p90": p90,
+        "diameter": diameter,
+        "division_rate": float(np.mean(grow)),
+        "max_distance": max(3.0 * max(disp, diameter / 4), 2.0),
+        "border_margin": diameter,
+    }
+
+
+# --------------------------------------------------------------------------- problem
+@dataclass
+class GlobalProblem:
+    """Nodes, measurements and resolved parameters of one global tracking run."""
+
+    det: Detections
+    elong: np.ndarray
+    overlaps: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    drift_cum: np.ndarray
+    shape: tuple[int, int]
+    has_masks: bool
+    max_distance: float
+    max_gap: int
+    margin: float
+    appear: float
+    disappear: float
+    weights: dict[str, float]
+    divisions: bool
+    motion: str
+
+    @property
+    def codes(self) -> np.ndarray:
+        """(N,) sorted (t << 32 | label) codes of the nodes (detections are (t, label)
+        ordered)."""
+        return (self.det.t << 32) | self.det.label
+
+    def index(self, t: np.ndarray, label: np.ndarray) -> np.ndarray:
+        """Node indices of (t, label) pairs; -1 where there is no such node."""
+        codes = self.codes
+        c = (np.asarray(t, np.int64) << 32) | np.asarray(label, np.int64)
+        if codes.size == 0:
+            return np.full(c.size, -1)
+        pos = np.minimum(np.searchsorted(codes, c), codes.size - 1)
+        return np.where(codes[pos] == c, pos, -1)
+
+    # ----------------------------------------------------------------- candidates
+    def expected(self, nodes: np.ndarray, gap: int, vel: np.ndarray) -> np.ndarray:
+        """Expected positions, ``gap`` frames later, of the given nodes."""
+        t = self.det.t[nodes]
+        tt = np.minimum(t + gap, self.det.n_frames - 1)
+        return (self.det.coords[nodes] + self.drift_cum[tt] - self.drift_cum[t]
+                + gap * vel[nodes])
+
+    def candidates(self, vel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate links (parent, child) node indices, unique, sorted by parent."""
+        det, off = self.det, self.det.frame_offsets()
+        n = len(det)
+        pars: list[np.ndarray] = []
+        chis: list[np.ndarray] = []
+        for t in range(det.n_frames - 1):
+            a = np.arange(off[t], off[t + 1])
+            if a.size == 0:
+                continue
+            for g in range(1, self.max_gap + 2):
+                if t + g >= det.n_frames or off[t + g] == off[t + g + 1]:
+                    continue
+                b0 = off[t + g]
+                tb = cKDTree(det.coords[b0:off[t + g + 1]])
+                ta = cKDTree(self.expected(a, g, vel))
+                sp = ta.sparse_distance_matrix(tb, self.max_distance, output_type="ndarray")
+                i, j, d = sp["i"].astype(np.int64), sp["j"].astype(np.int64), sp["v"]
+                if i.size == 0:
+                    continue
+                keep = np.zeros(i.size, bool)
+                for side in (i, j):  # the K nearest of every parent and of every child
+                    o = np.lexsort((d, side))
+                    s = side[o]
+                    start = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]
+                    rank = np.arange(s.size) - np.repeat(start, np.diff(np.r_[start, s.size]))
+                    keep[o[rank < _K_NEAREST]] = True
+                pars.append(a[i[keep]])
+                chis.append(b0 + j[keep])
+        if self.has_masks:
+            for t, (la, lb, _) in self.overlaps.items():
+                pa = self.index(np.full(la.size, t), la)
+                pb = self.index(np.full(lb.size, t + 1), lb)
+                ok = (pa >= 0) & (pb >= 0)
+                pars.append(pa[ok])
+                chis.append(pb[ok])
+        if not pars:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        code = np.unique(np.concatenate(pars) * n + np.concatenate(chis))
+        return code // n, code % n
+
+    # ----------------------------------------------------------------- features
+    def link_features(
+        self, par: np.ndarray, chi: np.ndarray, vel: np.ndarray
+    ) -> np.ndarray:
+        """(E, len(LINK_FEATURES)) feature matrix of candidate links."""
+        det = self.det
+        gap = det.t[chi] - det.t[par]
+        exp = np.empty((par.size, 2))
+        for g in np.unique(gap).tolist():
+            m = gap == g
+            exp[m] = self.expected(par[m], int(g), vel)
+        dist = np.hypot(*(det.coords[chi] - exp).T)
+        ap, ac = det.area[par].astype(np.float64), det.area[chi].astype(np.float64)
+        shared = self.shared(par, chi)
+        f = np.zeros((par.size, len(LINK_FEATURES)))
+        f[:, 0] = 1.0
+        f[:, 1] = (dist / self.max_distance) ** 2
+        f[:, 2] = shared / np.maximum(ap + ac - shared, 1.0)
+        f[:, 3] = shared / np.maximum(ac, 1.0)
+        f[:, 4] = np.abs(np.log(np.maximum(ac, 1.0) / np.maximum(ap, 1.0)))
+        f[:, 5] = gap - 1
+        return f
+
+    def shared(self, par: np.ndarray, chi: np.ndarray) -> np.ndarray:
+        """Shared pixels of candidate links (0 across gaps or without masks)."""
+        out = np.zeros(par.size)
+        if not self.has_masks or not self.overlaps or par.size == 0:
+            return out
+        n = len(self.det)
+        tabs = [(self.index(np.full(la.size, t), la) * n
+                 + self.index(np.full(lb.size, t + 1), lb), s)
+                for t, (la, lb, s) in self.overlaps.items()]
+        codes = np.concatenate([c for c, _ in tabs])
+        vals = np.concatenate([s for _, s in tabs]).astype(np.float64)
+        o = np.argsort(codes)
+        codes, vals = codes[o], vals[o]
+        q = par * n + chi
+        pos = np.minimum(np.searchsorted(codes, q), max(codes.size - 1, 0))
+        hit = codes[pos] == q if codes.size else np.zeros(q.size, bool)
+        out[hit] = vals[pos[hit]]
+        return out
+
+    def link_cost(self, feats: np.ndarray) -> np.ndarray:
+        w = np.array([self.weights[k] for k in LINK_FEATURES])
+        return feats @ w
+
+    def divisions_of(
+        self, par: np.ndarray, chi: np.ndarray, feats: np.ndarray, cost: np.ndarray,
+        vel: np.ndarray, extra: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Division candidates (indices into the link list of daughter 1 and 2) and costs.
+
+        ``extra`` are (k, 2) link-index pairs that must be offered (fixed divisions).
+        """
+        det = self.det
+        one = np.flatnonzero(det.t[chi] == det.t[par] + 1)
+        e1: list[np.ndarray] = []
+        e2: list[np.ndarray] = []
+        if self.divisions and one.size:
+            o = one[np.lexsort((cost[one], par[one]))]
+            p = par[o]
+            start = np.r_[0, np.flatnonzero(p[1:] != p[:-1]) + 1]
+            rank = np.arange(p.size) - np.repeat(start, np.diff(np.r_[start, p.size]))
+            o, p, rank = o[rank < _K_DAUGHTERS], p[rank < _K_DAUGHTERS], rank[rank < _K_DAUGHTERS]
+            for dr in range(1, _K_DAUGHTERS):
+                i = np.arange(o.size - dr)
+                ok = p[i] == p[i + dr]
+                e1.append(o[i[ok]])
+                e2.append(o[i[ok] + dr])
+        if extra is not None and len(extra):
+            e1.append(np.asarray(extra)[:, 0])
+            e2.append(np.asarray(extra)[:, 1])
+        if not e1:
+            z = np.empty(0, np.int64)
+            return z, z, np.empty(0)
+        d1, d2 = np.concatenate(e1).astype(np.int64), np.concatenate(e2).astype(np.int64)
+        code = np.unique(np.minimum(d1, d2) * (par.size + 1) + np.maximum(d1, d2))
+        d1, d2 = code // (par.size + 1), code % (par.size + 1)
+        w = self.weights
+        m, c1, c2 = par[d1], chi[d1], chi[d2]
+        am = det.area[m].astype(np.float64)
+        a1, a2 = det.area[c1].astype(np.float64), det.area[c2].astype(np.float64)
+        exp = self.expected(m, 1, vel)
+        v1, v2 = det.coords[c1] - exp, det.coords[c2] - exp
+        norm = np.hypot(*v1.T) * np.hypot(*v2.T)
+        cos = np.where(norm > 0, np.sum(v1 * v2, axis=1) / np.where(norm > 0, norm, 1), 0.0)
+        med = float(np.median(det.area)) if len(det) else 1.0
+        # each daughter's area term compares her with half her mother
+        half = np.maximum(am, 1.0) / 2
+        area_d = np.abs(np.log(a1 / half)) + np.abs(np.log(a2 / half))
+        base = cost[d1] + cost[d2] + w["area"] * (area_d - feats[d1, 4] - feats[d2, 4])
+        dcost = (
+            base + w["div_bias"]
+            + w["div_area"] * np.abs(np.log((a1 + a2) / np.maximum(am, 1.0)))
+            + w["div_angle"] * (1 + cos) / 2
+            + w["div_balance"] * np.abs(np.log(a1 / np.maximum(a2, 1.0)))
+            + w["div_size"] * np.maximum(0.0, np.log(med / np.maximum(am, 1.0)))
+            + w["div_elongation"] / self.elong[m]
+        )
+        return d1, d2, dcost
+
+    def border_costs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) appear and disappear costs (lowered near the border, free at the ends)."""
+        det = self.det
+        h, w = self.shape
+        edge = np.minimum.reduce([det.y + 0.5, det.x + 0.5, h - 0.5 - det.y, w - 0.5 - det.x])
+        scale = np.clip(edge / self.margin, 0.0, 1.0) if self.margin > 0 else np.ones(len(det))
+        app = self.appear * scale
+        dis = self.disappear * scale
+        app[det.t == 0] = 0.0
+        dis[det.t == det.n_frames - 1] = 0.0
+        return app, dis
+
+
+def prepare(
+    source: Any, params: GlobalParams | None = None, *, frames: range | None = None,
+    progress: Progress | None = None, cancel: Cancel | None = None,
+) -> GlobalProblem:
+    """Read a label movie (or take detections) and resolve the data-driven parameters."""
+    params = GlobalParams() if params is None else params
+    if isinstance(source, Detections):
+        det = source
+        scan = MovieScan(det, np.ones(len(det)), {}, np.zeros((det.n_frames, 2)), None)
+        has_masks = False
+        shape = (int(det.y1.max(initial=1)), int(det.x1.max(initial=1)))
+    else:
+        scan = scan_movie(source, frames, drift=params.motion != "none",
+                          progress=progress, cancel=cancel)
+        det, has_masks = scan.detections, True
+        shape = scan.shape or (1, 1)
+    est = estimate_defaults(det)
+    weights = dict(DEFAULT_WEIGHTS)
+    if params.weights:
+        unknown = set(params.weights) - set(DEFAULT_WEIGHTS)
+        if unknown:
+            raise InputError(f"unknown feature weights: {sorted(unknown)}; "
+                             f"known: {sorted(DEFAULT_WEIGHTS)}")
+        weights.update({k: float(v) for k, v in params.weights.items()})
+    max_distance = params.max_distance or est["max_distance"]
+    # default appear/disappear: half the cost of a plain link at max_distance, so a link
+    # is preferred to ending + starting a track up to about max_distance
+    far = weights["bias"] + weights["distance"]
+    appear = params.appear_cost if params.appear_cost is not None else float(
+        np.clip(far / 2, 0.5, 10.0))
+    disappear = params.disappear_cost if params.disappear_cost is not None else appear
+    margin = params.border_margin if params.border_margin is not None else est["border_margin"]
+    return GlobalProblem(
+        det=det, elong=scan.elongation, overlaps=scan.overlaps,
+        drift_cum=cumulative_drift(scan.drift), shape=shape, has_masks=has_masks,
+        max_distance=float(max_distance), max_gap=params.max_gap, margin=float(margin),
+        appear=float(appear), disappear=float(disappear), weights=weights,
+        divisions=params.divisions, motion=params.motion,
+    )
+
+
+# --------------------------------------------------------------------------- solver
+def _milp(
+    n: int, lp: np.ndarray, lc: np.ndarray, lcost: np.ndarray, dm: np.ndarray,
+    dc1: np.ndarray, dc2: np.ndarray, dcost: np.ndarray, app: np.ndarray, dis: np.ndarray,
+    lb: np.ndarray, ub: np.ndarray, time_limit: float,
+) -> np.ndarray:
+    """Solve one window; variables [links, divisions, appear, disappear]; returns x (0/1)."""
+    try:
+        from scipy.optimize import Bounds, LinearConstraint, milp
+    except ImportError as exc:  # scipy < 1.9
+        raise H4TracksError(
+            "global tracking needs scipy.optimize.milp (scipy >= 1.9 with HiGHS)"
+        ) from exc
+    from scipy.sparse import coo_matrix
+
+    ne, nd = lp.size, dm.size
+    c = np.concatenate([lcost, dcost, app, dis])
+    nv = c.size
+    iv = np.arange(nv)
+    # rows 0..n-1: incoming slot, rows n..2n-1: outgoing slot
+    rows = np.concatenate([
+        lc, n + lp,  # links
+        dc1, dc2, n + dm,  # divisions
+        np.arange(n), n + np.arange(n),  # appear, disappear
+    ])
+    cols = np.concatenate([
+        iv[:ne], iv[:ne],
+        iv[ne:ne + nd], iv[ne:ne + nd], iv[ne:ne + nd],
+        iv[ne + nd:ne + nd + n], iv[ne + nd + n:],
+    ])
+    a = coo_matrix((np.ones(rows.size), (rows, cols)), shape=(2 * n, nv)).tocsr()
+    res = milp(
+        c, constraints=LinearConstraint(a, 1, 1), integrality=np.ones(nv),
+        bounds=Bounds(lb, ub), options={"time_limit": float(time_limit), "disp": False},
+    )
+    if res.x is None:
+        raise H4TracksError(
+            f"global tracking: the MILP solver (HiGHS) found no solution ({res.message}); "
+            "check fixed links for conflicts or raise time_limit"
+        )
+    return np.round(res.x).astype(bool)
+
+
+@dataclass
+class _Fixed:
+    """Bounds from the caller: links/divisions forced in (lo) or out (hi False)."""
+
+    link_lo: np.ndarray
+    link_hi: np.ndarray
+    div_lo: np.ndarray
+    div_hi: np.ndarray
+
+
+def _solve_windows(
+    prob: GlobalProblem, lp: np.ndarray, lc: np.ndarray, lcost: np.ndarray,
+    d1: np.ndarray, d2: np.ndarray, dcost: np.ndarray, fixed: _Fixed, window: int,
+    time_limit: float, tick: Callable[[], None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Chosen links and divisions (bool masks), solving window after window."""
+    det = prob.det
+    n, T = len(det), det.n_frames
+    t = det.t
+    app_all, dis_all = prob.border_costs()
+    dm, dc1, dc2 = lp[d1], lc[d1], lc[d2]
+    chosen_l = np.zeros(lp.size, bool)
+    chosen_d = np.zeros(d1.size, bool)
+    decided_before = 0  # nodes of frames < this have their incoming slot decided
+    ov = max(2, prob.max_gap + 1)
+    s = 0
+    while True:
+        e = min(T, s + window)
+        commit = T if e == T else e - ov
+        in_nodes = (t >= s) & (t < e)
+        nodes = np.flatnonzero(in_nodes)
+        local = np.full(n, -1)
+        local[nodes] = np.arange(nodes.size)
+        lsel = np.flatnonzero(in_nodes[lp] & in_nodes[lc])
+        dsel = np.flatnonzero(in_nodes[dm] & in_nodes[dc1] & in_nodes[dc2])
+        app, dis = app_all[nodes].copy(), dis_all[nodes].copy()
+        if e < T:
+            dis[t[nodes] == e - 1] = 0.0  # the window's end is not the track's end
+        llo, lhi = fixed.link_lo[lsel].astype(float), fixed.link_hi[lsel].astype(float)
+        dlo, dhi = fixed.div_lo[dsel].astype(float), fixed.div_hi[dsel].astype(float)
+        alo, ahi = np.zeros(nodes.size), np.ones(nodes.size)
+        if decided_before > s:
+            # links and divisions into already decided frames keep their decision ...
+            ldec = t[lc[lsel]] < decided_before
+            llo[ldec] = lhi[ldec] = chosen_l[lsel][ldec]
+            ddec = t[dc1[dsel]] < decided_before
+            dlo[ddec] = dhi[ddec] = chosen_d[dsel][ddec]
+            # ... and a decided cell whose parent lies before the window "appears" for free
+            has_in = np.zeros(n, bool)
+            has_in[lc[lsel][chosen_l[lsel] & ldec]] = True
+            has_in[dc1[dsel][chosen_d[dsel] & ddec]] = True
+            has_in[dc2[dsel][chosen_d[dsel] & ddec]] = True
+            nd = t[nodes] < decided_before
+            alo[nd] = ahi[nd] = (~has_in[nodes[nd]]).astype(float)
+            app[nd] = 0.0
+        x = _milp(
+            nodes.size, local[lp[lsel]], local[lc[lsel]], lcost[lsel],
+            local[dm[dsel]], local[dc1[dsel]], local[dc2[dsel]], dcost[dsel], app, dis,
+            np.concatenate([llo, dlo, alo, np.zeros(nodes.size)]),
+            np.concatenate([lhi, dhi, ahi, np.ones(nodes.size)]),
+            time_limit,
+        )
+        xl, xd = x[:lsel.size], x[lsel.size:lsel.size + dsel.size]
+        keep_l = t[lc[lsel]] < commit
+        keep_d = t[dc1[dsel]] < commit
+        chosen_l[lsel[keep_l]] = xl[keep_l]
+        chosen_d[dsel[keep_d]] = xd[keep_d]
+        decided_before = commit
+        tick()
+        if e == T:
+            return chosen_l, chosen_d
+        s = max(s + 1, commit - 1 - prob.max_gap)
+
+
+def _as_labels(source: Any) -> Any:
+    if isinstance(source, Detections):
+        return None
+    if hasattr(source, "frame") or hasattr(source, "shape"):
+        return source
+    return np.asarray(source)
+
+
+def track_global(
+    labels_or_detections: Any,
+    params: GlobalParams | None = None,
+    *,
+    labels: Any = None,
+    fixed_edges: np.ndarray | None = None,
+    forbidden_nodes_frames: Iterable[int] | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> TrackGraph:
+    """Track all cells of a movie with one global integer program (see module docstring).
+
+    Parameters
+    ----------
+    labels_or_detections
+        A (T, Y, X) label movie (numpy or anything with ``.frame(t)`` and ``.shape``): cells
+        are detected and mask overlaps used; or :class:`Detections` (distances only).
+    params
+        :class:`GlobalParams` (defaults if None).
+    labels
+        Label movie to use with given detections (then the detections are ignored and
+        re-measured from the labels, so masks are used).
+    fixed_edges
+        (E, 4) links ``(t_p, l_p, t_c, l_c)`` that must be in the result (e.g. curated
+        links); a parent with two fixed children in the next frame is a fixed division.
+    forbidden_nodes_frames
+        Frames (e.g. the curated ones) between whose cells only ``fixed_edges`` may link: a
+        link or division joining two cells of these frames is allowed only if fixed.
+    progress
+        ``progress(done, total)``: frames read, then one step per solved window and pass.
+    cancel
+        ``cancel() -> bool``, polled between frames and windows; True raises
+        ``H4TracksError("Tracking cancelled")``.
+
+    Returns
+    -------
+    TrackGraph
+        One node per cell, the chosen links, and two edges per division.
+    """
+    params = GlobalParams() if params is None else params
+    if not isinstance(params, GlobalParams):
+        raise InputError(f"params must be GlobalParams, got {type(params).__name__}")
+    source = labels if labels is not None else labels_or_detections
+    if not isinstance(source, Detections):
+        source = _as_labels(source)
+        if len(tuple(getattr(source, "shape", ()))) != 3:
+            raise InputError(
+                f"labels must be a (T, Y, X) movie, got shape {getattr(source, 'shape', None)}"
+            )
+    n_frames = int(source.n_frames if isinstance(source, Detections) else source.shape[0])
+    n_windows = 1 + max(0, -(-(n_frames - params.window) // max(1, params.window - 3
+                                                                - params.max_gap)))
+    passes = 2 if params.motion == "local" else 1
+    total = (0 if isinstance(source, Detections) else n_frames) + passes * n_windows
+    done = [0]
+
+    def tick() -> None:
+        if cancel is not None and cancel():
+            raise H4TracksError("Tracking cancelled")
+        if progress is not None:
+            done[0] = min(done[0] + 1, total)
+            progress(done[0], total)
+
+    read_progress = None if progress is None else (lambda d, _n: (
+        done.__setitem__(0, d), progress(d, total)))
+    prob = prepare(source, params, progress=read_progress, cancel=cancel)
+    det = prob.det
+    if len(det) == 0:
+        return TrackGraph.from_arrays(det.node_columns())
+    fix_par, fix_chi = _fixed_nodes(prob, fixed_edges)
+    forb = set(int(f) for f in forbidden_nodes_frames) if forbidden_nodes_frames else set()
+    vel = np.zeros((len(det), 2))
+    chosen: tuple[np.ndarray, ...] = ()
+    for p in range(passes):
+        if p == 1:
+            lp, lc = chosen[0], chosen[1]
+            radius = max(3.0 * estimate_defaults(det)["diameter"], prob.max_distance)
+            vel = local_motion(det.t, det.coords, lp, lc, prob.drift_cum, radius)
+        chosen = _one_pass(prob, vel, fix_par, fix_chi, forb, params, tick)
+    lp, lc = chosen
+    edges = np.column_stack([det.t[lp], det.label[lp], det.t[lc], det.label[lc]])
+    return TrackGraph.from_arrays(det.node_columns(), edges)
+
+
+def _fixed_nodes(
+    prob: GlobalProblem, fixed_edges: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    if fixed_edges is None or len(fixed_edges) == 0:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    fe = np.asarray(fixed_edges, np.int64).reshape(-1, 4)
+    fp, fc = prob.index(fe[:, 0], fe[:, 1]), prob.index(fe[:, 2], fe[:, 3])
+    if np.any(fp < 0) or np.any(fc < 0):
+        i = int(np.flatnonzero((fp < 0) | (fc < 0))[0])
+        raise InputError(f"fixed link {tuple(fe[i].tolist())} refers to a missing cell")
+    if np.any(fe[:, 2] <= fe[:, 0]):
+        raise InputError("fixed links must go forward in time")
+    if np.unique(fc).size != fc.size:
+        raise InputError("fixed links give a cell two parents")
+    up, cnt = np.unique(fp, return_counts=True)
+    if np.any(cnt > 2):
+        raise InputError("fixed links give a cell more than two children")
+    two = np.isin(fp, up[cnt == 2])
+    if np.any(two & (prob.det.t[fc] != prob.det.t[fp] + 1)):
+        raise InputError("a fixed division must put both daughters in the next frame")
+    return fp, fc
+
+
+def _one_pass(
+    prob: GlobalProblem, vel: np.ndarray, fix_par: np.ndarray, fix_chi: np.ndarray,
+    forb: set[int], params: GlobalParams, tick: Callable[[], None],
+) -> tuple[np.ndarray, np.ndarray]:
+    det = prob.det
+    n = len(det)
+    lp, lc = prob.candidates(vel)
+    if fix_par.size:  # fixed links are always candidates, even beyond max_distance
+        code = np.unique(np.r_[lp * n + lc, fix_par * n + fix_chi])
+        lp, lc = code // n, code % n
+    feats = prob.link_features(lp, lc, vel)
+    lcost = prob.link_cost(feats)
+    lcode = lp * n + lc
+    fixed_l = np.isin(lcode, fix_par * n + fix_chi)
+    # fixed divisions: parents with two fixed children
+    extra = None
+    up, cnt = np.unique(fix_par, return_counts=True)
+    mothers = up[cnt == 2]
+    if mothers.size:
+        li = np.flatnonzero(fixed_l & np.isin(lp, mothers))
+        li = li[np.argsort(lp[li], kind="stable")]
+        extra = li.reshape(-1, 2)
+    d1, d2, dcost = prob.divisions_of(lp, lc, feats, lcost, vel, extra)
+    fixed_d = np.zeros(d1.size, bool)
+    if extra is not None:
+        key = np.minimum(d1, d2) * (lp.size + 1) + np.maximum(d1, d2)
+        ekey = np.minimum(extra[:, 0], extra[:, 1]) * (lp.size + 1) + np.maximum(
+            extra[:, 0], extra[:, 1])
+        fixed_d = np.isin(key, ekey)
+        fixed_l[extra.ravel()] = False  # they are represented by the division variable
+    link_hi = np.ones(lp.size, bool)
+    div_hi = np.ones(d1.size, bool)
+    if forb:
+        f = np.zeros(det.n_frames, bool)
+        f[[x for x in forb if 0 <= x < det.n_frames]] = True
+        inside = f[det.t[lp]] & f[det.t[lc]]
+        link_hi &= ~inside | fixed_l
+        dinside = f[det.t[lp[d1]]] & f[det.t[lc[d1]]]
+        div_hi &= ~dinside | fixed_d
+    # a fixed link's endpoints take no other link (the constraints enforce it anyway)
+    fixed = _Fixed(fixed_l, link_hi, fixed_d, div_hi)
+    return _windows_to_edges(prob, lp, lc, lcost, d1, d2, dcost, fixed, params, tick)
+
+
+def _windows_to_edges(
+    prob: GlobalProblem, lp: np.ndarray, lc: np.ndarray, lcost: np.ndarray,
+    d1: np.ndarray, d2: np.ndarray, dcost: np.ndarray, fixed: _Fixed, params: GlobalParams,
+    tick: Callable[[], None],
+) -> tuple[np.ndarray, np.ndarray]:
+    cl, cd = _solve_windows(prob, lp, lc, lcost, d1, d2, dcost, fixed, params.window,
+                            params.time_limit, tick)
+    par = np.concatenate([lp[cl], lp[d1[cd]], lp[d2[cd]]])
+    chi = np.concatenate([lc[cl], lc[d1[cd]], lc[d2[cd]]])
+    o = np.lexsort((chi, par))
+    return par[o], chi[o]

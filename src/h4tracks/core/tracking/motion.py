@@ -1,0 +1,119 @@
+"""Motion models of the global tracker: stage drift and a smooth local motion field.
+
+Distances between candidate links are measured to where a cell is *expected* to be, not to
+where it was: ``expected = position + drift(t → t') + local(t)``.
+
+* **Drift** (whole-frame motion, e.g. a stage jump) is measured by phase correlation of the
+  binary foreground of consecutive label frames (``skimage.registration``); a shift is only
+  accepted when it increases the foreground overlap, so a frame of independently moving cells
+  keeps zero drift.
+* **Local motion** is the median residual displacement (after drift) of the already linked
+  neighbours of a cell, from a first tracking pass (cells in a flowing colony move together).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+__all__ = ["cumulative_drift", "frame_drift", "local_motion"]
+
+
+def _shifted_overlap(a: np.ndarray, b: np.ndarray, dy: int, dx: int) -> int:
+    """Foreground pixels of ``a`` moved by (dy, dx) that land on foreground of ``b``."""
+    h, w = a.shape
+    if abs(dy) >= h or abs(dx) >= w:
+        return 0
+    ya, yb = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xa, xb = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    return int(np.count_nonzero(a[ya, xa] & b[yb, xb]))
+
+
+def frame_drift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Whole-frame displacement (dy, dx) of the cells from label frame ``a`` to frame ``b``.
+
+    Phase correlation of the binary foregrounds; (0, 0) when either frame is empty or when
+    the shift found does not overlap the foregrounds better than no shift (10 % margin).
+    """
+    from skimage.registration import phase_cross_correlation
+
+    fa, fb = np.asarray(a) != 0, np.asarray(b) != 0
+    if not fa.any() or not fb.any():
+        return np.zeros(2)
+    shift, _, _ = phase_cross_correlation(fa.astype(np.float32), fb.astype(np.float32))
+    # skimage returns the shift that registers b onto a: the cells moved by its opposite
+    dy, dx = (-round(float(s)) for s in shift)
+    if dy == 0 and dx == 0:
+        return np.zeros(2)
+    if _shifted_overlap(fa, fb, dy, dx) <= 1.1 * _shifted_overlap(fa, fb, 0, 0):
+        return np.zeros(2)
+    return np.array([dy, dx], np.float64)
+
+
+def cumulative_drift(steps: np.ndarray) -> np.ndarray:
+    """(T, 2) position of every frame in stage coordinates from the (T, 2) drift of frame
+    t-1 → t (row 0 ignored): the drift between frames s < t is ``cum[t] - cum[s]``."""
+    steps = np.asarray(steps, np.float64).reshape(-1, 2).copy()
+    if steps.size:
+        steps[0] = 0.0
+    return np.cumsum(steps, axis=0)
+
+
+def local_motion(
+    t: np.ndarray, yx: np.ndarray, link_parent: np.ndarray, link_child: np.ndarray,
+    drift_cum: np.ndarray, radius: float, k: int = 8, min_neighbours: int = 3,
+) -> np.ndarray:
+    """Smooth local motion (dy, dx per frame, after drift) at every node.
+
+    Parameters
+    ----------
+    t, yx
+        (N,) frames and (N, 2) positions of the nodes.
+    link_parent, link_child
+        Node indices of the links of a first pass (any frame gap).
+    drift_cum
+        Output of :func:`cumulative_drift`.
+    radius
+        Neighbourhood radius (px).
+    k, min_neighbours
+        At most ``k`` nearest linked neighbours are used; with fewer than ``min_neighbours``
+        the local motion is zero (drift only).
+
+    Returns
+    -------
+    (N, 2) residual velocity: expected position at frame t + g is
+    ``yx + drift(t → t+g) + g × velocity``.
+    """
+    n = t.size
+    vel = np.zeros((n, 2))
+    if link_parent.size == 0 or n == 0:
+        return vel
+    gap = (t[link_child] - t[link_parent]).astype(np.float64)
+    dt_drift = drift_cum[t[link_child]] - drift_cum[t[link_parent]]
+    res = (yx[link_child] - yx[link_parent] - dt_drift) / gap[:, None]
+    src_t = t[link_parent]
+    # one KD-tree per frame over the linked parents; all queries of a frame at once
+    order = np.argsort(src_t, kind="stable")
+    src_sorted = src_t[order]
+    bounds = np.searchsorted(src_sorted, np.arange(int(t.max()) + 2))
+    node_order = np.argsort(t, kind="stable")
+    node_bounds = np.searchsorted(t[node_order], np.arange(int(t.max()) + 2))
+    for f in range(int(t.max()) + 1):
+        lo, hi = bounds[f], bounds[f + 1]
+        nodes = node_order[node_bounds[f]:node_bounds[f + 1]]
+        if hi - lo < min_neighbours or nodes.size == 0:
+            continue
+        links = order[lo:hi]
+        tree = cKDTree(yx[link_parent[links]])
+        kk = min(k, links.size)
+        d, j = tree.query(yx[nodes], k=kk, distance_upper_bound=radius)
+        d, j = d.reshape(nodes.size, kk), j.reshape(nodes.size, kk)
+        ok = np.isfinite(d)
+        jj = np.where(ok, j, 0)
+        vy = np.where(ok, res[links[jj], 0], np.nan)
+        vx = np.where(ok, res[links[jj], 1], np.nan)
+        enough = ok.sum(axis=1) >= min_neighbours
+        if enough.any():
+            vel[nodes[enough], 0] = np.nanmedian(vy[enough], axis=1)
+            vel[nodes[enough], 1] = np.nanmedian(vx[enough], axis=1)
+    return vel
