@@ -237,3 +237,21 @@ def test_train_without_curated_frames_is_an_error(files, capsys, monkeypatch, tm
                  "-o", str(files / "p.zarr")]) == 0
     assert main(["train", str(files / "p.zarr"), "--name", "m"]) == 2
     assert "no curated frame" in capsys.readouterr().err
+
+
+def test_track_global_and_learn_from_curated_frames(files, capsys):
+    assert main(["new", str(files / "img.tif"), "--labels", str(files / "lab.tif"),
+                 "-o", str(files / "p.zarr")]) == 0
+    assert main(["track", str(files / "p.zarr"), "--method", "global", "--motion",
+                 "drift"]) == 0
+    assert "(global)" in capsys.readouterr().out
+    p = open_project(files / "p.zarr")
+    assert p.graph.n_edges > 0 and p.metadata.provenance[-1]["params"]["method"] == "global"
+    assert main(["track", str(files / "p.zarr"), "--method", "global", "--learn-from",
+                 "0:3"]) == 0
+    p = open_project(files / "p.zarr")
+    assert p.metadata.provenance[-1]["step"] == "retrack"
+    assert main(["track", str(files / "p.zarr"), "--learn-from", "0:3"]) == 2
+    assert "--method global" in capsys.readouterr().err
+    assert main(["track", str(files / "p.zarr"), "--method", "global", "--learn-from",
+                 "2"]) == 2

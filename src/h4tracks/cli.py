@@ -178,14 +178,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         gpu=args.gpu, replace=args.replace,
         progress=None if show is None else (lambda d, n, loss: show("train", d, n)),
     )
-    print(f"trained model {entry.name!r} ({result.epochs} epochs, {result.seconds:.0f} s, "
-          f"final loss {result.losses[-1]:.3f}); weights: {entry.path}")
+    print(f"trained model {entry.name!r}: {result.choice} won the trials "
+          f"({', '.join(f'{k} {v:.2f}' for k, v in result.trials.items())}); validation "
+          f"AP@0.5 {result.val_score:.3f}"
+          + ("" if result.base_score is None else f" (base model {result.base_score:.3f})")
+          + f"; {result.epochs} epochs, {result.seconds:.0f} s; weights: {entry.path}")
     return 0
 
 
 def _tracking_params(args: argparse.Namespace):
-    from h4tracks.core.tracking import LapParams, OverlapParams
+    from h4tracks.core.tracking import GlobalParams, LapParams, OverlapParams
 
+    if args.method == "global":
+        given = {"max_distance": args.max_distance, "max_gap": args.max_gap,
+                 "motion": args.motion, "window": args.window}
+        return GlobalParams(**{k: v for k, v in given.items() if v is not None})
     if args.method == "overlap":
         given = {"min_overlap": args.min_overlap,
                  "divisions": True if args.divisions else None}
@@ -209,8 +216,21 @@ def cmd_track(args: argparse.Namespace) -> int:
         raise H4TracksError(f"invalid {err['loc'][0]}: {err['msg']}") from None
     show = _progress_printer(args)
     t0 = time.perf_counter()
-    graph = track_project(project, args.method, params, cores=args.cores,
-                          progress=None if show is None else (lambda d, n: show("track", d, n)))
+    if args.learn_from is not None:
+        from h4tracks.core.segmentation.engine import parse_frames
+        from h4tracks.core.tracking.learning import retrack_with_corrections
+
+        if args.method != "global":
+            raise H4TracksError("--learn-from needs --method global")
+        frames = parse_frames(args.learn_from, project.n_frames)
+        graph = retrack_with_corrections(project, frames, params)
+        project.graph = graph
+        project.add_provenance("retrack", method="global", learned_from=frames,
+                               **params.model_dump())
+    else:
+        graph = track_project(
+            project, args.method, params, cores=args.cores,
+            progress=None if show is None else (lambda d, n: show("track", d, n)))
     dt = time.perf_counter() - t0
     save_project(project)
     print(f"tracked {project.path} ({args.method}): {len(graph)} cells in "
@@ -524,7 +544,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: the project's curated frames)")
     tr.add_argument("--name", required=True, help="name of the new model")
     tr.add_argument("--from", dest="base", help="model to fine-tune (default: from scratch)")
-    tr.add_argument("--epochs", type=int, default=100)
+    tr.add_argument("--epochs", type=int,
+                    help="total epochs (default: scaled to the number of curated frames)")
     tr.add_argument("--minutes", type=_positive_float, help="stop after this time")
     tr.add_argument("--cores", type=_cores, default=_cores("80%"))
     tr.add_argument("--gpu", action="store_true")
@@ -533,7 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     tk = sub.add_parser("track", parents=[common], help="link the segmented cells into tracks")
     tk.add_argument("project", help="NAME.zarr (segmented)")
-    tk.add_argument("--method", choices=["lap", "overlap"], default="lap")
+    tk.add_argument("--method", choices=["lap", "overlap", "global"], default="lap",
+                    help="lap: Jaqaman LAP; overlap: mask overlap; global: division-aware "
+                    "global linking (scipy/HiGHS), with motion compensation")
     tk.add_argument("--max-distance", type=_positive_float,
                     help="LAP: largest frame-to-frame displacement (px, default 45)")
     tk.add_argument("--max-gap", type=int, help="LAP: frames a cell may be missed (default 0)")
@@ -541,6 +564,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="LAP: largest displacement across a gap (px)")
     tk.add_argument("--divisions", action="store_true", help="detect divisions")
     tk.add_argument("--min-overlap", type=float, help="overlap: smallest overlap to link")
+    tk.add_argument("--motion", choices=["none", "drift", "local"],
+                    help="global: motion compensation (default local)")
+    tk.add_argument("--window", type=int, help="global: frames per solve window")
+    tk.add_argument("--learn-from", metavar="A:B",
+                    help="global: fit the costs to the links in these curated frames, then "
+                    "re-track the rest keeping the curated links")
     tk.add_argument("--cores", type=_cores, default=_cores("80%"))
     tk.set_defaults(func=cmd_track)
 

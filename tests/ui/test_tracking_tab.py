@@ -118,7 +118,7 @@ def test_parse_track_ids():
 
 
 # ---------------------------------------------------------------------------------- runs
-@pytest.mark.parametrize("method", ["lap", "overlap"])
+@pytest.mark.parametrize("method", ["lap", "overlap", "global"])
 def test_run_tracking_from_tab(untracked, movie, qtbot, method):
     widget, project = untracked
     tab = widget.tracking_tab
@@ -372,3 +372,19 @@ def test_hotkeys_bound(tracked):
     assert tab.mode is None
     tab.set_mode("link_cells")
     assert widget.segmentation_tab.mode is None  # and the other way round
+
+
+def test_retrack_with_corrections(tracked, qtbot):
+    widget, project = tracked
+    tab = widget.tracking_tab
+    assert tab.retrack_with_corrections() is None  # no curated frames yet
+    assert "curate at least 2" in widget.status.text()
+    project.set_curated([0, 1, 2])
+    curated_links = {tuple(e) for e in project.graph.edge_array().tolist() if e[2] <= 2}
+    assert tab.retrack_with_corrections() is not None
+    _wait(qtbot, widget)
+    assert "re-tracked with corrections from 3 curated frames" in tab.report.text()
+    after = {tuple(e) for e in project.graph.edge_array().tolist()}
+    assert curated_links <= after  # the user's links in curated frames are kept
+    assert project.metadata.provenance[-1]["step"] == "retrack"
+    _assert_layer_matches(widget, project)

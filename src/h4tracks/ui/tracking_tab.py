@@ -43,6 +43,7 @@ from qtpy.QtWidgets import (
 
 from h4tracks.core.actions import Action, ActionGroup
 from h4tracks.core.tracking import (
+    GlobalParams,
     LapParams,
     OverlapParams,
     add_links,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 METHODS: dict[str, tuple[str, type[BaseModel]]] = {
     "lap": ("LAP (distance, gaps, divisions)", LapParams),
     "overlap": ("Overlap (mask overlap between frames)", OverlapParams),
+    "global": ("Global (division-aware, motion-compensated)", GlobalParams),
 }
 #: click modes (names of :data:`h4tracks.ui.hotkeys.HOTKEYS` actions) and their button text
 CLICK_MODES = {
@@ -100,6 +102,8 @@ class ParamsForm(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         for name, field in model.model_fields.items():
             editor = self._editor(name, field)
+            if editor is None:
+                continue  # e.g. the global method's learnt weights: not typed in by hand
             editor.setToolTip(field.description or "")
             self.editors[name] = editor
             text = name.replace("_", " ").capitalize()
@@ -110,12 +114,14 @@ class ParamsForm(QWidget):
                 form.addRow(text, editor)
         self.set_params(model())
 
-    def _editor(self, name: str, field: Any) -> QWidget:
+    def _editor(self, name: str, field: Any) -> QWidget | None:
         ann = field.annotation
         args = typing.get_args(ann)
         if typing.get_origin(ann) in (typing.Union, types.UnionType) and type(None) in args:
-            self._optional.add(name)
             ann = next(a for a in args if a is not type(None))
+            if typing.get_origin(ann) in (dict, list) or ann in (dict, list):
+                return None
+            self._optional.add(name)
         if typing.get_origin(ann) is Literal:
             combo = QComboBox()
             for v in typing.get_args(ann):
@@ -215,6 +221,10 @@ class TrackingTab(QWidget):
         self.run_btn = QPushButton("Run tracking")
         self.run_btn.setToolTip("Track every cell of the movie in the background; replaces the "
                                 "project's tracks (the undo history is cleared)")
+        self.retrack_btn = QPushButton("Re-track using my corrections")
+        self.retrack_btn.setToolTip(
+            "Global method: fit its costs to the links in your curated frames, then re-track "
+            "the movie keeping those links (needs 2+ consecutive curated frames)")
         self.report = QLabel("")
         self.report.setWordWrap(True)
         method_box = QGroupBox("Tracker")
@@ -222,6 +232,7 @@ class TrackingTab(QWidget):
         form.addRow("Method", self.method_combo)
         form.addRow(self.params_stack)
         form.addRow(self.run_btn)
+        form.addRow(self.retrack_btn)
         form.addRow(self.report)
 
         # -- curation -----------------------------------------------------------------------
@@ -279,6 +290,7 @@ class TrackingTab(QWidget):
         layout.addStretch(1)
 
         self.method_combo.currentIndexChanged.connect(self.params_stack.setCurrentIndex)
+        self.retrack_btn.clicked.connect(lambda: self.retrack_with_corrections())
         self.run_btn.clicked.connect(lambda: self.run_tracking())
         self.cancel_click_btn.clicked.connect(lambda: self.set_mode(None))
         self.filter_edit.returnPressed.connect(lambda: self.show_listed())
@@ -395,6 +407,45 @@ class TrackingTab(QWidget):
         worker.errored.connect(failed)
         worker.finished.connect(lambda: setattr(layer, "editable", True))
         return worker
+
+    def retrack_with_corrections(self) -> Any:
+        """Learn the global method's costs from the curated frames and re-track the rest
+        (curated links stay). Returns the worker, or None if the input was refused."""
+        from h4tracks.core.tracking.learning import retrack_with_corrections
+
+        project = self._labels_project()
+        if project is None:
+            return None
+        try:
+            params = self.params("global")
+        except ValidationError as e:
+            self.main.notify(_validation_message(e), error=True)
+            return None
+        curated = sorted(project.curated_frames)
+        if len(curated) < 2:
+            self.main.notify("curate at least 2 consecutive frames (edit them or mark them "
+                             "curated) before re-tracking with your corrections", error=True)
+            return None
+        self.set_mode(None)
+
+        def work(report: Callable[[int, int], None]) -> tuple:
+            t0 = time.perf_counter()
+            graph = retrack_with_corrections(project, curated, params)
+            return graph, time.perf_counter() - t0
+
+        def done(result: tuple[TrackGraph, float]) -> None:
+            graph, seconds = result
+            project.graph = graph
+            project.add_provenance("retrack", method="global", learned_from=curated,
+                                   **params.model_dump())
+            self.report.setText(
+                f"re-tracked with corrections from {len(curated)} curated frames: "
+                f"{graph.track_ids().size} tracks, {graph.n_edges} links, "
+                f"{graph.n_divisions} divisions in {seconds:.1f} s")
+            self.main.edited_externally()
+
+        return self.main.run_in_worker(work, text="re-tracking with your corrections…",
+                                       done=done)
 
     # ------------------------------------------------------------------ click modes
     def on_mode_key(self, mode: str) -> None:
