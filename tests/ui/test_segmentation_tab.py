@@ -138,6 +138,11 @@ def test_training_cancel_registers_nothing(curated, qtbot):
     assert tab.train_frames.text() == "0"
     tab.train_name.setText("mine")
     tab.base_combo.setCurrentIndex(0)  # from scratch
+    tab.train_frames.setText("0")  # one tiny frame cannot be split for validation
+    assert tab.train() is not None
+    _wait(qtbot, widget)
+    assert "curate a second frame" in widget.status.text()
+    tab.train_frames.setText("0,1")
     assert tab.train() is not None
     widget.cancel_worker()
     _wait(qtbot, widget)

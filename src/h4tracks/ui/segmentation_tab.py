@@ -40,7 +40,8 @@ from h4tracks.core.segmentation.engine import (
     segment_project,
 )
 from h4tracks.core.segmentation.models import ModelEntry, ModelRegistry
-from h4tracks.core.segmentation.training import TrainingCancelled, TrainParams, train_from_project
+from h4tracks.core.segmentation.recipe import RecipeParams
+from h4tracks.core.segmentation.training import TrainingCancelled, train_from_project
 from h4tracks.errors import H4TracksError
 from h4tracks.ui.hotkeys import tooltip
 from h4tracks.ui.layers import project_layer_data
@@ -147,8 +148,9 @@ class SegmentationTab(QWidget):
         self.base_combo = QComboBox()
         self.base_combo.setToolTip("Model to fine-tune, or train from scratch")
         self.epochs = QSpinBox()
-        self.epochs.setRange(1, 100_000)
-        self.epochs.setValue(100)
+        self.epochs.setRange(0, 100_000)
+        self.epochs.setValue(0)
+        self.epochs.setSpecialValueText("auto (scaled to the frames)")
         self.minutes = QDoubleSpinBox()
         self.minutes.setRange(0.0, 10_000.0)
         self.minutes.setDecimals(1)
@@ -459,7 +461,10 @@ class SegmentationTab(QWidget):
             return None
         name = self.train_name.text().strip()
         base = self.base_combo.currentData()
-        params = TrainParams(epochs=self.epochs.value(), minutes=self.minutes.value() or None)
+        # the recipe: start (fine-tune / scratch) and checkpoint chosen on a held-out frame
+        minutes = self.minutes.value() or None
+        params = RecipeParams(minutes=minutes,
+                              epochs=None if minutes else (self.epochs.value() or None))
         cores, gpu = self.main.cores, self.gpu.isChecked()
 
         def work(report: Callable[[int, int], None], cancel: Callable[[], bool]) -> Any:
@@ -476,9 +481,10 @@ class SegmentationTab(QWidget):
                 return
             entry, res = result
             self.refresh_models(select=entry.name)
-            loss = f", final loss {res.losses[-1]:.3f}" if res.losses else ""
-            self.main.notify(f"trained {entry.name}: {res.epochs} epoch(s) in "
-                             f"{res.seconds:.0f} s{loss}")
+            base = "" if res.base_score is None else f" (base model {res.base_score:.2f})"
+            self.main.notify(f"trained {entry.name}: {res.choice} chosen, validation AP@0.5 "
+                             f"{res.val_score:.2f}{base}, {res.epochs} epoch(s) in "
+                             f"{res.seconds:.0f} s")
 
         return self.main.run_in_worker(work, text=f"training {name}…", done=done,
                                        cancellable=True)

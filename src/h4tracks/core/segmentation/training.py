@@ -16,6 +16,7 @@ library's own defaults are used. Everything runs inside ``torch.set_num_threads(
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import time
 import warnings
@@ -66,6 +67,13 @@ class TrainParams(BaseModel):
     diam_mean: float | None = Field(
         None, gt=0, description="from scratch: cell diameter the network works at (default 30)"
     )
+    intensity_jitter: float = Field(
+        0.0, ge=0, le=1, description="random contrast (×1±j) and offset (±j/2) per patch"
+    )
+    validate_every: int = Field(5, ge=1, description="epochs between validation rounds")
+    patience: int | None = Field(
+        None, ge=1, description="stop after this many validation rounds without improvement"
+    )
     seed: int = 0
 
 
@@ -81,6 +89,9 @@ class TrainResult:
     learning_rate: float = 0.0
     weight_decay: float = 0.0
     base: str | None = None
+    val_scores: list[tuple[int, float]] = field(default_factory=list)  # (epoch, score)
+    best_score: float | None = None  # the saved weights' validation score
+    best_epoch: int | None = None
 
 
 @contextlib.contextmanager
@@ -168,6 +179,7 @@ def train_cellpose(
     gpu: bool = False,
     progress: Callable[[int, int, float], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    validate: Callable[[Any], float] | None = None,
 ) -> TrainResult:
     """Train a Cellpose network on 2D frames and save its weights to ``save_to``.
 
@@ -189,8 +201,13 @@ def train_cellpose(
     progress
         ``progress(epoch_done, n_epochs, loss)`` after every epoch.
     cancel
-        Checked after every batch; when it returns True the model so far is saved and
-        :class:`TrainingCancelled` is raised carrying the :class:`TrainResult`.
+        Checked after every batch; when it returns True the model so far (the best one when
+        validating) is saved and :class:`TrainingCancelled` is raised carrying the
+        :class:`TrainResult`.
+    validate
+        ``validate(model) -> score`` (higher is better, e.g. AP@0.5 on a held-out curated
+        frame), called every ``params.validate_every`` epochs and at the end; the weights with
+        the best score are the ones saved, and ``params.patience`` stops training early.
     """
     import torch
     from cellpose import dynamics, transforms
@@ -235,7 +252,31 @@ def train_cellpose(
                              None if base is None else str(getattr(base, "pretrained_model", "")))
         deadline = None if params.minutes is None else t0 + 60.0 * params.minutes
 
+        best: dict[str, Any] | None = None
+        stale = 0
+
+        def check(epoch_done: int) -> bool:
+            """Validate; keep the best weights; True when patience is exhausted."""
+            nonlocal best, stale
+            if validate is None or (result.val_scores and result.val_scores[-1][0] == epoch_done):
+                return False
+            # cellpose's CPU inference converts the network to MKL-DNN in place, which would
+            # break training and saving: validate a copy
+            score = float(validate(copy.deepcopy(model)))
+            result.val_scores.append((epoch_done, score))
+            if result.best_score is None or score > result.best_score:
+                result.best_score, result.best_epoch = score, epoch_done
+                best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                stale = 0
+            else:
+                stale += 1
+            return params.patience is not None and stale >= params.patience
+
         def finish(epochs_done: int) -> TrainResult:
+            if validate is not None and epochs_done > 0:
+                check(epochs_done)
+            if best is not None:
+                net.load_state_dict(best)  # the model is left holding the saved weights
             net.save_model(str(save_to))
             result.epochs = epochs_done
             result.seconds = time.perf_counter() - t0
@@ -262,6 +303,10 @@ def train_cellpose(
                     [imgs[i] for i in inds], Y=[flows[i][1:] for i in inds], rescale=rsc,
                     scale_range=params.scale_range,
                     xy=(params.patch_size, params.patch_size))[:2]
+                if params.intensity_jitter:
+                    j = params.intensity_jitter
+                    gain = 1.0 + rng.uniform(-j, j, (len(x), 1, 1))
+                    x[:, 0] = x[:, 0] * gain + rng.uniform(-j / 2, j / 2, (len(x), 1, 1))
                 pred = net(torch.from_numpy(x).to(device))[0]
                 loss = _loss(y, pred, device)
                 optimizer.zero_grad()
@@ -271,6 +316,9 @@ def train_cellpose(
             losses.append(epoch_loss / per_epoch)
             if progress is not None:
                 progress(epoch + 1, params.epochs, losses[-1])
+            if (epoch + 1) % params.validate_every == 0 and check(epoch + 1):
+                logger.info("validation stopped improving after %d epochs", epoch + 1)
+                return finish(epoch + 1)
             if deadline is not None and time.perf_counter() > deadline:
                 logger.info("training time budget reached after %d epochs", epoch + 1)
                 return finish(epoch + 1)
@@ -284,7 +332,7 @@ def train_from_project(
     *,
     base: Any = None,
     registry: Any = None,
-    params: TrainParams | None = None,
+    params: Any = None,
     cores: int | None = None,
     gpu: bool = False,
     out_dir: str | Path | None = None,
@@ -303,6 +351,13 @@ def train_from_project(
         Name of the new model in the registry (``replace`` to overwrite a trained one).
     base
         Model to fine-tune: registry name, weights path or entry; ``None`` = from scratch.
+    params
+        :class:`~h4tracks.core.segmentation.recipe.RecipeParams` or ``None``: the recipe
+        (validation-chosen start, best checkpoint, early stopping; the default), or
+        :class:`TrainParams` for one plain run with exactly those settings.
+    progress
+        ``progress(done, total, loss)``: epochs for a plain run; percent (loss NaN) for the
+        recipe.
     out_dir
         Where the weights file goes (default: ``<config dir>/models``).
 
@@ -336,6 +391,10 @@ def train_from_project(
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     path = out / f"{safe}.pth"
     base_entry = None if base is None else resolve_model(base, registry)
+    if not isinstance(params, TrainParams):
+        return _train_recipe_from_project(
+            project, chosen, name, images, masks, path, base_entry, registry, params,
+            cores=cores, gpu=gpu, replace=replace, progress=progress, cancel=cancel)
     with torch_threads(cores):
         model = None if base_entry is None else load_cellpose_model(base_entry, gpu=gpu)[0]
         result = train_cellpose(images, masks, path, base=model, params=params, cores=cores,
@@ -351,6 +410,37 @@ def train_from_project(
             "learning_rate": result.learning_rate, "weight_decay": result.weight_decay,
             "final_loss": result.losses[-1] if result.losses else None,
             "params": (params or TrainParams()).model_dump(),
+        },
+    )
+    return entry, result
+
+
+def _train_recipe_from_project(
+    project: Any, chosen: list[int], name: str, images: list[np.ndarray],
+    masks: list[np.ndarray], path: Path, base_entry: Any, registry: Any, params: Any, *,
+    cores: int | None, gpu: bool, replace: bool,
+    progress: Callable[[int, int, float], None] | None, cancel: Callable[[], bool] | None,
+) -> tuple[Any, Any]:
+    from h4tracks.core.segmentation.models import load_cellpose_model
+    from h4tracks.core.segmentation.recipe import RecipeParams, train_recipe
+
+    params = params or RecipeParams()
+    factory = None if base_entry is None else (
+        lambda: load_cellpose_model(base_entry, gpu=gpu)[0])
+    result = train_recipe(
+        images, masks, path, base=factory, params=params, cores=cores, gpu=gpu, cancel=cancel,
+        progress=None if progress is None else (
+            lambda frac, _msg: progress(round(100 * frac), 100, float("nan"))),
+    )
+    entry = registry.add_custom(
+        name, path, kind="trained", replace=replace, diameter=round(result.diameter, 2),
+        description=f"Trained in h4tracks on {len(chosen)} curated frame(s) of "
+        f"{project.metadata.name or project.path or 'a project'} (validation AP@0.5 "
+        f"{result.val_score:.2f}).",
+        provenance={
+            "base": None if base_entry is None else base_entry.name, "frames": chosen,
+            "project": str(project.path or ""), **result.as_provenance(),
+            "params": params.model_dump(),
         },
     )
     return entry, result

@@ -1,0 +1,280 @@
+"""A training recipe that works from a few curated frames without knowing Cellpose's knobs.
+
+Measured on a dense real culture (DESIGN.md §6), the right way to train from 3 frames depends
+on the data: fine-tuning an unrelated model at the library's learning rate gave AP50 0.87,
+at a "safe" small rate 0.59, from scratch 0.83. So the recipe does not guess; it lets a
+held-out curated frame decide:
+
+1. **Validation split**: the last curated frame is held out (with one frame only, a quarter
+   of it is held out and the rest trains). The score is AP@0.5 of the model's masks on it.
+2. **Trials**: short runs of each candidate start — fine-tune the base model at a small rate
+   (1e-5, weight decay 0.1), fine-tune it at the library rate (5e-3), train from scratch
+   (5e-3) — share ``trial_fraction`` of the budget; the best validation score wins.
+3. **Main run**: the winner continues for the rest of the budget with validation every few
+   epochs, the best checkpoint kept and early stopping (``patience``).
+
+Budget: ``minutes`` (wall time) or ``epochs``; by default the number of patches seen scales
+with the data (``patches_per_frame`` per training frame, at least ``min_patches``) instead of
+a fixed epoch count. Augmentation: cellpose's random rotation, flips, scale jitter and crops,
+plus intensity jitter. The cell diameter is measured from the curated masks. Everything runs
+within the core budget; cancel keeps the best model so far.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from h4tracks.core.segmentation.training import (
+    FINETUNE_LR,
+    FINETUNE_WEIGHT_DECAY,
+    SCRATCH_LR,
+    SCRATCH_WEIGHT_DECAY,
+    TrainingCancelled,
+    TrainParams,
+    TrainResult,
+    check_training_data,
+    mask_diameters,
+    torch_threads,
+    train_cellpose,
+)
+from h4tracks.errors import InputError
+
+
+class RecipeParams(BaseModel):
+    """Settings of :func:`train_recipe`; the defaults are meant to be left alone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    minutes: float | None = Field(None, gt=0, description="total wall-time budget")
+    epochs: int | None = Field(None, ge=2, description="total epochs (instead of minutes)")
+    patches_per_frame: int = Field(100, ge=1, description="data-scaled budget per frame")
+    min_patches: int = Field(400, ge=8)
+    trial_fraction: float = Field(0.3, gt=0, lt=1, description="budget share of the trials")
+    patch_size: int | None = Field(None, ge=64, description="None: from the cell diameter")
+    batch_size: int = Field(8, ge=1)
+    intensity_jitter: float = Field(0.2, ge=0, le=1)
+    patience: int = Field(4, ge=1, description="validation rounds without improvement")
+    candidates: list[str] | None = Field(
+        None, description="subset of 'finetune-small', 'finetune-library', 'scratch'"
+    )
+    seed: int = 0
+
+
+#: candidate starts: (name, from the base model?, learning rate, weight decay)
+CANDIDATES = {
+    "finetune-small": (True, FINETUNE_LR, FINETUNE_WEIGHT_DECAY),
+    "finetune-library": (True, SCRATCH_LR, SCRATCH_WEIGHT_DECAY),
+    "scratch": (False, SCRATCH_LR, SCRATCH_WEIGHT_DECAY),
+}
+
+
+@dataclass
+class RecipeResult:
+    """The outcome of :func:`train_recipe`."""
+
+    path: Path
+    choice: str  # the winning candidate
+    val_score: float  # AP@0.5 of the saved model on the held-out data
+    trials: dict[str, float] = field(default_factory=dict)  # candidate -> trial score
+    base_score: float | None = None  # the base model's score before training
+    epochs: int = 0
+    seconds: float = 0.0
+    diameter: float = 0.0
+    train: TrainResult | None = None
+
+    def as_provenance(self) -> dict[str, Any]:
+        return {
+            "recipe": "h4tracks validation-chosen start", "choice": self.choice,
+            "validation_ap50": round(self.val_score, 4),
+            "trials": {k: round(v, 4) for k, v in self.trials.items()},
+            "base_ap50": None if self.base_score is None else round(self.base_score, 4),
+            "epochs": self.epochs, "seconds": round(self.seconds, 1),
+        }
+
+
+def ap50(reference: np.ndarray, predicted: np.ndarray) -> float:
+    """Average precision at IoU 0.5: TP / (TP + FP + FN) (1.0 when both are empty)."""
+    from h4tracks.core.evaluation.segmentation import frame_overlap, match_instances
+
+    ov = frame_overlap(np.asarray(reference), np.asarray(predicted))
+    tp = match_instances(ov, 0.5)[0].size
+    n_ref, n_pred = ov.ref_labels.size, ov.pred_labels.size
+    denom = n_ref + n_pred - tp
+    return 1.0 if denom == 0 else tp / denom
+
+
+def split_validation(images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> tuple:
+    """(train_images, train_masks, val_images, val_masks): the last frame is held out; a
+    single frame is split into its right quarter (validation) and the rest (training)."""
+    if len(images) >= 2:
+        return list(images[:-1]), list(masks[:-1]), [images[-1]], [masks[-1]]
+    img, m = np.asarray(images[0]), np.asarray(masks[0])
+    cut = img.shape[1] * 3 // 4
+    if min(img.shape[0], img.shape[1] - cut) < 32:
+        raise InputError("One curated frame this small cannot be split for validation; "
+                         "curate a second frame.")
+    return [img[:, :cut]], [m[:, :cut]], [img[:, cut:]], [m[:, cut:]]
+
+
+def train_recipe(
+    images: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    save_to: str | Path,
+    *,
+    base: Callable[[], Any] | None = None,
+    params: RecipeParams | None = None,
+    cores: int | None = None,
+    gpu: bool = False,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> RecipeResult:
+    """Train a Cellpose model from a few curated frames, choosing the start by validation.
+
+    Parameters
+    ----------
+    images, masks
+        Curated frames and their label images.
+    save_to
+        Weights file of the result (the best validated checkpoint).
+    base
+        A function returning a fresh loaded ``CellposeModel`` to fine-tune (called once per
+        fine-tuning candidate), or None (then only training from scratch is tried).
+    progress
+        ``progress(fraction_done, message)``.
+    cancel
+        Checked after every batch; a cancelled run raises
+        :class:`~h4tracks.core.segmentation.training.TrainingCancelled` whose ``result``
+        is the best model saved so far (or None if no trial finished).
+    """
+    params = params or RecipeParams()
+    keep = check_training_data(images, masks)
+    images = [np.asarray(images[i]) for i in keep]
+    masks = [np.asarray(masks[i]) for i in keep]
+    tr_img, tr_mask, val_img, val_mask = split_validation(images, masks)
+    save_to = Path(save_to)
+    if not save_to.parent.is_dir():
+        raise InputError(f"Folder {save_to.parent} does not exist.")
+    diameter = float(mask_diameters(tr_mask).mean())
+    patch = params.patch_size or int(min(224, max(64, 16 * round(6 * diameter / 16))))
+    names = params.candidates or [n for n, (fine, _, _) in CANDIDATES.items()
+                                  if base is not None or not fine]
+    unknown = [n for n in names if n not in CANDIDATES]
+    if unknown or (base is None and any(CANDIDATES[n][0] for n in names)):
+        raise InputError(f"Invalid candidates {names}: choose from {list(CANDIDATES)} "
+                         "(fine-tuning needs a base model).")
+    per_epoch = max(8, len(tr_img))
+    if params.epochs is not None:
+        total_epochs, deadline = params.epochs, None
+    elif params.minutes is not None:
+        total_epochs, deadline = 10_000, time.perf_counter() + 60 * params.minutes
+    else:
+        patches = max(params.min_patches, params.patches_per_frame * len(images))
+        total_epochs, deadline = max(4, patches // per_epoch), None
+    t0 = time.perf_counter()
+
+    def validate(model: Any) -> float:
+        from h4tracks.core.segmentation.engine import SegmentParams, segment_frame
+
+        sp = SegmentParams(diameter=diameter)
+        return float(np.mean([ap50(m, segment_frame(model, img, sp))
+                              for img, m in zip(val_img, val_mask, strict=True)]))
+
+    def remaining_minutes() -> float | None:
+        return None if deadline is None else max(0.05, (deadline - time.perf_counter()) / 60)
+
+    def report(frac: float, msg: str) -> None:
+        if progress is not None:
+            progress(min(1.0, frac), msg)
+
+    result = RecipeResult(save_to, "", 0.0, diameter=diameter)
+    base_params: dict[str, Any] = {
+        "patch_size": patch, "batch_size": params.batch_size, "images_per_epoch": per_epoch,
+        "intensity_jitter": params.intensity_jitter, "seed": params.seed,
+        "diam_mean": diameter if base is None else None,
+    }
+    with torch_threads(cores):
+        if base is not None:
+            result.base_score = validate(base())
+        # 1. trials: equal shares of trial_fraction of the budget
+        trial_epochs = max(2, int(total_epochs * params.trial_fraction / len(names)))
+        trial_minutes = None if deadline is None else \
+            params.minutes * params.trial_fraction / len(names)  # type: ignore[operator]
+        models: dict[str, Any] = {}
+        trial_files: dict[str, Path] = {}
+        for i, name in enumerate(names):
+            fine, lr, wd = CANDIDATES[name]
+            report(i / len(names) * params.trial_fraction, f"trial {name}")
+            file = save_to.with_name(f".{save_to.stem}.trial-{name}.pth")
+            tp = TrainParams(epochs=trial_epochs, minutes=trial_minutes, learning_rate=lr,
+                             weight_decay=wd, validate_every=max(1, trial_epochs),
+                             **base_params)
+            try:
+                r = train_cellpose(tr_img, tr_mask, file, base=base() if fine else None,
+                                   params=tp, gpu=gpu, cancel=cancel, validate=validate)
+            except TrainingCancelled:
+                file.unlink(missing_ok=True)
+                best = _best_trial(result)
+                if best is not None:  # keep the best finished trial as the result
+                    trial_files[best].replace(save_to)
+                    models[best].path = save_to
+                _cleanup(trial_files.values())
+                raise TrainingCancelled(
+                    "Training cancelled during the trials"
+                    + (f"; the best trial ({best}) was saved to {save_to}." if best else "."),
+                    None if best is None else models[best],
+                ) from None
+            result.trials[name] = r.best_score or 0.0
+            trial_files[name] = file
+            models[name] = r
+        choice = max(result.trials, key=result.trials.get)  # type: ignore[arg-type]
+        result.choice = choice
+        # 2. main run: continue the winner from its trial weights
+        from h4tracks.core.segmentation.models import ModelEntry, load_cellpose_model
+
+        winner, _ = load_cellpose_model(ModelEntry(name=choice, kind="custom",
+                                                   path=str(trial_files[choice])), gpu=gpu)
+        fine, lr, wd = CANDIDATES[choice]
+        rest_epochs = max(2, total_epochs - trial_epochs * len(names))
+        main = TrainParams(epochs=rest_epochs, minutes=remaining_minutes(), learning_rate=lr,
+                           weight_decay=wd, validate_every=max(1, min(5, rest_epochs // 4)),
+                           patience=params.patience,
+                           **{**base_params, "diam_mean": None})
+        report(params.trial_fraction, f"training {choice}")
+        try:
+            r = train_cellpose(
+                tr_img, tr_mask, save_to, base=winner, params=main, gpu=gpu, cancel=cancel,
+                validate=validate,
+                progress=lambda e, n, loss: report(
+                    params.trial_fraction + (1 - params.trial_fraction) * e / n,
+                    f"training {choice}: epoch {e}"))
+        except TrainingCancelled:
+            _cleanup(trial_files.values())
+            raise
+        trial_score = result.trials[choice]
+        if (r.best_score or 0.0) < trial_score:
+            # the continuation never beat the trial: keep the trial's weights
+            trial_files[choice].replace(save_to)
+            r.best_score = trial_score
+        _cleanup(trial_files.values())
+    result.train = r
+    result.val_score = float(r.best_score or 0.0)
+    result.epochs = trial_epochs * len(names) + r.epochs
+    result.seconds = time.perf_counter() - t0
+    report(1.0, "done")
+    return result
+
+
+def _best_trial(result: RecipeResult) -> str | None:
+    return max(result.trials, key=result.trials.get) if result.trials else None  # type: ignore[arg-type]
+
+
+def _cleanup(files: Any, *more: Path) -> None:
+    for f in [*files, *more]:
+        Path(f).unlink(missing_ok=True)

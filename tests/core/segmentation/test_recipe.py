@@ -1,0 +1,86 @@
+"""The few-frame training recipe: validation split, trials, best checkpoint (real cellpose)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from h4tracks.core.project import Project
+from h4tracks.core.segmentation.models import ModelRegistry, demo_entry, load_cellpose_model
+from h4tracks.core.segmentation.recipe import RecipeParams, ap50, split_validation, train_recipe
+from h4tracks.core.segmentation.training import TrainingCancelled, train_from_project
+from h4tracks.core.synthetic import make_movie
+from h4tracks.errors import InputError
+
+TINY = RecipeParams(epochs=4, patch_size=64, batch_size=4, candidates=["scratch"])
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return make_movie(n_frames=3, shape=(64, 64), n_cells=5, radius=6.0, seed=3)
+
+
+def test_ap50_on_hand_made_masks():
+    a = np.zeros((20, 20), np.uint32)
+    a[2:8, 2:8], a[12:18, 12:18] = 1, 2
+    assert ap50(a, a) == 1.0
+    b = a.copy()
+    b[b == 2] = 0  # one cell missed: TP 1, FN 1
+    assert ap50(a, b) == pytest.approx(0.5)
+    c = np.zeros_like(a)
+    c[2:8, 5:11] = 7  # IoU 18/54 < 0.5 with cell 1, cell 2 missed
+    assert ap50(a, c) == 0.0
+    assert ap50(np.zeros_like(a), np.zeros_like(a)) == 1.0
+
+
+def test_validation_split(movie):
+    ti, _, vi, vm = split_validation(list(movie.image), list(movie.labels))
+    assert len(ti) == 2
+    np.testing.assert_array_equal(vi[0], movie.image[2])
+    np.testing.assert_array_equal(vm[0], movie.labels[2])
+    with pytest.raises(InputError, match="curate a second frame"):
+        split_validation([movie.image[0]], [movie.labels[0]])  # a 16 px quarter is too small
+    big = np.zeros((128, 128))
+    ti, _, vi, _ = split_validation([big], [big])
+    assert ti[0].shape == (128, 96) and vi[0].shape == (128, 32)
+
+
+def test_recipe_keeps_best_checkpoint_and_reports(movie, tmp_path):
+    seen = []
+    r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
+                     params=TINY, cores=1, progress=lambda f, msg: seen.append((f, msg)))
+    assert r.choice == "scratch" and set(r.trials) == {"scratch"}
+    assert 0.0 <= r.val_score <= 1.0 and r.val_score >= r.trials["scratch"]
+    assert r.path.is_file() and not list(tmp_path.glob(".m.trial-*"))  # trials cleaned up
+    assert seen[-1] == (1.0, "done") and all(0 <= f <= 1 for f, _ in seen)
+    assert r.train is not None and r.train.val_scores  # validated along the way
+    prov = r.as_provenance()
+    assert prov["choice"] == "scratch" and "validation_ap50" in prov
+    from h4tracks.core.segmentation.models import ModelEntry
+
+    load_cellpose_model(ModelEntry(name="r", kind="custom", path=str(r.path)))
+
+
+def test_recipe_cancel_and_bad_candidates(movie, tmp_path):
+    with pytest.raises(TrainingCancelled, match="during the trials"):
+        train_recipe(list(movie.image), list(movie.labels), tmp_path / "c.pth", params=TINY,
+                     cancel=lambda: True)
+    assert not list(tmp_path.iterdir())  # nothing finished, nothing left behind
+    with pytest.raises(InputError, match="fine-tuning needs a base model"):
+        train_recipe(list(movie.image), list(movie.labels), tmp_path / "x.pth",
+                     params=RecipeParams(candidates=["finetune-small"]))
+    with pytest.raises(InputError, match="Invalid candidates"):
+        train_recipe(list(movie.image), list(movie.labels), tmp_path / "x.pth",
+                     params=RecipeParams(candidates=["magic"]),
+                     base=lambda: load_cellpose_model(demo_entry())[0])
+
+
+def test_train_from_project_uses_the_recipe_by_default(cfg, movie):
+    project = Project(movie.image, movie.labels)
+    project.set_curated([0, 1, 2])
+    entry, result = train_from_project(project, None, "recipe-model", params=TINY, cores=1)
+    assert entry.kind == "trained" and entry.provenance["frames"] == [0, 1, 2]
+    assert entry.provenance["choice"] == "scratch"
+    assert entry.provenance["validation_ap50"] == round(result.val_score, 4)
+    assert "validation AP@0.5" in entry.description
+    assert "recipe-model" in ModelRegistry().names()
