@@ -1,0 +1,221 @@
+"""Tracking accuracy on dense colonies: CTC TRA / DET and run time of the h4tracks trackers and
+laptrack (run: python benchmarks/bench_global.py [--quick]).
+
+Cases
+-----
+a. a dense dividing colony of rods (:func:`h4tracks.core.colony.make_colony`) with perfect
+   masks, collective drift and a few stage jumps;
+b. the same movie with degraded masks (:func:`h4tracks.core.degrade.degrade_labels`: missed,
+   merged and split cells); the reference stays the perfect ground truth;
+c. migrating, dividing cells (:func:`h4tracks.core.synthetic.make_movie`);
+d. run time only, on a bigger colony (200 frames, ~400 cells per frame once grown), as a ratio
+   to laptrack.
+
+Trackers: our ``lap`` (detection + LAP with divisions and gap closing), our ``overlap``,
+laptrack 0.17 (LAP with splitting and gap closing, same cut-offs, on our detections) and our
+``global`` when ``h4tracks.core.tracking.global_link`` is importable. TRA / DET come from
+:func:`h4tracks.core.evaluation.evaluate`; one row is checked with py-ctcmetrics. Asserts
+nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from laptrack import LapTrack
+
+from h4tracks.core.colony import make_colony
+from h4tracks.core.degrade import degrade_labels
+from h4tracks.core.evaluation import TrackingData, evaluate, lineage_edges
+from h4tracks.core.graph import TrackGraph
+from h4tracks.core.io.ctc import graph_to_ctc, write_ctc
+from h4tracks.core.synthetic import make_movie
+from h4tracks.core.tracking import LapParams, OverlapParams, detect, track_lap, track_overlap
+
+try:  # written concurrently; the rows are skipped when it is missing
+    from h4tracks.core.tracking.global_link import GlobalParams, track_global
+except ImportError as exc:  # pragma: no cover - depends on the checkout
+    track_global = None
+    GLOBAL_MISSING = str(exc)
+else:
+    GLOBAL_MISSING = ""
+
+Tracker = Callable[[np.ndarray], TrackGraph]
+
+
+def lap_params(max_distance: float) -> LapParams:
+    return LapParams(max_distance=max_distance, max_gap=2, divisions=True,
+                     division_distance=max(12.0, 0.6 * max_distance), area_weight=1.0)
+
+
+def run_lap(labels: np.ndarray, p: LapParams) -> TrackGraph:
+    return track_lap(detect(labels), p)
+
+
+def run_laptrack(labels: np.ndarray, p: LapParams) -> TrackGraph:
+    """laptrack on our detections with the cut-offs of ``p``; its (frame, index) nodes are
+    mapped back to (t, label)."""
+    det = detect(labels)
+    off = det.frame_offsets()
+    coords = det.coords
+    lt = LapTrack(
+        metric="sqeuclidean",
+        cutoff=p.max_distance**2,
+        gap_closing_cutoff=p.effective_gap_distance**2 if p.max_gap else False,
+        gap_closing_max_frame_count=p.max_gap + 1,
+        splitting_cutoff=p.effective_division_distance**2 if p.divisions else False,
+        merging_cutoff=False,
+    )
+    tree = lt.predict([coords[off[t]:off[t + 1]] for t in range(det.n_frames)])
+    e = np.array([(a[0], a[1], b[0], b[1]) for a, b in tree.edges()], np.int64).reshape(-1, 4)
+    edges = np.column_stack([e[:, 0], det.label[off[e[:, 0]] + e[:, 1]],
+                             e[:, 2], det.label[off[e[:, 2]] + e[:, 3]]])
+    return TrackGraph.from_arrays(det.node_columns(), edges)
+
+
+def trackers(max_distance: float) -> dict[str, Tracker]:
+    p = lap_params(max_distance)
+    out: dict[str, Tracker] = {
+        "lap": lambda lab: run_lap(lab, p),
+        "overlap": lambda lab: track_overlap(lab, OverlapParams()),
+        "laptrack": lambda lab: run_laptrack(lab, p),
+    }
+    if track_global is not None:
+        out["global"] = lambda lab: track_global(lab, GlobalParams())
+    return out
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def ctc_relabel(labels: np.ndarray, graph: TrackGraph) -> tuple[np.ndarray, np.ndarray]:
+    """Label movie with CTC track ids + lineage (like ``export_ctc``, from arrays)."""
+    nodes, lineage = graph_to_ctc(graph)
+    t_all, lab_all, ids = nodes["t"], nodes["label"], nodes["ctc_id"]
+    bounds = np.searchsorted(t_all, np.arange(labels.shape[0] + 1))
+    out = np.zeros(labels.shape, np.uint32)
+    for t in range(labels.shape[0]):
+        s, e = bounds[t], bounds[t + 1]
+        if e > s:
+            pos = np.searchsorted(lab_all[s:e], labels[t]).clip(max=e - s - 1)
+            hit = (lab_all[s:e][pos] == labels[t]) & (labels[t] > 0)
+            out[t] = np.where(hit, ids[s:e][pos], 0)
+    return out, lineage
+
+
+def ctcmetrics_check(gt_labels: np.ndarray, gt_lineage: np.ndarray, labels: np.ndarray,
+                     graph: TrackGraph) -> str:
+    try:
+        import ctc_metrics
+    except ImportError:
+        return "py-ctcmetrics not installed: no check"
+    res_labels, res_lineage = ctc_relabel(labels, graph)
+    with tempfile.TemporaryDirectory() as d:
+        gt = write_ctc(Path(d) / "gt", gt_labels, gt_lineage, kind="gt")
+        res = write_ctc(Path(d) / "res", res_labels, res_lineage)
+        # py-ctcmetrics prints its whole result dict; keep the table readable
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            s = ctc_metrics.evaluate_sequence(str(res), str(gt), metrics=["DET", "TRA"],
+                                              threads=1)
+    return f"py-ctcmetrics: TRA {s['TRA']:.4f}  DET {s['DET']:.4f}"
+
+
+def bench_case(name: str, gt_labels: np.ndarray, gt_lineage: np.ndarray,
+               labels: np.ndarray, max_distance: float, check: str | None = None) -> None:
+    n_cells = [np.unique(f).size - 1 for f in gt_labels]
+    n_div = int((np.unique(gt_lineage[gt_lineage[:, 3] > 0, 3], return_counts=True)[1] == 2)
+                .sum())
+    print(f"\n{name}: {gt_labels.shape[0]} frames of {gt_labels.shape[1]}x{gt_labels.shape[2]}, "
+          f"{n_cells[0]} -> {n_cells[-1]} cells, {len(gt_lineage)} tracks, {n_div} divisions")
+    print(f"  {'tracker':10s} {'TRA':>7s} {'DET':>7s} {'time (s)':>9s}")
+    ref = TrackingData(gt_labels, lineage_edges(gt_lineage), name="truth")
+    for tname, fn in trackers(max_distance).items():
+        try:
+            dt, graph = timed(lambda fn=fn: fn(labels))
+        except Exception as exc:  # a tracker giving up (e.g. solver time limit) is a result too
+            print(f"  {tname:10s} failed: {exc}")
+            continue
+        rep = evaluate(TrackingData.from_graph(labels, graph, name=tname), ref,
+                       segmentation=False)
+        extra = ""
+        if tname == check:
+            extra = "   " + ctcmetrics_check(gt_labels, gt_lineage, labels, graph)
+        print(f"  {tname:10s} {rep.tracking.tra:7.4f} {rep.tracking.det:7.4f} {dt:9.2f}{extra}")
+    if track_global is None:
+        print(f"  global     skipped ({GLOBAL_MISSING})")
+
+
+def bench_big(frames: int, size: int) -> None:
+    t0 = time.perf_counter()
+    m = make_colony(n_frames=frames, shape=(size, size), n_start_cells=60, cycle_frames=40,
+                    max_cells=450, drift=0.3, seed=4)
+    gen = time.perf_counter() - t0
+    n_cells = [np.unique(f).size - 1 for f in m.labels]
+    print(f"\nbig colony (run time only): {frames} frames of {size}x{size}, "
+          f"{n_cells[0]} -> {n_cells[-1]} cells (mean {np.mean(n_cells):.0f}), "
+          f"{m.n_tracks} tracks, {m.n_divisions} divisions; generated in {gen:.1f} s")
+    ref = None
+    for tname, fn in sorted(trackers(20.0).items(), key=lambda kv: kv[0] != "laptrack"):
+        t1 = time.perf_counter()
+        try:
+            dt, _ = timed(lambda fn=fn: fn(m.labels))
+        except Exception as exc:
+            print(f"  {tname:10s} failed after {time.perf_counter() - t1:.0f} s: {exc}")
+            continue
+        ref = ref or dt
+        print(f"  {tname:10s} {dt:7.2f} s   = {dt / ref:5.2f} x laptrack")
+    if track_global is None:
+        print(f"  global     skipped ({GLOBAL_MISSING})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller movies (smoke test)")
+    ap.add_argument("--cases", default="abcd", help="which cases to run, e.g. 'ab' (default abcd)")
+    args = ap.parse_args()
+    n = 30 if args.quick else 60
+
+    cases = set(args.cases)
+    if cases & {"a", "b"}:
+        bench_colony(n, cases)
+    if "c" in cases:
+        movie = make_movie(n_frames=n, shape=(512, 512), n_cells=60, radius=9.0, speed=3.0,
+                           division_rate=0.02, max_cells=200, seed=0)
+        bench_case("c. migrating cells (make_movie)", movie.labels, movie.lineage, movie.labels,
+                   max_distance=30.0)
+    if "d" in cases:
+        frames, size = (60, 384) if args.quick else (200, 512)
+        bench_big(frames, size)
+
+
+def bench_colony(n: int, cases: set[str]) -> None:
+    t0 = time.perf_counter()
+    colony = make_colony(n_frames=n, shape=(256, 256), n_start_cells=4, drift=0.3,
+                         jump_rate=0.03, jump_size=20.0, seed=1)
+    print(f"colony generated in {time.perf_counter() - t0:.1f} s")
+    if "a" in cases:
+        bench_case("a. dense colony, perfect masks", colony.labels, colony.lineage,
+                   colony.labels, max_distance=30.0, check="lap")
+    if "b" not in cases:
+        return
+    degraded = degrade_labels(colony.labels, colony.lineage, miss=0.02, merge=0.02, split=0.02,
+                              seed=1)
+    bench_case("b. dense colony, degraded masks (2 % missed / merged / split)", colony.labels,
+               colony.lineage, degraded, max_distance=30.0)
+
+
+if __name__ == "__main__":
+    main()

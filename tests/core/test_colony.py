@@ -1,0 +1,215 @@
+"""Tests of the dense-colony generator (h4tracks.core.colony) and degraded masks
+(h4tracks.core.degrade)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from skimage.measure import regionprops
+
+from h4tracks.core.colony import ColonyConfig, make_colony
+from h4tracks.core.degrade import degrade_labels
+from h4tracks.core.io.ctc import lineage_from_labels
+from h4tracks.core.synthetic import SyntheticMovie
+from h4tracks.errors import InputError
+
+SMALL = {"n_frames": 40, "shape": (160, 160), "n_start_cells": 4, "max_cells": 200, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def rods() -> SyntheticMovie:
+    return make_colony(**SMALL)
+
+
+@pytest.fixture(scope="module")
+def rounds() -> SyntheticMovie:
+    return make_colony(**SMALL, cell_shape="round")
+
+
+def _counts(labels: np.ndarray) -> np.ndarray:
+    return np.array([np.unique(f).size - 1 for f in labels])
+
+
+# --------------------------------------------------------------------------------------------
+# colony
+
+
+@pytest.mark.parametrize("name", ["rods", "rounds"])
+def test_colony_grows(name: str, request: pytest.FixtureRequest) -> None:
+    m = request.getfixturevalue(name)
+    n = _counts(m.labels)
+    assert m.image.shape == m.labels.shape == (40, 160, 160)
+    assert m.labels.dtype == np.uint32 and m.image.dtype == np.uint16
+    assert n[-1] >= 3 * n[0]
+    assert m.n_divisions >= 20
+    # short tracks: a cell cycle is ~9 frames
+    lengths = m.lineage[:, 2] - m.lineage[:, 1] + 1
+    assert np.median(lengths) < 15
+
+
+@pytest.mark.parametrize("name", ["rods", "rounds"])
+def test_divisions_have_a_present_parent_and_two_daughters(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    m = request.getfixturevalue(name)
+    lin = m.lineage
+    row = {int(r[0]): r for r in lin}
+    parents, counts = np.unique(lin[lin[:, 3] > 0, 3], return_counts=True)
+    assert parents.size > 0
+    assert (counts == 2).all()
+    for child in lin[lin[:, 3] > 0]:
+        mother = row[int(child[3])]
+        first = int(child[1])
+        assert mother[2] == first - 1  # the mother ends right before the daughters start
+        assert (m.labels[first - 1] == mother[0]).any()
+        assert (m.labels[first] == child[0]).any()
+
+
+@pytest.mark.parametrize("name", ["rods", "rounds"])
+def test_labels_are_track_ids_consistent_with_lineage(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    m = request.getfixturevalue(name)
+    parents = {int(a): int(d) for a, _, _, d in m.lineage}
+    assert np.array_equal(lineage_from_labels(m.labels, parents), m.lineage)
+    assert np.array_equal(m.lineage[:, 0], np.arange(1, m.n_tracks + 1))
+
+
+def test_cells_touch(rods: SyntheticMovie) -> None:
+    frame = rods.labels[-1].astype(np.int64)
+    touching = set()
+    for a, b in ((frame[:, :-1], frame[:, 1:]), (frame[:-1, :], frame[1:, :])):
+        t = (a != b) & (a > 0) & (b > 0)
+        touching.update(a[t].tolist())
+        touching.update(b[t].tolist())
+    assert len(touching) > 0.5 * (np.unique(frame).size - 1)
+
+
+def test_rods_are_elongated_and_round_cells_are_not(
+    rods: SyntheticMovie, rounds: SyntheticMovie
+) -> None:
+    ecc_rod = np.median([p.eccentricity for p in regionprops(rods.labels[-1].astype(int))])
+    ecc_round = np.median([p.eccentricity for p in regionprops(rounds.labels[-1].astype(int))])
+    assert ecc_rod > 0.85
+    assert ecc_round < 0.75
+
+
+def test_mixed_drift_and_jumps() -> None:
+    m = make_colony(n_frames=25, shape=(128, 128), cell_shape="mixed", n_start_cells=6,
+                    drift=1.0, jump_rate=0.2, jump_size=15.0, seed=2)
+    parents = {int(a): int(d) for a, _, _, d in m.lineage}
+    assert np.array_equal(lineage_from_labels(m.labels, parents), m.lineage)
+    ecc = [p.eccentricity for p in regionprops(m.labels[-1].astype(int))]
+    assert min(ecc) < 0.7 < max(ecc)  # both shapes present
+
+
+def test_same_seed_same_movie() -> None:
+    kw = {"n_frames": 12, "shape": (96, 96), "seed": 5, "jump_rate": 0.3, "drift": 0.5}
+    a, b = make_colony(**kw), make_colony(ColonyConfig(**kw))
+    assert np.array_equal(a.image, b.image)
+    assert np.array_equal(a.labels, b.labels)
+    assert np.array_equal(a.lineage, b.lineage)
+    c = make_colony(**{**kw, "seed": 6})
+    assert not np.array_equal(a.labels, c.labels)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"n_frames": 0}, "n_frames"),
+        ({"shape": (16, 64)}, "shape"),
+        ({"shape": "big"}, "shape"),
+        ({"cell_shape": "square"}, "cell_shape"),
+        ({"cell_length": 5.0, "cell_width": 6.0}, "longer than wide"),
+        ({"cycle_frames": 1.0}, "cycle_frames"),
+        ({"cycle_spread": 0.9}, "cycle_spread"),
+        ({"n_start_cells": 10, "max_cells": 5}, "max_cells"),
+        ({"jump_rate": 1.5}, "jump_rate"),
+        ({"snr": 0}, "snr"),
+        ({"dtype": "float32"}, "dtype"),
+        ({"cell_length": 200.0}, "too large"),
+        ({"n_start_cells": 400}, "do not fit"),
+        ({"seed": 1.5}, "seed"),
+    ],
+)
+def test_invalid_config(overrides: dict, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        ColonyConfig(**overrides)
+
+
+def test_unknown_override_and_wrong_config_type() -> None:
+    with pytest.raises(InputError, match="Unknown colony parameter"):
+        make_colony(n_cells=3)
+    with pytest.raises(InputError, match="ColonyConfig"):
+        make_colony(object())  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# degraded masks
+
+
+def _frame_ids(frame: np.ndarray) -> np.ndarray:
+    ids = np.unique(frame)
+    return ids[ids > 0]
+
+
+def test_degrade_rates_roughly_respected(rods: SyntheticMovie) -> None:
+    gt = rods.labels[20:]
+    n_gt = sum(_frame_ids(f).size for f in gt)
+    missed = merged = split = 0
+    for rate_kw in ({"miss": 0.1, "merge": 0, "split": 0}, {"miss": 0, "merge": 0.1, "split": 0},
+                    {"miss": 0, "merge": 0, "split": 0.1}):
+        deg = degrade_labels(gt, rods.lineage, seed=1, **rate_kw)
+        assert deg.shape == gt.shape and deg.dtype == np.uint32
+        for g, d in zip(gt, deg, strict=True):
+            gi = g.astype(np.int64)
+            di = d.astype(np.int64)
+            if rate_kw["miss"]:
+                missed += np.setdiff1d(_frame_ids(gi), np.unique(gi[di > 0])).size
+            if rate_kw["merge"]:
+                # a degraded label covering two GT cells is one merge
+                pairs = np.unique(np.stack([di[di > 0], gi[di > 0]]), axis=1)
+                merged += int((np.bincount(pairs[0]) == 2).sum())
+            if rate_kw["split"]:
+                pairs = np.unique(np.stack([gi[gi > 0], di[gi > 0]]), axis=1)
+                split += int((np.bincount(pairs[0]) == 2).sum())
+    assert 0.06 < missed / n_gt < 0.14
+    assert 0.06 < merged / n_gt < 0.14
+    assert 0.06 < split / n_gt < 0.14
+
+
+def test_degrade_merge_covers_two_touching_cells_and_split_stays_inside(
+    rounds: SyntheticMovie,
+) -> None:
+    g = rounds.labels[-1].astype(np.int64)
+    d = degrade_labels(g, miss=0, merge=0.2, split=0, seed=2).astype(np.int64)
+    pairs = np.unique(np.stack([d[d > 0], g[d > 0]]), axis=1)
+    per_label = np.unique(pairs[0], return_counts=True)[1]
+    assert (per_label <= 2).all() and (per_label == 2).any()
+    assert ((d > 0) == (g > 0)).all()  # no pixel lost or added
+
+    s = degrade_labels(g, miss=0, merge=0, split=0.3, seed=2).astype(np.int64)
+    pairs = np.unique(np.stack([s[s > 0], g[s > 0]]), axis=1)
+    # every degraded label lies within one GT cell
+    assert (np.unique(pairs[0], return_counts=True)[1] == 1).all()
+    halves = np.bincount(np.unique(np.stack([g[g > 0], s[g > 0]]), axis=1)[0])
+    assert (halves <= 2).all() and (halves == 2).sum() > 0.15 * (np.unique(g).size - 1)
+    # the two halves of a split cell are of similar size
+    for cell in np.flatnonzero(halves == 2)[:10]:
+        _, area = np.unique(s[g == cell], return_counts=True)
+        assert area.min() > 0.25 * area.sum()
+
+
+def test_degrade_is_reproducible_and_validates() -> None:
+    lab = np.zeros((2, 20, 20), np.uint16)
+    lab[:, 2:8, 2:10] = 1
+    lab[:, 2:8, 10:18] = 2
+    a = degrade_labels(lab, merge=1.0, seed=0)
+    assert np.array_equal(a, degrade_labels(lab, merge=1.0, seed=0))
+    assert all(np.unique(f).size == 2 for f in a)  # the two touching cells merged
+    assert np.array_equal(degrade_labels(lab, miss=0, merge=0, split=0), lab)
+    assert degrade_labels(lab[0], miss=1.0).max() == 0
+    with pytest.raises(InputError, match="merge"):
+        degrade_labels(lab, merge=2.0)
+    with pytest.raises(InputError, match="integer"):
+        degrade_labels(lab.astype(float))
