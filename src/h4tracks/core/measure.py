@@ -32,6 +32,52 @@ class FrameMeasurements:
         return int(self.labels.size)
 
 
+@dataclass(frozen=True)
+class LabelBins:
+    """Foreground pixels of a label image grouped by label (the shared first step of the
+    per-frame measurements): pixel ``i`` has coordinates ``ys[i], xs[i]`` and falls in bin
+    ``bins[i]``; ``present`` are the labels and ``select`` picks their bins from an array of
+    ``n_bins`` per-bin values (e.g. a ``np.bincount`` result)."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    bins: np.ndarray
+    n_bins: int
+    present: np.ndarray
+    select: Any  # index array or slice
+
+    def sums(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Per-label sums of ``weights`` (pixel counts when None), in ``present`` order."""
+        return np.bincount(self.bins, weights=weights, minlength=self.n_bins)[self.select]
+
+
+def label_bins(frame: np.ndarray) -> LabelBins | None:
+    """Group the labelled pixels of a 2D label image by label, or None if it has none.
+
+    Raises
+    ------
+    InputError
+        On labels below 0 or above 2**32 - 1.
+    """
+    flat = frame.ravel()
+    idx = np.flatnonzero(flat)
+    if idx.size == 0:
+        return None
+    lab = flat[idx].astype(np.int64, copy=False)
+    lo, hi = int(lab.min()), int(lab.max())
+    if lo < 0 or hi > _MAX_LABEL:
+        raise InputError(
+            f"labels must be integers from 0 to {_MAX_LABEL}, found {lo if lo < 0 else hi}"
+        )
+    ys, xs = np.divmod(idx, frame.shape[1])
+    if hi <= _DENSE_LIMIT * flat.size:
+        counts = np.bincount(lab)
+        present = np.flatnonzero(counts)
+        return LabelBins(ys, xs, lab, counts.size, present, present)
+    present, bins = np.unique(lab, return_inverse=True)
+    return LabelBins(ys, xs, bins.ravel(), present.size, present, slice(None))
+
+
 def measure_frame(frame: np.ndarray) -> FrameMeasurements:
     """Measure every labelled cell of a 2D label image in one vectorised pass.
 
@@ -48,33 +94,14 @@ def measure_frame(frame: np.ndarray) -> FrameMeasurements:
     frame = np.asarray(frame)
     if frame.ndim != 2:
         raise ValueError(f"measure_frame expects a 2D label image, got shape {frame.shape}")
-    flat = frame.ravel()
-    idx = np.flatnonzero(flat)
-    if idx.size == 0:
+    lb = label_bins(frame)
+    if lb is None:
         return FrameMeasurements(
             np.empty(0, np.uint32), np.empty((0, 2), np.float64), np.empty(0, np.int64)
         )
-    lab = flat[idx].astype(np.int64, copy=False)
-    lo, hi = int(lab.min()), int(lab.max())
-    if lo < 0 or hi > _MAX_LABEL:
-        raise InputError(
-            f"labels must be integers from 0 to {_MAX_LABEL}, found {lo if lo < 0 else hi}"
-        )
-    width = frame.shape[1]
-    ys, xs = np.divmod(idx, width)
-    if hi <= _DENSE_LIMIT * flat.size:
-        counts = np.bincount(lab)
-        present = np.flatnonzero(counts)
-        bins = lab
-    else:
-        present, bins = np.unique(lab, return_inverse=True)
-        counts = np.bincount(bins)
-    sum_y = np.bincount(bins, weights=ys, minlength=counts.size)
-    sum_x = np.bincount(bins, weights=xs, minlength=counts.size)
-    if bins is lab:
-        counts, sum_y, sum_x = counts[present], sum_y[present], sum_x[present]
-    centroids = np.stack([sum_y / counts, sum_x / counts], axis=1)
-    return FrameMeasurements(present.astype(np.uint32), centroids, counts.astype(np.int64))
+    counts = lb.sums()
+    centroids = np.stack([lb.sums(lb.ys) / counts, lb.sums(lb.xs) / counts], axis=1)
+    return FrameMeasurements(lb.present.astype(np.uint32), centroids, counts.astype(np.int64))
 
 
 def measure_movie(labels: Any) -> dict[str, np.ndarray]:

@@ -14,12 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from h4tracks.core.measure import label_bins
 from h4tracks.errors import H4TracksError, InputError
 
 __all__ = ["Detections", "detect", "read_frame"]
-
-_MAX_LABEL = 2**32 - 1
-_DENSE_LIMIT = 4  # as in core.measure: dense bincount while max label <= 4 × pixels
 
 Progress = Callable[[int, int], Any]
 Cancel = Callable[[], bool]
@@ -100,48 +98,25 @@ def measure_frame_boxes(frame: np.ndarray) -> dict[str, np.ndarray]:
     frame = np.asarray(frame)
     if frame.ndim != 2:
         raise InputError(f"a label frame must be 2D, got shape {frame.shape}")
-    flat = frame.ravel()
-    idx = np.flatnonzero(flat)
-    if idx.size == 0:
+    lb = label_bins(frame)
+    if lb is None:
         return _empty_columns()
-    lab = flat[idx].astype(np.int64, copy=False)
-    lo, hi = int(lab.min()), int(lab.max())
-    if lo < 0 or hi > _MAX_LABEL:
-        raise InputError(
-            f"labels must be integers from 0 to {_MAX_LABEL}, found {lo if lo < 0 else hi}"
-        )
-    ys, xs = np.divmod(idx, frame.shape[1])
-    if hi <= _DENSE_LIMIT * flat.size:
-        counts = np.bincount(lab)
-        present = np.flatnonzero(counts)
-        bins = lab
-    else:
-        present, bins = np.unique(lab, return_inverse=True)
-        counts = np.bincount(bins)
-    nb = counts.size
-    sum_y = np.bincount(bins, weights=ys, minlength=nb)
-    sum_x = np.bincount(bins, weights=xs, minlength=nb)
-    # flatnonzero is in raster order, so the first / last pixel of a label give its y range
+    counts = lb.sums()
+    # the box from the extreme pixel coordinates of each label
     big = np.iinfo(np.int64).max
-    y0 = np.full(nb, big, np.int64)
-    x0 = np.full(nb, big, np.int64)
-    y1 = np.full(nb, -1, np.int64)
-    x1 = np.full(nb, -1, np.int64)
-    np.minimum.at(y0, bins, ys)
-    np.minimum.at(x0, bins, xs)
-    np.maximum.at(y1, bins, ys)
-    np.maximum.at(x1, bins, xs)
-    if bins is lab:
-        sel = present
-    else:
-        sel = slice(None)
-    counts, sum_y, sum_x = counts[sel], sum_y[sel], sum_x[sel]
+    box = {}
+    extremes = (("y0", lb.ys, big, np.minimum), ("x0", lb.xs, big, np.minimum),
+                ("y1", lb.ys, -1, np.maximum), ("x1", lb.xs, -1, np.maximum))
+    for name, coord, fill, reduce in extremes:
+        acc = np.full(lb.n_bins, fill, np.int64)
+        reduce.at(acc, lb.bins, coord)
+        box[name] = acc[lb.select] + (1 if fill == -1 else 0)  # half-open like regionprops
     return {
-        "label": present.astype(np.int64),
-        "y": sum_y / counts,
-        "x": sum_x / counts,
+        "label": lb.present.astype(np.int64),
+        "y": lb.sums(lb.ys) / counts,
+        "x": lb.sums(lb.xs) / counts,
         "area": counts.astype(np.int64),
-        "y0": y0[sel], "x0": x0[sel], "y1": y1[sel] + 1, "x1": x1[sel] + 1,
+        **box,
     }
 
 
