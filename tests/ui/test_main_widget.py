@@ -20,13 +20,6 @@ def movie():
     return make_movie(SyntheticConfig(n_frames=6, shape=(64, 80), n_cells=4, seed=3))
 
 
-@pytest.fixture
-def widget(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
-    w = H4TracksWidget(viewer)
-    qtbot.addWidget(w)
-    return w
-
 
 def _wait(qtbot, w: H4TracksWidget) -> None:
     qtbot.waitUntil(lambda: not w.busy, timeout=30_000)

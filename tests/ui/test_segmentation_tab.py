@@ -31,12 +31,6 @@ def movie():
     return make_movie(n_frames=3, shape=(64, 64), n_cells=4, radius=6, seed=5)
 
 
-@pytest.fixture
-def widget(make_napari_viewer, qtbot):
-    w = H4TracksWidget(make_napari_viewer())
-    qtbot.addWidget(w)
-    return w
-
 
 @pytest.fixture
 def curated(widget, movie):

@@ -27,12 +27,6 @@ def movie():
     return make_movie(n_frames=6, shape=(96, 96), n_cells=6, radius=7, seed=1)
 
 
-@pytest.fixture
-def widget(make_napari_viewer, qtbot):
-    w = H4TracksWidget(make_napari_viewer())
-    qtbot.addWidget(w)
-    return w
-
 
 def _show(widget: H4TracksWidget, movie, *, tracked: bool) -> Project:
     project = Project(movie.image, movie.labels.copy(), metadata={"name": "gt"})
