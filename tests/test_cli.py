@@ -255,3 +255,21 @@ def test_track_global_and_learn_from_curated_frames(files, capsys):
     assert "--method global" in capsys.readouterr().err
     assert main(["track", str(files / "p.zarr"), "--method", "global", "--learn-from",
                  "2"]) == 2
+
+
+def test_train_with_the_recipe(files, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("H4TRACKS_CONFIG_DIR", str(tmp_path / "cfg"))
+    big = make_movie(SyntheticConfig(n_frames=5, shape=(96, 96), n_cells=5, radius=6, seed=4))
+    tifffile.imwrite(tmp_path / "b.tif", big.image, imagej=True, metadata={"axes": "TYX"})
+    tifffile.imwrite(tmp_path / "bl.tif", big.labels.astype(np.uint16))
+    assert main(["new", str(tmp_path / "b.tif"), "--labels", str(tmp_path / "bl.tif"),
+                 "-o", str(tmp_path / "b.zarr")]) == 0
+    assert main(["curate", str(tmp_path / "b.zarr"), "--mark", "0:3"]) == 0
+    assert main(["train", str(tmp_path / "b.zarr"), "--name", "m", "--epochs", "4",
+                 "--minutes", "1"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "b.zarr"), "--name", "m", "--epochs", "4",
+                 "--from", "h4tracks-demo", "--cores", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "trained model 'm'" in out and "validation AP@0.5" in out and "base model" in out
+    assert main(["models"]) == 0 and "m " in capsys.readouterr().out

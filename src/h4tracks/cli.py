@@ -167,11 +167,14 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from h4tracks.core.segmentation.training import TrainParams, train_from_project
+    from h4tracks.core.segmentation.recipe import RecipeParams
+    from h4tracks.core.segmentation.training import train_from_project
     from h4tracks.core.store import open_project
 
     project = open_project(args.project)
-    params = TrainParams(epochs=args.epochs, minutes=args.minutes)
+    if args.epochs is not None and args.minutes is not None:
+        raise H4TracksError("give --epochs or --minutes, not both")
+    params = RecipeParams(epochs=args.epochs, minutes=args.minutes)
     show = _progress_printer(args)
     entry, result = train_from_project(
         project, args.frames, args.name, base=args.base, params=params, cores=args.cores,
