@@ -33,7 +33,7 @@ def setup(make_napari_viewer, qtbot, movie):
                       metadata={"name": "syn"})
     w.show_project(project)
     tab.compute_metrics()
-    qtbot.waitUntil(lambda: not w.busy and tab.table is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: not w.busy and tab.table is not None, timeout=180_000)
     return w, tab, project
 
 

@@ -22,7 +22,7 @@ def movie():
 
 
 def _wait(qtbot, w: H4TracksWidget) -> None:
-    qtbot.waitUntil(lambda: not w.busy, timeout=30_000)
+    qtbot.waitUntil(lambda: not w.busy, timeout=180_000)
 
 
 def _names(combo) -> list[str]:
