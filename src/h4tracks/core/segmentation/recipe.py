@@ -265,7 +265,7 @@ def train_recipe(
         _cleanup(trial_files.values())
     result.train = r
     result.val_score = float(r.best_score or 0.0)
-    result.epochs = trial_epochs * len(names) + r.epochs
+    result.epochs = sum(m.epochs for m in models.values()) + r.epochs  # epochs actually run
     result.seconds = time.perf_counter() - t0
     report(1.0, "done")
     return result

@@ -1,0 +1,223 @@
+"""Benchmark of training from a few curated frames: h4tracks' recipe vs plain ``train_seg``.
+
+Run from the repository root::
+
+    python benchmarks/bench_training.py                 # 2 min per arm, 160x160 frames
+    python benchmarks/bench_training.py --minutes 1 --size 128
+
+Two synthetic datasets the shipped demo model has not seen:
+
+* ``inverted``: migrating cells (``h4tracks.core.synthetic.make_movie``, radius 8, SNR 6)
+  with inverted contrast (``image = max - image``: dark cells on a bright background);
+* ``colony``: a dense colony of touching rods (``h4tracks.core.colony.make_colony``; if it is
+  missing, ``make_movie`` with many touching small cells).
+
+Of each movie, 3 frames are the "curated" training frames (exact ground-truth labels) and 6
+other frames are held out for testing. Every arm gets the same wall-clock budget
+(``--minutes``, including model loading and calibration) and the same torch threads:
+
+* ``recipe``: ``h4tracks.core.segmentation.recipe.train_recipe`` with the demo model as base;
+* ``scratch``: cellpose's ``train.train_seg`` from a random network (lr 0.005, wd 1e-5);
+* ``finetune lr 5e-3``: ``train_seg`` fine-tuning the demo model at the library rate;
+* ``finetune lr 1e-4``: the same at the "safe" small rate.
+
+For ``train_seg`` the budget is turned into ``n_epochs`` by timing a 2-epoch run first (its
+time is deducted from the budget); ``nimg_per_epoch`` is 8 patches (one batch, as the recipe),
+the patch size (``bsize``) is the recipe's (6 cell diameters, here 96 px; cellpose's 224 px
+default costs ~5x more per epoch), the other settings are cellpose's defaults (rescaling to
+the network's ``diam_mean``; from scratch that is 30 px). All models are evaluated with the
+mean cell diameter of the curated masks. The untrained demo model is the reference row.
+
+Printed: AP@0.5 and AP@0.75 on the held-out frames (``cellpose.metrics.average_precision``,
+TP / (TP + FP + FN) pooled over the test frames, ground truth relabelled sequentially), the
+epochs run and the wall time of each arm. Nothing is asserted; timings on a shared machine
+are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # cellpose's progress bars
+TRAIN_FRAMES = 3
+TEST_FRAMES = 6
+
+
+def datasets(size: int) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
+    """name -> (images, labels, description); frames alternate train/test below."""
+    from h4tracks.core.synthetic import make_movie
+
+    out = {}
+    m = make_movie(n_frames=TRAIN_FRAMES + TEST_FRAMES, shape=(size, size),
+                   n_cells=max(4, round(20 * size**2 / 160**2)), radius=8.0, snr=6.0,
+                   seed=5)
+    img = m.image.astype(np.float32)
+    out["inverted"] = (img.max() - img, m.labels,
+                       "make_movie, radius 8, SNR 6, inverted contrast")
+    try:
+        from h4tracks.core.colony import make_colony
+
+        n = 40
+        c = make_colony(n_frames=n, shape=(size, size),
+                        n_start_cells=max(4, round(12 * size**2 / 160**2)), seed=3)
+        k = TRAIN_FRAMES + TEST_FRAMES
+        out["colony"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:],
+                         "make_colony (rods), last 9 of 40 frames")
+    except Exception as exc:
+        print(f"make_colony unavailable ({type(exc).__name__}: {exc}); using make_movie")
+        m = make_movie(n_frames=TRAIN_FRAMES + TEST_FRAMES, shape=(size, size),
+                       n_cells=round(0.6 * size**2 / (np.pi * 49)), radius=7.0, seed=7)
+        out["colony"] = (m.image.astype(np.float32), m.labels,
+                         "make_movie, dense touching cells of radius 7")
+    return out
+
+
+def split(images: np.ndarray, labels: np.ndarray) -> tuple[list, list, list, list]:
+    """Curated frames 0, 4, 8; the other 6 frames are the test set."""
+    train = [0, 4, 8]
+    test = [t for t in range(len(images)) if t not in train]
+    return ([images[t] for t in train], [labels[t] for t in train],
+            [images[t] for t in test], [labels[t] for t in test])
+
+
+def evaluate(model, images: list, labels: list, diameter: float) -> tuple[float, float, int]:
+    """(AP@0.5, AP@0.75, predicted cells) pooled over the frames."""
+    from cellpose.metrics import average_precision
+    from skimage.segmentation import relabel_sequential
+
+    from h4tracks.core.segmentation.engine import SegmentParams, segment_frame
+
+    sp = SegmentParams(diameter=diameter)
+    preds = [relabel_sequential(segment_frame(model, im, sp).astype(np.int32))[0]
+             for im in images]
+    gts = [relabel_sequential(np.asarray(lb).astype(np.int32))[0] for lb in labels]
+    _, tp, fp, fn = average_precision(gts, preds, threshold=[0.5, 0.75])
+    tp, fp, fn = tp.sum(0), fp.sum(0), fn.sum(0)
+    ap = tp / np.maximum(1, tp + fp + fn)
+    return float(ap[0]), float(ap[1]), int(sum(int(p.max()) for p in preds))
+
+
+def demo_model():
+    from h4tracks.core.segmentation.models import demo_entry, load_cellpose_model
+
+    return load_cellpose_model(demo_entry())[0]
+
+
+def patch_size(diameter: float) -> int:
+    """The recipe's default training patch (6 diameters, multiple of 16, 64-224 px)."""
+    return int(min(224, max(64, 16 * round(6 * diameter / 16))))
+
+
+def run_train_seg(tr_img, tr_lab, finetune: bool, lr: float, budget_s: float, folder: Path,
+                  name: str, bsize: int):
+    """train_seg within ``budget_s`` seconds; returns (model, epochs)."""
+    from cellpose import train
+    from cellpose.models import CellposeModel
+
+    t0 = time.perf_counter()
+
+    def fresh():
+        return demo_model() if finetune else CellposeModel(gpu=False, pretrained_model=False)
+
+    kw = dict(train_data=tr_img, train_labels=tr_lab, channels=[0, 0], learning_rate=lr,
+              weight_decay=1e-5, nimg_per_epoch=8, min_train_masks=1, save_path=str(folder),
+              bsize=bsize)
+    # calibration: 2 epochs on a throwaway copy
+    tc = time.perf_counter()
+    train.train_seg(fresh().net, n_epochs=2, model_name=f"{name}-calib", **kw)
+    per_epoch = (time.perf_counter() - tc) / 2
+    model = fresh()
+    left = budget_s - (time.perf_counter() - t0)
+    epochs = max(1, int(left / per_epoch))
+    path = train.train_seg(model.net, n_epochs=epochs, model_name=name, **kw)[0]
+    # evaluate the saved weights, as a user would load them
+    model = CellposeModel(gpu=False, pretrained_model=str(path))
+    return model, epochs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--minutes", type=float, default=2.0, help="wall-clock budget per arm")
+    ap.add_argument("--size", type=int, default=160, help="frame side in pixels")
+    ap.add_argument("--cores", type=int, default=2, help="torch threads")
+    ap.add_argument("--datasets", default="inverted,colony")
+    args = ap.parse_args()
+
+    import torch
+
+    from h4tracks.core.segmentation.recipe import RecipeParams, train_recipe
+    from h4tracks.core.segmentation.training import mask_diameters
+
+    torch.set_num_threads(args.cores)
+    warnings.filterwarnings("ignore")
+    logging.getLogger("cellpose").setLevel(logging.ERROR)
+    budget = 60 * args.minutes
+    data = datasets(args.size)
+    rows = []
+    for ds in args.datasets.split(","):
+        images, labels, desc = data[ds]
+        tr_img, tr_lab, te_img, te_lab = split(images, labels)
+        diameter = float(mask_diameters(tr_lab).mean())
+        n_test = sum(int(len(np.unique(lb)) - 1) for lb in te_lab)
+        print(f"\n{ds}: {desc}; {args.size}² frames, {TRAIN_FRAMES} curated "
+              f"({sum(int(len(np.unique(lb)) - 1) for lb in tr_lab)} cells), "
+              f"{TEST_FRAMES} test ({n_test} cells), diameter {diameter:.1f} px", flush=True)
+
+        def record(arm, model, seconds, epochs, note="", ds=ds, diameter=diameter,
+                   te_img=te_img, te_lab=te_lab, n_test=n_test):
+            a50, a75, n_pred = evaluate(model, te_img, te_lab, diameter)
+            rows.append((ds, arm, a50, a75, n_pred, n_test, epochs, seconds, note))
+            print(f"  {arm:<18} AP50 {a50:.3f}  AP75 {a75:.3f}  cells {n_pred}/{n_test}  "
+                  f"epochs {epochs}  {seconds:6.1f} s  {note}", flush=True)
+
+        record("demo (untrained)", demo_model(), 0.0, "-")
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            try:
+                t0 = time.perf_counter()
+                r = train_recipe(tr_img, tr_lab, folder / "recipe.pth", base=demo_model,
+                                 params=RecipeParams(minutes=args.minutes), cores=args.cores)
+                dt = time.perf_counter() - t0
+                from cellpose.models import CellposeModel
+
+                note = (f"chose {r.choice}; trials "
+                        + ", ".join(f"{k} {v:.2f}" for k, v in r.trials.items())
+                        + f"; val {r.val_score:.2f}")
+                main_epochs = r.train.epochs if r.train is not None else 0
+                record("recipe", CellposeModel(gpu=False, pretrained_model=str(r.path)),
+                       dt, f"trials + {main_epochs}", note)
+            except Exception as exc:
+                print(f"  recipe FAILED: {type(exc).__name__}: {exc}")
+                rows.append((ds, "recipe", np.nan, np.nan, 0, n_test, "-", 0.0, "failed"))
+            for arm, fine, lr in (("scratch lr 5e-3", False, 5e-3),
+                                  ("finetune lr 5e-3", True, 5e-3),
+                                  ("finetune lr 1e-4", True, 1e-4)):
+                try:
+                    t0 = time.perf_counter()
+                    model, epochs = run_train_seg(tr_img, tr_lab, fine, lr, budget, folder,
+                                                  arm.replace(" ", "_"), patch_size(diameter))
+                    record(arm, model, time.perf_counter() - t0, epochs)
+                except Exception as exc:
+                    print(f"  {arm} FAILED: {type(exc).__name__}: {exc}")
+                    rows.append((ds, arm, np.nan, np.nan, 0, n_test, "-", 0.0, "failed"))
+
+    print(f"\nbudget {args.minutes:g} min per arm, {args.size}² frames, {args.cores} torch "
+          "threads (train time includes loading and, for train_seg, the 2-epoch "
+          "calibration; the recipe's includes its trials and validation)\n")
+    print("| dataset | arm | AP@0.5 | AP@0.75 | cells found / true | epochs | train s |")
+    print("|---|---|---|---|---|---|---|")
+    for ds, arm, a50, a75, n_pred, n_test, epochs, sec, note in rows:
+        print(f"| {ds} | {arm} | {a50:.3f} | {a75:.3f} | {n_pred} / {n_test} | {epochs} "
+              f"| {sec:.0f} |" + (f" {note}" if note else ""))
+
+
+if __name__ == "__main__":
+    main()
