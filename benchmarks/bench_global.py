@@ -184,12 +184,14 @@ def bench_big(frames: int, size: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller movies (smoke test)")
-    ap.add_argument("--cases", default="abcd", help="which cases to run, e.g. 'ab' (default abcd)")
+    ap.add_argument("--cases", default="abcde",
+                    help="which cases to run, e.g. 'ab' (default abcde; e = learning from "
+                    "5 curated frames)")
     args = ap.parse_args()
     n = 30 if args.quick else 60
 
     cases = set(args.cases)
-    if cases & {"a", "b"}:
+    if cases & {"a", "b", "e"}:
         bench_colony(n, cases)
     if "c" in cases:
         movie = make_movie(n_frames=n, shape=(512, 512), n_cells=60, radius=9.0, speed=3.0,
@@ -209,12 +211,79 @@ def bench_colony(n: int, cases: set[str]) -> None:
     if "a" in cases:
         bench_case("a. dense colony, perfect masks", colony.labels, colony.lineage,
                    colony.labels, max_distance=30.0, check="lap")
-    if "b" not in cases:
+    if not cases & {"b", "e"}:
         return
     degraded = degrade_labels(colony.labels, colony.lineage, miss=0.02, merge=0.02, split=0.02,
                               seed=1)
-    bench_case("b. dense colony, degraded masks (2 % missed / merged / split)", colony.labels,
-               colony.lineage, degraded, max_distance=30.0)
+    if "b" in cases:
+        bench_case("b. dense colony, degraded masks (2 % missed / merged / split)",
+                   colony.labels, colony.lineage, degraded, max_distance=30.0)
+    if "e" in cases and track_global is not None:
+        bench_learning(colony, degraded, first=n // 3, n_curated=5)
+
+
+def _majority(result: np.ndarray, truth: np.ndarray) -> dict[int, int]:
+    """result label -> the true label covering more than half of its pixels."""
+    fg = result > 0
+    pairs, counts = np.unique(np.stack([result[fg], truth[fg]]), axis=1, return_counts=True)
+    sizes = dict(zip(*np.unique(result[fg], return_counts=True), strict=True))
+    return {int(r): int(t) for (r, t), c in zip(pairs.T, counts, strict=True)
+            if t > 0 and 2 * c > sizes[r]}
+
+
+def true_links(labels: np.ndarray, gt: np.ndarray, lineage: np.ndarray,
+               frames: range) -> np.ndarray:
+    """The links a user would curate between the (imperfect) cells of ``frames``: a -> b when
+    the true cells they stand for are linked in the ground truth (one per true link)."""
+    parent = {int(r[0]): int(r[3]) for r in lineage}
+    first = {int(r[0]): int(r[1]) for r in lineage}
+    out = []
+    for t in list(frames)[:-1]:
+        ma, mb = _majority(labels[t], gt[t]), _majority(labels[t + 1], gt[t + 1])
+        seen, n_children = set(), {}
+        for b, gb in sorted(mb.items()):
+            for a, ga in sorted(ma.items()):
+                linked = ga == gb or (parent.get(gb) == ga and first.get(gb) == t + 1)
+                if linked and (ga, gb) not in seen and n_children.get(a, 0) < 2:
+                    seen.add((ga, gb))
+                    n_children[a] = n_children.get(a, 0) + 1
+                    out.append((t, a, t + 1, b))
+                    break
+    return np.asarray(out, np.int64).reshape(-1, 4)
+
+
+def bench_learning(colony: Any, labels: np.ndarray, first: int, n_curated: int) -> None:
+    """TRA of `global` before and after the user curates ``n_curated`` frames and re-tracks
+    with :func:`retrack_with_corrections` (the rest of the movie is re-tracked)."""
+    from h4tracks.core.project import Project
+    from h4tracks.core.tracking.learning import retrack_with_corrections
+
+    frames = range(first, first + n_curated)
+    ref = TrackingData(colony.labels, lineage_edges(colony.lineage), name="truth")
+
+    def tra(graph: TrackGraph) -> float:
+        return evaluate(TrackingData.from_graph(labels, graph, name="r"), ref,
+                        segmentation=False).tracking.tra
+
+    project = Project(colony.image, labels)
+    dt0, graph = timed(lambda: track_global(labels, GlobalParams()))
+    before = tra(graph)
+    # the user's corrections: the links inside the curated frames become the true ones
+    for e in graph.edge_array().tolist():
+        if e[0] in frames and e[2] in frames:
+            graph.remove_edge(e[:2], e[2:])
+    for e in true_links(labels, colony.labels, colony.lineage, frames).tolist():
+        if graph.predecessor(e[2:]) is None and len(graph.successors(e[:2])) < 2:
+            graph.add_edge(e[:2], e[2:])
+    project.graph = graph
+    project.set_curated(frames)
+    curated = tra(graph)
+    dt1, after_graph = timed(lambda: retrack_with_corrections(project, frames))
+    after = tra(after_graph)
+    print(f"\ne. learning from {n_curated} curated frames ({first}-{first + n_curated - 1}) of "
+          f"the degraded colony:\n  global TRA {before:.4f} ({dt0:.1f} s); with the curated "
+          f"links pasted in {curated:.4f}; re-tracked using the corrections {after:.4f} "
+          f"({dt1:.1f} s)")
 
 
 if __name__ == "__main__":
