@@ -13,6 +13,7 @@ from h4tracks.core.actions import (
     MarkCurated,
     RemoveEdge,
     SetLabelPixels,
+    SetMetadata,
     same_lineage,
 )
 from h4tracks.core.graph import GraphError, TrackGraph
@@ -270,3 +271,25 @@ def test_mark_curated_is_undoable_and_persisted(tmp_path) -> None:
     assert open_project(tmp_path / "p.zarr").curated_frames == {0, 2}
     with pytest.raises(IndexError):
         p.set_curated([3])
+
+
+def test_set_metadata_is_undoable_and_typing_merges_into_one_step() -> None:
+    p = make_project()
+    h = History()
+    for v in (0.6, 0.65, 0.655):  # a number typed digit by digit
+        h.do(SetMetadata.from_project(p, {"pixel_size": v}), p, merge=True)
+    assert p.metadata.pixel_size == 0.655 and len(h) == 1
+    h.do(SetMetadata.from_project(p, {"time_unit": "min"}), p, merge=True)
+    assert len(h) == 2  # another field: a new step
+    h.undo(p)
+    h.undo(p)
+    assert p.metadata.pixel_size is None and p.metadata.time_unit == "s"
+    assert p.curated_frames == frozenset()  # metadata edits do not curate frames
+    h.redo(p)
+    assert p.metadata.pixel_size == 0.655
+    assert len(SetMetadata.from_project(p, {"pixel_size": 0.655})) == 0  # nothing to change
+    with pytest.raises(ValueError):
+        h.do(SetMetadata.from_project(p, {"pixel_size": -1.0}), p)
+    assert p.metadata.pixel_size == 0.655 and len(h) == 1
+    with pytest.raises(H4TracksError, match="cannot be edited"):
+        SetMetadata({"provenance": []}, {})

@@ -84,6 +84,13 @@ def test_tiffs_to_project_save_as_load_roundtrip(widget, movie, tmp_path, qtbot,
     assert w2.labels_combo.layer() is layers["Labels"]
     assert w2.tracks_combo.layer() is layers["Tracks"]
     assert "0.65" in w2.data_tab.pixel_size.text()
+    # calibration edits are undoable; a number typed in steps is one undo step
+    w2.data_tab.pixel_size.setValue(0.7)
+    w2.data_tab.pixel_size.setValue(0.75)
+    assert project.metadata.pixel_size == pytest.approx(0.75) and len(w2.history) == 1
+    assert w2.undo()
+    assert project.metadata.pixel_size == pytest.approx(0.65)
+    assert w2.data_tab.pixel_size.value() == pytest.approx(0.65)  # the field follows
 
 
 def test_paint_then_save_writes_only_that_frame(widget, movie, tmp_path, qtbot):

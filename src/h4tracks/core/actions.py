@@ -83,6 +83,10 @@ class Action:
         """The action that undoes this one (applied to the state this one produced)."""
         raise NotImplementedError
 
+    def merge(self, later: Action) -> Action | None:
+        """One action doing this and then ``later``, if they can form one undo step."""
+        return None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.description!r})"
 
@@ -147,6 +151,54 @@ class MarkCurated(Action):
 
     def inverse(self) -> MarkCurated:
         return MarkCurated(self._frames, not self.curated)
+
+
+class SetMetadata(Action):
+    """Change descriptive metadata fields (name, pixel size, frame interval, time unit).
+
+    Build it with :meth:`from_project` so ``old`` holds the current values; consecutive edits
+    of the same fields (typing a number digit by digit) merge into one undo step when done
+    with ``History.do(..., merge=True)``.
+    """
+
+    marks_curated = False
+    EDITABLE = ("name", "pixel_size", "frame_interval", "time_unit")
+
+    def __init__(self, new: dict[str, Any], old: dict[str, Any]) -> None:
+        unknown = set(new) - set(self.EDITABLE)
+        if unknown:
+            raise H4TracksError(f"metadata field(s) {sorted(unknown)} cannot be edited")
+        self.new, self.old = dict(new), dict(old)
+        self.description = "edit " + ", ".join(k.replace("_", " ") for k in self.new)
+
+    @classmethod
+    def from_project(cls, project: Project, changes: dict[str, Any]) -> SetMetadata:
+        """The action setting ``changes`` (fields that already have the value are left out)."""
+        md = project.metadata
+        new = {k: v for k, v in changes.items() if getattr(md, k) != v}
+        return cls(new, {k: getattr(md, k) for k in new})
+
+    def __len__(self) -> int:
+        return len(self.new)
+
+    def apply(self, project: Project) -> None:
+        md = project.metadata
+        before = {k: getattr(md, k) for k in self.new}
+        try:
+            for k, v in self.new.items():
+                setattr(md, k, v)  # validated by the pydantic model
+        except ValueError:
+            for k, v in before.items():
+                setattr(md, k, v)
+            raise
+
+    def inverse(self) -> SetMetadata:
+        return SetMetadata(self.old, self.new)
+
+    def merge(self, later: Action) -> Action | None:
+        if isinstance(later, SetMetadata) and set(later.new) == set(self.new):
+            return SetMetadata(later.new, self.old)
+        return None
 
 
 class SetLabelPixels(Action):
@@ -294,16 +346,25 @@ class History:
         for fn in list(self.on_change):
             fn(action)
 
-    def do(self, action: Action, project: Project) -> Action:
+    def do(self, action: Action, project: Project, *, merge: bool = False) -> Action:
         """Apply ``action`` and make it undoable; the redo stack is cleared.
 
         The frames a user edit touches become curated in the same undo step (undo unmarks
-        them again). If applying fails, the error propagates and the stacks are unchanged.
+        them again). With ``merge``, an action that can merge with the last step (see
+        :meth:`Action.merge`) extends it instead of adding a step. If applying fails, the
+        error propagates and the stacks are unchanged.
         """
         new = sorted(action.frames - project.curated_frames) if action.marks_curated else []
         if new:
             action = ActionGroup([action, MarkCurated(new)], action.description)
         action.apply(project)
+        combined = self._undo[-1].merge(action) if merge and self._undo else None
+        if combined is not None:
+            self._undo.pop()
+            self._undo.append(combined)
+            self._redo.clear()
+            self._notify(action)
+            return action
         self._undo.append(action)
         self._redo.clear()
         self._notify(action)

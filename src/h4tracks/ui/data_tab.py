@@ -86,6 +86,7 @@ class DataTab(QWidget):
         self.time_unit.currentTextChanged.connect(self._apply_calibration)
         self.name_edit.editingFinished.connect(self._apply_calibration)
         main.project_changed.connect(self.show_project)
+        main.edited.connect(self._on_edited)
 
     # ------------------------------------------------------------------ metadata
     def metadata(self) -> dict[str, Any]:
@@ -105,16 +106,24 @@ class DataTab(QWidget):
         return md
 
     def _apply_calibration(self, *_: Any) -> None:
+        from h4tracks.core.actions import SetMetadata
+
         project = self.main.project
         if project is None or self._updating:
             return
-        try:
-            for k, v in self.metadata_changes().items():
-                setattr(project.metadata, k, v)
-        except ValueError as e:
-            self.main.notify(f"invalid calibration: {e}", error=True)
+        action = SetMetadata.from_project(project, self.metadata_changes())
+        # an undoable edit; typing a number digit by digit stays one undo step
+        if len(action) and not self.main.apply_action(action, merge=True):
+            self.show_project(project)  # refused: show the values the project kept
         self._apply_scale(project)
         self._show_info(project)
+
+    def _on_edited(self) -> None:
+        """After any edit, undo or redo: show the project's (possibly restored) metadata."""
+        project = self.main.project
+        if project is not None and not self._updating:
+            self.show_project(project)
+            self._apply_scale(project)
 
     def _apply_scale(self, project: Project) -> None:
         """Show layers in physical units when the pixel size is known."""

@@ -386,17 +386,19 @@ class H4TracksWidget(QWidget):
             return None
         return self.project
 
-    def apply_action(self, action: Action) -> bool:
+    def apply_action(self, action: Action, *, merge: bool = False) -> bool:
         """Apply an edit to the current project through the shared undo history.
 
-        Returns whether it was applied; a failure is shown and changes nothing.
+        ``merge``: extend the last undo step when the action can merge with it (e.g. a
+        number typed digit by digit). Returns whether it was applied; a failure is shown and
+        changes nothing.
         """
         project = self._editable_project()
         if project is None:
             return False
         try:
-            self.history.do(action, project)
-        except H4TracksError as e:
+            self.history.do(action, project, merge=merge)
+        except (H4TracksError, ValueError) as e:
             self.notify(str(e), error=True)
             return False
         self.status.setText(action.description)
