@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from _clicks import background, centre
 from napari.utils.key_bindings import coerce_keybinding
 
 from h4tracks.core.project import Project
@@ -45,16 +46,6 @@ def _wait(qtbot, w: H4TracksWidget, timeout: int = 120_000) -> None:
     qtbot.waitUntil(lambda: not w.busy, timeout=timeout)
 
 
-def _centre(frame: np.ndarray, label: int) -> tuple[int, int]:
-    """A pixel of ``label`` (its medoid-ish pixel, robustly inside the cell)."""
-    ys, xs = np.nonzero(frame == label)
-    i = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
-    return int(ys[i]), int(xs[i])
-
-
-def _background(frame: np.ndarray) -> tuple[int, int]:
-    ys, xs = np.nonzero(frame == 0)
-    return int(ys[0]), int(xs[0])
 
 
 # ---------------------------------------------------------------------------------- runs
@@ -150,13 +141,13 @@ def test_remove_cell_undo_redo_and_background_click(curated):
     tab = widget.segmentation_tab
     frame0 = project.labels.frame(0).copy()
     label = int(np.unique(frame0)[1])
-    y, x = _centre(frame0, label)
+    y, x = centre(frame0, label)
     tab.set_mode("remove_cell")
     assert tab.mode_buttons["remove_cell"].isChecked()
     assert widget.project_labels_layer().mode == "pan_zoom"  # a click must not paint
 
     # background click: error shown, nothing changes
-    assert not tab.handle_click(*_background(frame0))
+    assert not tab.handle_click(*background(frame0))
     assert "no cell" in widget.status.text()
     assert not widget.history.can_undo
 
@@ -183,8 +174,8 @@ def test_merge_separate_select(curated):
     a, b = (int(v) for v in np.unique(frame0)[1:3])
 
     tab.set_mode("merge_cells")
-    assert not tab.handle_click(*_centre(frame0, a))  # first click only chooses
-    assert tab.handle_click(*_centre(frame0, b))
+    assert not tab.handle_click(*centre(frame0, a))  # first click only chooses
+    assert tab.handle_click(*centre(frame0, b))
     merged = project.labels.frame(0)
     assert b not in merged and np.count_nonzero(merged == a) == np.count_nonzero(
         (frame0 == a) | (frame0 == b))
@@ -194,7 +185,7 @@ def test_merge_separate_select(curated):
 
     # separate: a cell in one piece is refused; cut it, then click a piece
     tab.set_mode("separate_region")
-    y, x = _centre(frame0, a)
+    y, x = centre(frame0, a)
     assert not tab.handle_click(y, x)
     assert "one piece" in widget.status.text()
     project.labels[0, y, :] = np.where(project.labels.frame(0)[y] == a, 0,
@@ -209,9 +200,9 @@ def test_merge_separate_select(curated):
     np.testing.assert_array_equal(project.labels.frame(0), cut)
 
     tab.set_mode("select_id")
-    assert tab.handle_click(*_centre(cut, b))
+    assert tab.handle_click(*centre(cut, b))
     assert widget.project_labels_layer().selected_label == b
-    assert not tab.handle_click(*_background(cut))
+    assert not tab.handle_click(*background(cut))
 
 
 def test_next_free_id_and_relabel(curated):
@@ -240,7 +231,7 @@ def test_history_cleared_for_another_project(curated, movie):
     tab = widget.segmentation_tab
     tab.set_mode("remove_cell")
     frame0 = project.labels.frame(0)
-    tab.handle_click(*_centre(frame0, int(np.unique(frame0)[1])))
+    tab.handle_click(*centre(frame0, int(np.unique(frame0)[1])))
     assert widget.history.can_undo
     widget.show_project(Project(movie.image, movie.labels.copy(), metadata={"name": "b"}))
     assert not widget.history.can_undo and not widget.undo_btn.isEnabled()
@@ -296,7 +287,7 @@ def test_hotkey_table_and_bindings(curated):
     layer.keymap[coerce_keybinding(key_of("remove_cell"))](layer)
     assert tab.mode == "remove_cell"
     frame0 = project.labels.frame(0).copy()
-    tab.handle_click(*_centre(frame0, int(np.unique(frame0)[1])))
+    tab.handle_click(*centre(frame0, int(np.unique(frame0)[1])))
     widget.viewer.keymap[coerce_keybinding("Control-Z")](widget.viewer)
     np.testing.assert_array_equal(project.labels.frame(0), frame0)
 
@@ -308,7 +299,7 @@ def test_curated_frames_marked_by_edits_and_button(curated, qtbot):
     frame0 = project.labels.frame(0)
     label = int(np.unique(frame0)[1])
     tab.set_mode("remove_cell")
-    assert tab.handle_click(*_centre(frame0, label))
+    assert tab.handle_click(*centre(frame0, label))
     assert project.curated_frames == {0} and tab.curated_btn.isChecked()
     assert tab.train_frames.text() == "0"  # training defaults to the curated frames
     widget.undo()

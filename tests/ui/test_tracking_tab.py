@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from _clicks import background, centre
 from napari.layers import Tracks
 from napari.utils.key_bindings import coerce_keybinding
 from qtpy.QtWidgets import QMessageBox
@@ -52,15 +53,6 @@ def _wait(qtbot, w: H4TracksWidget) -> None:
     qtbot.waitUntil(lambda: not w.busy, timeout=180_000)  # generous: CI machines vary
 
 
-def _centre(frame: np.ndarray, label: int) -> tuple[int, int]:
-    ys, xs = np.nonzero(frame == label)
-    i = np.argmin((ys - ys.mean()) ** 2 + (xs - xs.mean()) ** 2)
-    return int(ys[i]), int(xs[i])
-
-
-def _background(frame: np.ndarray) -> tuple[int, int]:
-    ys, xs = np.nonzero(frame == 0)
-    return int(ys[0]), int(xs[0])
 
 
 def _tracks_layer(widget: H4TracksWidget) -> Tracks:
@@ -79,7 +71,7 @@ def _assert_layer_matches(widget: H4TracksWidget, project: Project) -> None:
 
 def _click(widget: H4TracksWidget, project: Project, t: int, label: int) -> bool:
     widget.viewer.dims.set_current_step(0, t)  # the user steps to the frame, then clicks
-    return widget.tracking_tab.handle_click(*_centre(project.labels.frame(t), label))
+    return widget.tracking_tab.handle_click(*centre(project.labels.frame(t), label))
 
 
 # ---------------------------------------------------------------------------------- params
@@ -175,9 +167,9 @@ def test_single_cell_tracking_click_and_key(untracked):
 
     tab.on_mode_key("track_single_cell")  # the button
     assert tab.mode == "track_single_cell" and widget.project_labels_layer().mode == "pan_zoom"
-    assert not tab.handle_click(*_background(frame0))
+    assert not tab.handle_click(*background(frame0))
     assert "no cell" in widget.status.text() and not widget.history.can_undo
-    y, x = _centre(frame0, 1)
+    y, x = centre(frame0, 1)
     event = SimpleNamespace(type="mouse_press", button=1, position=(0.0, float(y), float(x)))
     tab._on_mouse_press(widget.viewer, event)
     assert project.graph.n_edges == 5
@@ -190,13 +182,13 @@ def test_single_cell_tracking_click_and_key(untracked):
     # key S over a cell tracks it at once (the key bound on the labels layer)
     tab.set_mode(None)
     layer = widget.project_labels_layer()
-    y, x = _centre(frame0, 2)
+    y, x = centre(frame0, 2)
     widget.viewer.cursor.position = (0.0, float(y), float(x))
     layer.keymap[coerce_keybinding(key_of("track_single_cell"))](layer)
     assert project.graph.track_nodes(project.graph.track_id((0, 2)))[-1] == (5, 2)
     assert project.graph.n_edges == 5
     # over background it switches the click mode on instead
-    widget.viewer.cursor.position = (0.0, *map(float, _background(frame0)))
+    widget.viewer.cursor.position = (0.0, *map(float, background(frame0)))
     assert not tab.track_cell_under_mouse()
     assert tab.mode == "track_single_cell"
     # a tracked cell cannot be followed again
@@ -215,7 +207,7 @@ def test_link_confirm_undo_redo(untracked):
     assert _click(widget, project, 1, 4)
     assert _click(widget, project, 1, 3)  # a second click in a frame corrects the first
     widget.viewer.dims.set_current_step(0, 2)
-    assert not tab.handle_click(*_background(project.labels.frame(2)))  # nothing recorded
+    assert not tab.handle_click(*background(project.labels.frame(2)))  # nothing recorded
     assert _click(widget, project, 2, 3)
     assert tab.picked == [(0, 3), (1, 3), (2, 3)]
     tab.on_mode_key("link_cells")  # pressing K again confirms

@@ -211,6 +211,11 @@ class H4TracksWidget(QWidget):
         """The core budget chosen in the header."""
         return core_budget(self.compute_combo.currentData())
 
+    def current_frame(self) -> int:
+        """The frame shown in the viewer (what a click or a frame button acts on)."""
+        step = self.viewer.dims.current_step
+        return int(step[0]) if len(step) else 0
+
     @property
     def busy(self) -> bool:
         """Whether background work (save/import) is running."""

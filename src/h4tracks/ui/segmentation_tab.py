@@ -418,7 +418,7 @@ class SegmentationTab(QWidget):
             px = project.metadata.pixel_size or 1.0
             layer = self.viewer.add_labels(movie, name=PREVIEW_LAYER, scale=(1.0, px, px),
                                            opacity=0.6)
-        if frames and self.current_frame() not in frames:
+        if frames and self.main.current_frame() not in frames:
             self.viewer.dims.set_current_step(0, frames[0])
         return layer
 
@@ -432,8 +432,8 @@ class SegmentationTab(QWidget):
         if self._train_frames_auto:
             # train on the curated frames by default, else on the frame in view
             self.train_frames.setText(",".join(map(str, curated)) if curated
-                                      else str(self.current_frame()))
-        self.curated_btn.setChecked(self.current_frame() in curated)
+                                      else str(self.main.current_frame()))
+        self.curated_btn.setChecked(self.main.current_frame() in curated)
 
     def mark_curated(self, curated: bool = True) -> bool:
         """Mark (or unmark) the current frame as curated, as an undoable action."""
@@ -444,7 +444,7 @@ class SegmentationTab(QWidget):
             self.main.notify("load or create a project first", error=True)
             self._on_frame_changed()
             return False
-        ok = self.main.apply_action(MarkCurated([self.current_frame()], curated))
+        ok = self.main.apply_action(MarkCurated([self.main.current_frame()], curated))
         self._on_frame_changed()
         return ok
 
@@ -490,11 +490,6 @@ class SegmentationTab(QWidget):
                                        cancellable=True)
 
     # ------------------------------------------------------------------ curation
-    def current_frame(self) -> int:
-        """The frame shown in the viewer."""
-        step = self.viewer.dims.current_step
-        return int(step[0]) if len(step) else 0
-
     def _labels_project(self) -> Project | None:
         """The current project if it has labels to curate, else None after saying why."""
         if self.main.busy:  # a worker may be writing the labels (keys work while it runs)
@@ -554,29 +549,19 @@ class SegmentationTab(QWidget):
         project = self._labels_project()
         if project is None:
             return False
-        t = self.current_frame() if t is None else int(t)
+        t = self.main.current_frame() if t is None else int(t)
         try:
             return self._click(project, t, y, x)
         except H4TracksError as e:  # e.g. a click on background: nothing changes
             self.main.notify(str(e), error=True)
             return False
 
-    def _label_at(self, project: Project, t: int, y: float, x: float) -> int:
-        frame = project.labels.frame(t)
-        iy, ix = round(y), round(x)
-        if not (0 <= iy < frame.shape[0] and 0 <= ix < frame.shape[1]):
-            raise H4TracksError(f"({y:.0f}, {x:.0f}) is outside the frame")
-        label = int(frame[iy, ix])
-        if label == 0:
-            raise H4TracksError(f"no cell at ({y:.0f}, {x:.0f}) in frame {t}")
-        return label
-
     def _click(self, project: Project, t: int, y: float, x: float) -> bool:
         if self.mode == "remove_cell":
             return self.main.apply_action(curation.remove_cell(project, t, y, x))
         if self.mode == "merge_cells":
             if self._merge_first is None or self._merge_first[0] != t:
-                label = self._label_at(project, t, y, x)
+                label = curation.label_at(project, t, y, x)
                 self._merge_first = (t, y, x)
                 self.main.status.setText(f"cell {label} chosen: click the cell to merge "
                                          "into it")
@@ -587,7 +572,7 @@ class SegmentationTab(QWidget):
         if self.mode == "separate_region":
             return self._separate(project, t, y, x)
         if self.mode == "select_id":
-            label = self._label_at(project, t, y, x)
+            label = curation.label_at(project, t, y, x)
             self.main.project_labels_layer().selected_label = label
             self.main.status.setText(f"painting with ID {label}")
             return True
@@ -596,7 +581,7 @@ class SegmentationTab(QWidget):
     def _separate(self, project: Project, t: int, y: float, x: float) -> bool:
         from skimage.measure import label as connected
 
-        label = self._label_at(project, t, y, x)
+        label = curation.label_at(project, t, y, x)
         # the clicked piece of the cell (4-connected, as relabel_unique counts pieces)
         pieces = connected(project.labels.frame(t) == label, connectivity=1)
         piece = pieces == pieces[round(y), round(x)]
@@ -612,7 +597,7 @@ class SegmentationTab(QWidget):
         if project is None:
             return None
         try:
-            label = curation.next_free_label(project, self.current_frame())
+            label = curation.next_free_label(project, self.main.current_frame())
         except H4TracksError as e:
             self.main.notify(str(e), error=True)
             return None
@@ -629,7 +614,7 @@ class SegmentationTab(QWidget):
         if project is None:
             return False
         try:
-            action = curation.relabel_unique(project, self.current_frame())
+            action = curation.relabel_unique(project, self.main.current_frame())
         except H4TracksError as e:
             self.main.notify(str(e), error=True)
             return False

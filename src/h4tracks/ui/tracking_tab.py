@@ -42,6 +42,7 @@ from qtpy.QtWidgets import (
 )
 
 from h4tracks.core.actions import Action, ActionGroup
+from h4tracks.core.segmentation.curation import label_at
 from h4tracks.core.tracking import (
     GlobalParams,
     LapParams,
@@ -334,11 +335,6 @@ class TrackingTab(QWidget):
             self.filter_info.setText(f"showing {n} of the {len(self.view.filter)} listed "
                                      "track(s)")
 
-    def current_frame(self) -> int:
-        """The frame shown in the viewer."""
-        step = self.viewer.dims.current_step
-        return int(step[0]) if len(step) else 0
-
     def _labels_project(self) -> Project | None:
         """The current project if it has labels to track, else None after saying why."""
         if self.main.busy:
@@ -518,9 +514,9 @@ class TrackingTab(QWidget):
         project = self._labels_project()
         if project is None:
             return False
-        t = self.current_frame() if t is None else int(t)
+        t = self.main.current_frame() if t is None else int(t)
         try:
-            label = _label_at(project, t, y, x)
+            label = label_at(project, t, y, x)
         except H4TracksError as e:  # a click on background: nothing is recorded
             self.main.notify(str(e), error=True)
             return False
@@ -600,9 +596,9 @@ class TrackingTab(QWidget):
         project = self.main.project
         if layer is not None and project is not None and not self.main.busy:
             data = layer.world_to_data(self.viewer.cursor.position)
-            t = self.current_frame()
+            t = self.main.current_frame()
             try:
-                label = _label_at(project, t, float(data[-2]), float(data[-1]))
+                label = label_at(project, t, float(data[-2]), float(data[-1]))
             except H4TracksError:
                 label = 0
             if label:
@@ -663,15 +659,3 @@ class TrackingTab(QWidget):
 
     def _ask(self, title: str, text: str) -> bool:
         return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes
-
-
-def _label_at(project: Project, t: int, y: float, x: float) -> int:
-    """The label at data pixel (y, x) of frame t (H4TracksError outside or on background)."""
-    frame = project.labels.frame(t)
-    iy, ix = round(y), round(x)
-    if not (0 <= iy < frame.shape[0] and 0 <= ix < frame.shape[1]):
-        raise InputError(f"({y:.0f}, {x:.0f}) is outside the frame")
-    label = int(frame[iy, ix])
-    if label == 0:
-        raise InputError(f"no cell at ({y:.0f}, {x:.0f}) in frame {t}: click on a cell")
-    return label

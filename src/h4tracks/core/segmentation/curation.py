@@ -38,7 +38,14 @@ from h4tracks.errors import H4TracksError, InputError
 if TYPE_CHECKING:
     from h4tracks.core.project import Project
 
-__all__ = ["merge_cells", "next_free_label", "relabel_unique", "remove_cell", "separate_region"]
+__all__ = [
+    "label_at",
+    "merge_cells",
+    "next_free_label",
+    "relabel_unique",
+    "remove_cell",
+    "separate_region",
+]
 
 _MAX_LABEL = 2**32 - 1
 
@@ -61,6 +68,18 @@ def _label_at(frame: np.ndarray, t: int, y: Any, x: Any) -> int:
     if lab == 0:
         raise H4TracksError(f"no cell at ({y}, {x}) in frame {t}")
     return lab
+
+
+def label_at(project: Project, t: int, y: float, x: float) -> int:
+    """The label under data pixel ``(y, x)`` of frame ``t`` (the cell a user clicked).
+
+    Raises
+    ------
+    H4TracksError
+        If the point is outside the frame or on background.
+    """
+    t, frame = _frame(project, t)
+    return _label_at(frame, t, y, x)
 
 
 def _edge_removals(project: Project, t: int, labels: list[int]) -> list[Action]:
