@@ -39,15 +39,15 @@ from h4tracks.core.evaluation import TrackingData, evaluate, lineage_edges
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.io.ctc import graph_to_ctc, write_ctc
 from h4tracks.core.synthetic import make_movie
-from h4tracks.core.tracking import LapParams, OverlapParams, detect, track_lap, track_overlap
-
-try:  # written concurrently; the rows are skipped when it is missing
-    from h4tracks.core.tracking.global_link import GlobalParams, track_global
-except ImportError as exc:  # pragma: no cover - depends on the checkout
-    track_global = None
-    GLOBAL_MISSING = str(exc)
-else:
-    GLOBAL_MISSING = ""
+from h4tracks.core.tracking import (
+    GlobalParams,
+    LapParams,
+    OverlapParams,
+    detect,
+    track_global,
+    track_lap,
+    track_overlap,
+)
 
 Tracker = Callable[[np.ndarray], TrackGraph]
 
@@ -88,9 +88,8 @@ def trackers(max_distance: float) -> dict[str, Tracker]:
         "lap": lambda lab: run_lap(lab, p),
         "overlap": lambda lab: track_overlap(lab, OverlapParams()),
         "laptrack": lambda lab: run_laptrack(lab, p),
+        "global": lambda lab: track_global(lab, GlobalParams()),
     }
-    if track_global is not None:
-        out["global"] = lambda lab: track_global(lab, GlobalParams())
     return out
 
 
@@ -154,8 +153,6 @@ def bench_case(name: str, gt_labels: np.ndarray, gt_lineage: np.ndarray,
         if tname == check:
             extra = "   " + ctcmetrics_check(gt_labels, gt_lineage, labels, graph)
         print(f"  {tname:10s} {rep.tracking.tra:7.4f} {rep.tracking.det:7.4f} {dt:9.2f}{extra}")
-    if track_global is None:
-        print(f"  global     skipped ({GLOBAL_MISSING})")
 
 
 def bench_big(frames: int, size: int) -> None:
@@ -177,8 +174,6 @@ def bench_big(frames: int, size: int) -> None:
             continue
         ref = ref or dt
         print(f"  {tname:10s} {dt:7.2f} s   = {dt / ref:5.2f} x laptrack")
-    if track_global is None:
-        print(f"  global     skipped ({GLOBAL_MISSING})")
 
 
 def main() -> None:
@@ -218,8 +213,9 @@ def bench_colony(n: int, cases: set[str]) -> None:
     if "b" in cases:
         bench_case("b. dense colony, degraded masks (2 % missed / merged / split)",
                    colony.labels, colony.lineage, degraded, max_distance=30.0)
-    if "e" in cases and track_global is not None:
-        bench_learning(colony, degraded, first=n // 3, n_curated=5)
+    if "e" in cases:
+        bench_learning(colony, degraded, starts=[n // 6, n // 3, n // 2, 2 * n // 3],
+                       n_curated=5)
 
 
 def _majority(result: np.ndarray, truth: np.ndarray) -> dict[int, int]:
@@ -252,38 +248,57 @@ def true_links(labels: np.ndarray, gt: np.ndarray, lineage: np.ndarray,
     return np.asarray(out, np.int64).reshape(-1, 4)
 
 
-def bench_learning(colony: Any, labels: np.ndarray, first: int, n_curated: int) -> None:
-    """TRA of `global` before and after the user curates ``n_curated`` frames and re-tracks
-    with :func:`retrack_with_corrections` (the rest of the movie is re-tracked)."""
+def bench_learning(colony: Any, labels: np.ndarray, starts: list[int], n_curated: int) -> None:
+    """TRA of `global` before and after the user curates ``n_curated`` frames (starting at
+    each of ``starts`` in turn) and re-tracks with :func:`retrack_with_corrections` (the rest
+    of the movie is re-tracked); also with the learnt link weights only (division weights
+    left at their defaults)."""
     from h4tracks.core.project import Project
-    from h4tracks.core.tracking.learning import retrack_with_corrections
+    from h4tracks.core.tracking.global_link import (
+        DEFAULT_WEIGHTS,
+        DIVISION_FEATURES,
+        estimate_defaults,
+    )
+    from h4tracks.core.tracking.learning import curated_links, retrack_with_corrections
 
-    frames = range(first, first + n_curated)
     ref = TrackingData(colony.labels, lineage_edges(colony.lineage), name="truth")
 
     def tra(graph: TrackGraph) -> float:
         return evaluate(TrackingData.from_graph(labels, graph, name="r"), ref,
                         segmentation=False).tracking.tra
 
-    project = Project(colony.image, labels)
-    dt0, graph = timed(lambda: track_global(labels, GlobalParams()))
-    before = tra(graph)
-    # the user's corrections: the links inside the curated frames become the true ones
-    for e in graph.edge_array().tolist():
-        if e[0] in frames and e[2] in frames:
-            graph.remove_edge(e[:2], e[2:])
-    for e in true_links(labels, colony.labels, colony.lineage, frames).tolist():
-        if graph.predecessor(e[2:]) is None and len(graph.successors(e[:2])) < 2:
-            graph.add_edge(e[:2], e[2:])
-    project.graph = graph
-    project.set_curated(frames)
-    curated = tra(graph)
-    dt1, after_graph = timed(lambda: retrack_with_corrections(project, frames))
-    after = tra(after_graph)
-    print(f"\ne. learning from {n_curated} curated frames ({first}-{first + n_curated - 1}) of "
-          f"the degraded colony:\n  global TRA {before:.4f} ({dt0:.1f} s); with the curated "
-          f"links pasted in {curated:.4f}; re-tracked using the corrections {after:.4f} "
-          f"({dt1:.1f} s)")
+    dt0, auto = timed(lambda: track_global(labels, GlobalParams()))
+    before = tra(auto)
+    est = estimate_defaults(detect(labels))
+    params = GlobalParams(max_distance=est["max_distance"], border_margin=est["border_margin"])
+    print(f"\ne. learning from {n_curated} curated frames of the degraded colony "
+          f"(global TRA before: {before:.4f}, {dt0:.1f} s)")
+    print(f"  {'curated':>8} {'pasted':>7} {'re-tracked':>10} {'links only':>10} {'time':>6}")
+    rows = []
+    for first in starts:
+        frames = range(first, first + n_curated)
+        graph = auto.copy()
+        # the user's corrections: the links inside the curated frames become the true ones
+        for e in graph.edge_array().tolist():
+            if e[0] in frames and e[2] in frames:
+                graph.remove_edge(e[:2], e[2:])
+        for e in true_links(labels, colony.labels, colony.lineage, frames).tolist():
+            if graph.predecessor(e[2:]) is None and len(graph.successors(e[:2])) < 2:
+                graph.add_edge(e[:2], e[2:])
+        project = Project(colony.image, labels)
+        project.graph = graph
+        project.set_curated(frames)
+        dt1, (after, weights) = timed(lambda p=project, f=frames: retrack_with_corrections(
+            p, f, params, return_weights=True))
+        links_only = {**weights, **{k: DEFAULT_WEIGHTS[k] for k in DIVISION_FEATURES}}
+        lo = track_global(labels, params.model_copy(update={"weights": links_only}),
+                          fixed_edges=curated_links(graph, frames),
+                          forbidden_nodes_frames=list(frames))
+        rows.append((tra(graph), tra(after), tra(lo)))
+        print(f"  {first:>3}-{first + n_curated - 1:<4} {rows[-1][0]:7.4f} {rows[-1][1]:10.4f} "
+              f"{rows[-1][2]:10.4f} {dt1:5.1f}s")
+    m = np.mean(rows, axis=0)
+    print(f"  {'mean':>8} {m[0]:7.4f} {m[1]:10.4f} {m[2]:10.4f}")
 
 
 if __name__ == "__main__":

@@ -251,6 +251,7 @@ def test_track_global_and_learn_from_curated_frames(files, capsys):
                  "0:3"]) == 0
     p = open_project(files / "p.zarr")
     assert p.metadata.provenance[-1]["step"] == "retrack"
+    assert set(p.metadata.provenance[-1]["params"]["weights"]) >= {"bias", "div_bias"}
     assert main(["track", str(files / "p.zarr"), "--learn-from", "0:3"]) == 2
     assert "--method global" in capsys.readouterr().err
     assert main(["track", str(files / "p.zarr"), "--method", "global", "--learn-from",

@@ -226,10 +226,12 @@ def cmd_track(args: argparse.Namespace) -> int:
         if args.method != "global":
             raise H4TracksError("--learn-from needs --method global")
         frames = parse_frames(args.learn_from, project.n_frames)
-        graph = retrack_with_corrections(project, frames, params)
+        graph, weights = retrack_with_corrections(project, frames, params,
+                                                  return_weights=True)
         project.graph = graph
-        project.add_provenance("retrack", method="global", learned_from=frames,
-                               **params.model_dump())
+        project.add_provenance("retrack", learned_from=frames,
+                               **{**params.model_dump(), "method": "global",
+                                  "weights": weights})
     else:
         graph = track_project(
             project, args.method, params, cores=args.cores,

@@ -373,4 +373,5 @@ def test_retrack_with_corrections(tracked, qtbot):
     after = {tuple(e) for e in project.graph.edge_array().tolist()}
     assert curated_links <= after  # the user's links in curated frames are kept
     assert project.metadata.provenance[-1]["step"] == "retrack"
+    assert "div_balance" in project.metadata.provenance[-1]["params"]["weights"]
     _assert_layer_matches(widget, project)

@@ -426,14 +426,16 @@ class TrackingTab(QWidget):
 
         def work(report: Callable[[int, int], None]) -> tuple:
             t0 = time.perf_counter()
-            graph = retrack_with_corrections(project, curated, params)
-            return graph, time.perf_counter() - t0
+            graph, weights = retrack_with_corrections(project, curated, params,
+                                                      return_weights=True)
+            return graph, weights, time.perf_counter() - t0
 
-        def done(result: tuple[TrackGraph, float]) -> None:
-            graph, seconds = result
+        def done(result: tuple[TrackGraph, dict[str, float], float]) -> None:
+            graph, weights, seconds = result
             project.graph = graph
-            project.add_provenance("retrack", method="global", learned_from=curated,
-                                   **params.model_dump())
+            project.add_provenance("retrack", learned_from=curated,
+                                   **{**params.model_dump(), "method": "global",
+                                      "weights": weights})
             self.report.setText(
                 f"re-tracked with corrections from {len(curated)} curated frames: "
                 f"{graph.track_ids().size} tracks, {graph.n_edges} links, "

@@ -176,3 +176,22 @@ def test_track_project_global(movie):
         track_project(p, "global", cancel=lambda: True)
     with pytest.raises(InputError):
         track_project(p, "global", LapParams())
+
+
+def test_solver_absence_or_failure_is_a_clear_error(monkeypatch):
+    import scipy.optimize
+
+    movie = swap_movie()
+    real = scipy.optimize.milp
+
+    def infeasible(*args, **kwargs):  # what HiGHS returns when it finds no solution
+        res = real(*args, **kwargs)
+        res.x, res.message = None, "Time limit reached. (HiGHS Status 13)"
+        return res
+
+    monkeypatch.setattr(scipy.optimize, "milp", infeasible)
+    with pytest.raises(H4TracksError, match=r"found no solution.*Time limit"):
+        track_global(movie, GlobalParams(max_distance=30))
+    monkeypatch.delattr(scipy.optimize, "milp")  # scipy < 1.9 has no milp
+    with pytest.raises(H4TracksError, match=r"needs scipy\.optimize\.milp"):
+        track_global(movie, GlobalParams(max_distance=30))

@@ -16,6 +16,7 @@ from h4tracks.core.tracking import (
     retrack_with_corrections,
     track_global,
 )
+from h4tracks.core.tracking.global_link import DEFAULT_WEIGHTS, DIVISION_FEATURES
 from h4tracks.errors import InputError
 
 
@@ -93,3 +94,59 @@ def test_learning_needs_two_consecutive_frames_with_links():
         retrack_with_corrections(empty)
     with pytest.raises(InputError, match="no links"):
         fit_weights((movie, empty.graph), [0, 1])
+
+
+def budding() -> tuple[np.ndarray, np.ndarray]:
+    """Budding yeast: 6 mothers (radius 9) stay put and each buds once — a daughter of
+    radius 3 growing 0.5 px per frame, touching her mother — mothers 1-3 in frames 1-3,
+    mothers 4-6 in frames 7-9.
+
+    The default division weights expect two daughters of half the mother's size on opposite
+    sides, so every bud becomes a new track: a mistake only learnt division weights fix.
+    """
+    n_t = 12
+    movie = np.zeros((n_t, 150, 220), np.uint16)
+    birth = [1, 2, 3, 7, 8, 9]
+    edges = []
+    for k in range(6):
+        cy, cx = 40 + 70 * (k // 3), 40 + 70 * (k % 3)
+        for t in range(n_t):
+            disk(movie[t], cy, cx, 9, k + 1)
+            edges += [(t, k + 1, t + 1, k + 1)] if t < n_t - 1 else []
+            if t >= birth[k]:
+                r = 3 + 0.5 * (t - birth[k])
+                disk(movie[t], cy - 9 - r, cx, r, 11 + k)
+                edges += [(t, 11 + k, t + 1, 11 + k)] if t < n_t - 1 else []
+        edges.append((birth[k] - 1, k + 1, birth[k], 11 + k))
+    return movie, np.array(sorted(edges), np.int64)
+
+
+def test_learning_division_weights_finds_asymmetric_divisions():
+    movie, truth = budding()
+    auto = track_global(movie, PARAMS)
+    truth_set = {((a, b), (c, d)) for a, b, c, d in truth.tolist()}
+    missed = truth_set - graph_edges(auto)
+    assert len(missed) == 6 and not graph_edges(auto) - truth_set  # every bud starts a track
+    cur = [0, 1, 2, 3, 4]  # the user links buds 1-3 to their mothers
+    auto_e = auto.edge_array()
+    keep = ~(np.isin(auto_e[:, 0], cur) & np.isin(auto_e[:, 2], cur))
+    fixed = truth[np.isin(truth[:, 0], cur) & np.isin(truth[:, 2], cur)]
+    p = _project(movie, np.concatenate([fixed, auto_e[keep]]), cur)
+    w = fit_weights(p, cur, PARAMS)
+    default = dict(DEFAULT_WEIGHTS)
+    assert w["div_balance"] < default["div_balance"]  # unequal daughters became acceptable
+    assert graph_edges(retrack_with_corrections(p, params=PARAMS)) == truth_set
+    # the link weights alone do not find the buds of frames 7-9: the division fit does
+    links_only = {**w, **{k: default[k] for k in DIVISION_FEATURES}}
+    g = track_global(movie, PARAMS.model_copy(update={"weights": links_only}),
+                     fixed_edges=fixed, forbidden_nodes_frames=cur)
+    assert {e for e in truth_set - graph_edges(g) if e[0][0] > 4} == {
+        e for e in missed if e[0][0] > 4}
+
+
+def test_learning_without_divisions_keeps_division_weights():
+    movie, truth = leapfrog()
+    p = _project(movie, truth, [0, 1, 2])
+    w = fit_weights(p, params=PARAMS.model_copy(update={"divisions": False}))
+    default = dict(DEFAULT_WEIGHTS)
+    assert all(w[k] == default[k] for k in DIVISION_FEATURES)

@@ -46,6 +46,7 @@ from h4tracks.errors import H4TracksError, InputError
 
 __all__ = [
     "DEFAULT_WEIGHTS",
+    "DIVISION_FEATURES",
     "LINK_FEATURES",
     "GlobalProblem",
     "estimate_defaults",
@@ -54,6 +55,9 @@ __all__ = [
 ]
 
 LINK_FEATURES = ("bias", "distance", "iou", "cover", "area", "gap")
+DIVISION_FEATURES = (
+    "div_bias", "div_area", "div_angle", "div_balance", "div_size", "div_elongation",
+)
 DEFAULT_WEIGHTS: dict[str, float] = {
     "bias": -4.0,
     "distance": 9.0,  # (d / max_distance)²: a link at max_distance costs bias + 9
@@ -274,7 +278,19 @@ class GlobalProblem:
         d1, d2 = np.concatenate(e1).astype(np.int64), np.concatenate(e2).astype(np.int64)
         code = np.unique(np.minimum(d1, d2) * (par.size + 1) + np.maximum(d1, d2))
         d1, d2 = code // (par.size + 1), code % (par.size + 1)
-        w = self.weights
+        base, g = self.division_features(par, chi, feats, cost, vel, d1, d2)
+        return d1, d2, base + g @ np.array([self.weights[k] for k in DIVISION_FEATURES])
+
+    def division_features(
+        self, par: np.ndarray, chi: np.ndarray, feats: np.ndarray, cost: np.ndarray,
+        vel: np.ndarray, d1: np.ndarray, d2: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Division cost = ``base + g @ w`` (w = the ``DIVISION_FEATURES`` weights).
+
+        ``base`` is the two daughter links' cost, their area term comparing each daughter
+        with half her mother; ``g`` is the (D, len(DIVISION_FEATURES)) feature matrix.
+        """
+        det, w = self.det, self.weights
         m, c1, c2 = par[d1], chi[d1], chi[d2]
         am = det.area[m].astype(np.float64)
         a1, a2 = det.area[c1].astype(np.float64), det.area[c2].astype(np.float64)
@@ -283,19 +299,18 @@ class GlobalProblem:
         norm = np.hypot(*v1.T) * np.hypot(*v2.T)
         cos = np.where(norm > 0, np.sum(v1 * v2, axis=1) / np.where(norm > 0, norm, 1), 0.0)
         med = float(np.median(det.area)) if len(det) else 1.0
-        # each daughter's area term compares her with half her mother
         half = np.maximum(am, 1.0) / 2
         area_d = np.abs(np.log(a1 / half)) + np.abs(np.log(a2 / half))
         base = cost[d1] + cost[d2] + w["area"] * (area_d - feats[d1, 4] - feats[d2, 4])
-        dcost = (
-            base + w["div_bias"]
-            + w["div_area"] * np.abs(np.log((a1 + a2) / np.maximum(am, 1.0)))
-            + w["div_angle"] * (1 + cos) / 2
-            + w["div_balance"] * np.abs(np.log(a1 / np.maximum(a2, 1.0)))
-            + w["div_size"] * np.maximum(0.0, np.log(med / np.maximum(am, 1.0)))
-            + w["div_elongation"] / self.elong[m]
-        )
-        return d1, d2, dcost
+        g = np.column_stack([
+            np.ones(d1.size),
+            np.abs(np.log((a1 + a2) / np.maximum(am, 1.0))),
+            (1 + cos) / 2,  # opposite sides of the mother cost 0
+            np.abs(np.log(a1 / np.maximum(a2, 1.0))),
+            np.maximum(0.0, np.log(med / np.maximum(am, 1.0))),
+            1.0 / self.elong[m],
+        ])
+        return base, g
 
     def border_costs(self) -> tuple[np.ndarray, np.ndarray]:
         """(N,) appear and disappear costs (lowered near the border, free at the ends)."""

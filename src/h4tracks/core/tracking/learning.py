@@ -9,7 +9,15 @@ candidates of the same cells the negatives. The cost of a link is its negative l
 
 (w₀ = the current weights, λ = 1) is minimised with L-BFGS-B under sign bounds (distance,
 area change and gap can only cost, overlap can only help) so a handful of curated frames
-cannot turn the model upside down. Division weights are kept.
+cannot turn the model upside down.
+
+The division weights are then fitted with the link weights fixed, as a choice per mother
+(conditional logit): in the curated frames each cell either divides into one of her division
+candidates or does not, and the user's graph says which. The cost of a candidate relative to
+not dividing is ``r = dcost − min(l₁ + in₂, l₂ + in₁)`` (``lᵢ`` the mother→daughter link
+cost, ``inᵢ`` the cheapest other explanation of daughter i: a link from another cell or
+appearing), ``P(choice) = e^{−r} / (1 + Σ e^{−r})`` with "no division" at r = 0, and the
+same prior and sign bounds (every division feature can only cost, ``div_bias`` is free).
 
 :func:`retrack_with_corrections` then re-tracks the whole movie with the fitted weights,
 keeping every curated link fixed and allowing no other link between curated frames.
@@ -18,6 +26,7 @@ keeping every curated link fixed and allowing no other link between curated fram
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
@@ -28,7 +37,9 @@ from h4tracks.core.graph import TrackGraph
 from h4tracks.core.tracking.detections import detect
 from h4tracks.core.tracking.global_link import (
     DEFAULT_WEIGHTS,
+    DIVISION_FEATURES,
     LINK_FEATURES,
+    GlobalProblem,
     estimate_defaults,
     prepare,
     track_global,
@@ -44,7 +55,17 @@ _LAMBDA = 1.0
 _BOUNDS = {
     "bias": (None, None), "distance": (0.0, None), "iou": (None, 0.0),
     "cover": (None, 0.0), "area": (0.0, None), "gap": (0.0, None),
+    "div_bias": (None, None), "div_area": (0.0, None), "div_angle": (0.0, None),
+    "div_balance": (0.0, None), "div_size": (0.0, None), "div_elongation": (0.0, None),
 }
+
+
+def _minimize(loss: Any, keys: tuple[str, ...], w0: np.ndarray) -> np.ndarray:
+    """L-BFGS-B of ``loss(w) -> (value, grad)`` under the sign bounds of ``keys``."""
+    bounds = [_BOUNDS[k] for k in keys]
+    lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds])
+    hi = np.array([np.inf if b[1] is None else b[1] for b in bounds])
+    return minimize(loss, np.clip(w0, lo, hi), jac=True, method="L-BFGS-B", bounds=bounds).x
 
 
 def _labels_graph(source: Any) -> tuple[Any, TrackGraph]:
@@ -97,8 +118,8 @@ def fit_weights(
     Returns
     -------
     dict
-        All weights (``DEFAULT_WEIGHTS`` keys): fitted link weights, unchanged division
-        weights.
+        All weights (``DEFAULT_WEIGHTS`` keys): the fitted link weights and, when
+        ``params.divisions``, the fitted division weights.
 
     Raises
     ------
@@ -125,7 +146,7 @@ def fit_weights(
     cp, cc = prob.candidates(vel)
     n = len(det)
     code = np.unique(np.r_[cp * n + cc, pp * n + pc])
-    cp, cc = code // n, code % n
+    cp_all, cc_all = cp, cc = code // n, code % n
     cur = np.zeros(det.n_frames, bool)
     cur[fr] = True
     # negatives: the other candidates of the cells the user linked, inside the curated frames
@@ -144,22 +165,86 @@ def fit_weights(
         grad = x.T @ (sign * s) + 2 * _LAMBDA * (w - w0)
         return val, grad
 
-    bounds = [_BOUNDS[k] for k in LINK_FEATURES]
-    w_start = np.array([np.clip(v, lo if lo is not None else -np.inf,
-                                hi if hi is not None else np.inf)
-                        for v, (lo, hi) in zip(w0, bounds, strict=True)])
-    res = minimize(loss, w_start, jac=True, method="L-BFGS-B", bounds=bounds)
     out = dict(DEFAULT_WEIGHTS)
     out.update(prob.weights)
-    out.update({k: float(v) for k, v in zip(LINK_FEATURES, res.x, strict=True)})
+    out.update(zip(LINK_FEATURES, _minimize(loss, LINK_FEATURES, w0).tolist(), strict=True))
+    if params.divisions:
+        tuned = replace(prob, weights=out)
+        sel = cur[det.t[cp_all]] & cur[det.t[cc_all]]
+        out.update(_fit_divisions(tuned, cp_all[sel], cc_all[sel], pp, pc, vel))
     return out
+
+
+def _fit_divisions(
+    prob: GlobalProblem, lp: np.ndarray, lc: np.ndarray, pp: np.ndarray, pc: np.ndarray,
+    vel: np.ndarray,
+) -> dict[str, float]:
+    """Division weights fitted to the curated divisions (see the module docstring).
+
+    ``lp, lc``: candidate links inside the curated frames; ``pp, pc``: the curated links.
+    """
+    det, n = prob.det, len(prob.det)
+    feats = prob.link_features(lp, lc, vel)
+    cost = prob.link_cost(feats)
+    # the curated divisions: a parent with two curated children in the next frame
+    one = det.t[pc] == det.t[pp] + 1
+    up, cnt = np.unique(pp[one], return_counts=True)
+    lcode = lp * n + lc
+    o = np.argsort(lcode)
+    mothers = np.isin(pp, up[cnt == 2]) & one
+    li = o[np.searchsorted(lcode[o], pp[mothers] * n + pc[mothers])]
+    li = li[np.argsort(lp[li], kind="stable")]
+    extra = li.reshape(-1, 2) if li.size else None
+    d1, d2, _ = prob.divisions_of(lp, lc, feats, cost, vel, extra)
+    if d1.size == 0:
+        return {}
+    base, g = prob.division_features(lp, lc, feats, cost, vel, d1, d2)
+    # cheapest other explanation of each daughter: a link from another cell, or appearing
+    app = prob.border_costs()[0]
+    by = np.lexsort((cost, lc))
+    c_s, p_s, k_s = lc[by], lp[by], cost[by]
+    start = np.r_[0, np.flatnonzero(c_s[1:] != c_s[:-1]) + 1]
+    rank = np.arange(c_s.size) - np.repeat(start, np.diff(np.r_[start, c_s.size]))
+    best_c, best_p, second = np.full(n, np.inf), np.full(n, -1), np.full(n, np.inf)
+    best_c[c_s[rank == 0]], best_p[c_s[rank == 0]] = k_s[rank == 0], p_s[rank == 0]
+    second[c_s[rank == 1]] = k_s[rank == 1]
+    other = np.where(best_p[lc] == lp, second[lc], best_c[lc])
+    alt_in = np.minimum(other, app[lc])  # per link: its child explained without this parent
+    alt = np.minimum(cost[d1] + alt_in[d2], cost[d2] + alt_in[d1])
+    off = base - alt
+    chosen = np.zeros(d1.size, bool)
+    if extra is not None:
+        key = np.minimum(d1, d2) * (lp.size + 1) + np.maximum(d1, d2)
+        chosen = np.isin(key, np.minimum(extra[:, 0], extra[:, 1]) * (lp.size + 1)
+                         + np.maximum(extra[:, 0], extra[:, 1]))
+    mom = lp[d1]
+    _, grp = np.unique(mom, return_inverse=True)
+    n_grp = int(grp.max()) + 1
+    w0 = np.array([prob.weights[k] for k in DIVISION_FEATURES])
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        neg_r = -(off + g @ w)
+        mx = np.zeros(n_grp)  # "no division" (r = 0) is every mother's option too
+        np.maximum.at(mx, grp, neg_r)
+        e = np.exp(neg_r - mx[grp])
+        z = np.exp(-mx) + np.bincount(grp, e, n_grp)
+        lse = mx + np.log(z)
+        p = e / z[grp]
+        val = float(lse.sum() - neg_r[chosen].sum() + _LAMBDA * np.sum((w - w0) ** 2))
+        grad = g[chosen].sum(0) - (p[:, None] * g).sum(0) + 2 * _LAMBDA * (w - w0)
+        return val, grad
+
+    return dict(zip(DIVISION_FEATURES, _minimize(loss, DIVISION_FEATURES, w0).tolist(),
+                    strict=True))
 
 
 def retrack_with_corrections(
     project: Any,
     frames: Iterable[int] | None = None,
     params: GlobalParams | None = None,
-) -> TrackGraph:
+    *,
+    return_weights: bool = False,
+) -> TrackGraph | tuple[TrackGraph, dict[str, float]]:
     """Re-track the whole movie with weights learnt from the curated frames.
 
     The curated links (both cells in curated frames) are fixed, and no other link may join
@@ -174,6 +259,13 @@ def retrack_with_corrections(
         Curated frames (default ``project.curated_frames``).
     params
         :class:`GlobalParams` (defaults if None); ``weights`` are replaced by the fitted ones.
+    return_weights
+        Also return the fitted weights (for the provenance).
+
+    Returns
+    -------
+    TrackGraph or (TrackGraph, dict)
+        The new graph (and the weights it was tracked with).
 
     Raises
     ------
@@ -197,4 +289,5 @@ def retrack_with_corrections(
     params = params.model_copy(update=upd)
     weights = fit_weights((labels, graph), fr, params)
     tuned = params.model_copy(update={"weights": weights})
-    return track_global(labels, tuned, fixed_edges=links, forbidden_nodes_frames=fr)
+    out = track_global(labels, tuned, fixed_edges=links, forbidden_nodes_frames=fr)
+    return (out, weights) if return_weights else out
