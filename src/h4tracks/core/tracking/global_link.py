@@ -637,7 +637,17 @@ def _one_pass(
         link_hi &= ~inside | fixed_l
         dinside = f[det.t[lp[d1]]] & f[det.t[lc[d1]]]
         div_hi &= ~dinside | fixed_d
-    # a fixed link's endpoints take no other link (the constraints enforce it anyway)
+    # Exact pruning: a link dearer than ending its parent's track and starting its child's,
+    # or a division dearer than one of its links plus the other daughter appearing, is in
+    # no optimal solution (swapping it for that alternative is feasible and cheaper). The
+    # windows only lower appear/disappear costs, so this stays true there. It leaves HiGHS
+    # a fraction of the division variables, which dominate the solve time.
+    app, dis = prob.border_costs()
+    c1, c2 = lc[d1], lc[d2]
+    link_hi &= (lcost < dis[lp] + app[lc]) | fixed_l
+    div_alt = np.minimum.reduce([lcost[d1] + app[c2], lcost[d2] + app[c1],
+                                 dis[lp[d1]] + app[c1] + app[c2]])
+    div_hi &= (dcost < div_alt) | fixed_d
     fixed = _Fixed(fixed_l, link_hi, fixed_d, div_hi)
     return _windows_to_edges(prob, lp, lc, lcost, d1, d2, dcost, fixed, params, tick)
 
