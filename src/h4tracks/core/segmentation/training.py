@@ -11,6 +11,13 @@ Defaults are non-destructive: starting from a pretrained model the learning rate
 (1e-5) with strong weight decay (0.1), which keeps what the model knows (the library defaults,
 lr 0.005 / wd 1e-5, can wreck a good pretrained model on few images); from scratch the
 library's own defaults are used. Everything runs inside ``torch.set_num_threads(cores)``.
+
+Before a model is validated or saved its BatchNorm statistics are re-estimated on training
+patches with the current weights (:func:`_recalibrate_batchnorm`): cellpose's BatchNorm
+layers track them with momentum 0.05, so after a short run (tens of steps) the statistics used
+at inference still largely describe the starting model, and a network that fits its training
+patches well can find no cell at all in eval mode. The augmentation draws from a fixed seed
+(``params.seed``), so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ FINETUNE_WEIGHT_DECAY = 0.1
 #: cellpose's own defaults, right when there is nothing to preserve
 SCRATCH_LR = 0.005
 SCRATCH_WEIGHT_DECAY = 1e-5
+#: batches of training patches used to re-estimate the BatchNorm statistics
+BN_BATCHES = 8
 
 
 class TrainingCancelled(H4TracksError):
@@ -118,6 +127,45 @@ def _as_network_input(image: np.ndarray) -> np.ndarray:
     x = np.zeros((2, *img.shape), np.float32)
     x[0] = transforms.normalize99(img)
     return x
+
+
+@contextlib.contextmanager
+def _numpy_seed(seed: int) -> Iterator[None]:
+    """Seed numpy's global generator (cellpose's augmentation draws from it) for the block,
+    restoring the caller's state afterwards."""
+    state = np.random.get_state()  # noqa: NPY002 (cellpose uses the global one)
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+
+
+def _recalibrate_batchnorm(net: Any, batches: Sequence[np.ndarray]) -> None:
+    """Re-estimate the BatchNorm running statistics of ``net`` with its current weights.
+
+    The statistics are reset and recomputed as a plain average over ``batches`` (network
+    inputs, train mode, no gradients); the weights are unchanged.
+    """
+    import torch
+
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms or not batches:
+        return
+    momenta = [m.momentum for m in norms]
+    was_training = net.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    net.train()
+    try:
+        with torch.no_grad():
+            for x in batches:
+                net(torch.from_numpy(x).to(net.diam_mean.device))
+    finally:
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+        net.train(was_training)
 
 
 def check_training_data(
@@ -230,7 +278,7 @@ def train_cellpose(
         wd = FINETUNE_WEIGHT_DECAY if finetune else SCRATCH_WEIGHT_DECAY
     t0 = time.perf_counter()
     rng = np.random.default_rng(params.seed)
-    with torch_threads(cores):
+    with torch_threads(cores), _numpy_seed(params.seed):
         torch.manual_seed(params.seed)
         model = base if finetune else CellposeModel(
             gpu=gpu, pretrained_model=False, diam_mean=params.diam_mean or 30.0)
@@ -254,6 +302,21 @@ def train_cellpose(
 
         best: dict[str, Any] | None = None
         stale = 0
+        steps = 0
+
+        def augment(inds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            # rescale so that cells are diam_mean wide, as at inference
+            rsc = (diams[inds] / diam_mean).astype(np.float32)
+            return transforms.random_rotate_and_resize(
+                [imgs[i] for i in inds], Y=[flows[i][1:] for i in inds], rescale=rsc,
+                scale_range=params.scale_range,
+                xy=(params.patch_size, params.patch_size))[:2]
+
+        # fixed patches on which the BatchNorm statistics are re-estimated (own seed, so the
+        # training's augmentation does not depend on how often the model is validated)
+        with _numpy_seed(params.seed + 1):
+            calib = [augment(np.arange(k, k + params.batch_size) % len(imgs))[0]
+                     for k in range(0, BN_BATCHES * params.batch_size, params.batch_size)]
 
         def check(epoch_done: int) -> bool:
             """Validate; keep the best weights; True when patience is exhausted."""
@@ -261,12 +324,16 @@ def train_cellpose(
             if validate is None or (result.val_scores and result.val_scores[-1][0] == epoch_done):
                 return False
             # cellpose's CPU inference converts the network to MKL-DNN in place, which would
-            # break training and saving: validate a copy
-            score = float(validate(copy.deepcopy(model)))
+            # break training and saving: validate a copy, with its BatchNorm statistics
+            # re-estimated for the current weights
+            candidate = copy.deepcopy(model)
+            _recalibrate_batchnorm(candidate.net, calib)
+            state = {k: v.detach().clone() for k, v in candidate.net.state_dict().items()}
+            score = float(validate(candidate))
             result.val_scores.append((epoch_done, score))
             if result.best_score is None or score > result.best_score:
                 result.best_score, result.best_epoch = score, epoch_done
-                best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                best = state
                 stale = 0
             else:
                 stale += 1
@@ -277,6 +344,8 @@ def train_cellpose(
                 check(epochs_done)
             if best is not None:
                 net.load_state_dict(best)  # the model is left holding the saved weights
+            elif steps:
+                _recalibrate_batchnorm(net, calib)
             net.save_model(str(save_to))
             result.epochs = epochs_done
             result.seconds = time.perf_counter() - t0
@@ -297,12 +366,7 @@ def train_cellpose(
                         f"Training cancelled after {epoch} epoch(s); the model so far was "
                         f"saved to {save_to}.", finish(epoch))
                 inds = order[k:k + params.batch_size]
-                # rescale so that cells are diam_mean wide, as at inference
-                rsc = (diams[inds] / diam_mean).astype(np.float32)
-                x, y = transforms.random_rotate_and_resize(
-                    [imgs[i] for i in inds], Y=[flows[i][1:] for i in inds], rescale=rsc,
-                    scale_range=params.scale_range,
-                    xy=(params.patch_size, params.patch_size))[:2]
+                x, y = augment(inds)
                 if params.intensity_jitter:
                     j = params.intensity_jitter
                     gain = 1.0 + rng.uniform(-j, j, (len(x), 1, 1))
@@ -312,6 +376,7 @@ def train_cellpose(
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
+                steps += 1
                 epoch_loss += float(loss.item()) * len(inds)
             losses.append(epoch_loss / per_epoch)
             if progress is not None:

@@ -2,8 +2,8 @@
 
 :func:`scan_movie` reads each label frame once and returns the detections, the elongation
 of every cell (second moments), the mask overlaps of every consecutive frame pair
-(:func:`~h4tracks.core.tracking.overlap.frame_overlaps`) and the stage drift between them
-(:func:`~h4tracks.core.tracking.motion.frame_drift`).
+(:func:`~h4tracks.core.tracking.overlap.frame_overlaps`, measured after compensating the
+stage drift) and the stage drift between them (:func:`~h4tracks.core.tracking.motion.frame_drift`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from h4tracks.core.tracking.detections import Detections, measure_frame_boxes, read_frame
-from h4tracks.core.tracking.motion import frame_drift
+from h4tracks.core.tracking.motion import frame_drift, shift_frame
 from h4tracks.core.tracking.overlap import frame_overlaps
 from h4tracks.errors import H4TracksError, InputError
 
@@ -105,9 +105,12 @@ def scan_movie(
         elong.append(elongation(cur, m["label"]))
         ts.append(np.full(m["label"].size, t, np.int64))
         if prev is not None and prev_t == t - 1:
-            overlaps[t - 1] = frame_overlaps(prev, cur)
             if drift:
                 steps[t] = frame_drift(prev, cur)
+            # overlaps are measured after the stage shift: uncompensated, a stage jump
+            # makes each cell overlap the neighbour that moved into its place
+            moved = shift_frame(prev, steps[t]) if steps[t].any() else prev
+            overlaps[t - 1] = frame_overlaps(moved, cur)
         prev, prev_t = cur, t
         if progress is not None:
             progress(done, len(todo))

@@ -4,9 +4,9 @@ Distances between candidate links are measured to where a cell is *expected* to 
 where it was: ``expected = position + drift(t → t') + local(t)``.
 
 * **Drift** (whole-frame motion, e.g. a stage jump) is measured by phase correlation of the
-  binary foreground of consecutive label frames (``skimage.registration``); a shift is only
-  accepted when it increases the foreground overlap, so a frame of independently moving cells
-  keeps zero drift.
+  cell outlines of consecutive label frames (``skimage.registration``); a shift is only
+  accepted when it increases the foreground overlap and superimposes at least half of it, so
+  a frame of independently moving cells keeps zero drift.
 * **Local motion** is the median residual displacement (after drift) of the already linked
   neighbours of a cell, from a first tracking pass (cells in a flowing colony move together).
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-__all__ = ["cumulative_drift", "frame_drift", "local_motion"]
+__all__ = ["cumulative_drift", "frame_drift", "local_motion", "shift_frame"]
 
 
 def _shifted_overlap(a: np.ndarray, b: np.ndarray, dy: int, dx: int) -> int:
@@ -29,23 +29,51 @@ def _shifted_overlap(a: np.ndarray, b: np.ndarray, dy: int, dx: int) -> int:
     return int(np.count_nonzero(a[ya, xa] & b[yb, xb]))
 
 
+def shift_frame(frame: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``frame`` moved by the integer (dy, dx) ``shift``; pixels moved in are 0 (no wrap)."""
+    dy, dx = (round(float(v)) for v in shift)
+    out = np.zeros_like(frame)
+    h, w = frame.shape
+    if abs(dy) >= h or abs(dx) >= w:
+        return out
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = frame[
+        max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def _outlines(frame: np.ndarray) -> np.ndarray:
+    """Pixels whose label differs from the pixel below or to the right."""
+    f = np.asarray(frame)
+    out = np.zeros(f.shape, bool)
+    out[:-1] |= f[:-1] != f[1:]
+    out[:, :-1] |= f[:, :-1] != f[:, 1:]
+    return out
+
+
 def frame_drift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Whole-frame displacement (dy, dx) of the cells from label frame ``a`` to frame ``b``.
 
-    Phase correlation of the binary foregrounds; (0, 0) when either frame is empty or when
-    the shift found does not overlap the foregrounds better than no shift (10 % margin).
+    Phase correlation of the cell outlines; (0, 0) when either frame is empty or when the
+    shift found does not overlap the foregrounds better than no shift (10 % margin) or
+    superimposes less than half of the foreground.
     """
     from skimage.registration import phase_cross_correlation
 
     fa, fb = np.asarray(a) != 0, np.asarray(b) != 0
     if not fa.any() or not fb.any():
         return np.zeros(2)
-    shift, _, _ = phase_cross_correlation(fa.astype(np.float32), fb.astype(np.float32))
+    # the cell outlines, not the foreground: a confluent frame's foreground is nearly
+    # uniform, its outlines are not, and they pin the shift to the pixel
+    shift, _, _ = phase_cross_correlation(_outlines(a).astype(np.float32),
+                                          _outlines(b).astype(np.float32))
     # skimage returns the shift that registers b onto a: the cells moved by its opposite
     dy, dx = (-round(float(s)) for s in shift)
     if dy == 0 and dx == 0:
         return np.zeros(2)
-    if _shifted_overlap(fa, fb, dy, dx) <= 1.1 * _shifted_overlap(fa, fb, 0, 0):
+    moved = _shifted_overlap(fa, fb, dy, dx)
+    # a stage move carries every cell: the shift must superimpose most of the foreground,
+    # not one fast cell's outline (and beat no shift at all)
+    if moved <= 1.1 * _shifted_overlap(fa, fb, 0, 0) or 2 * moved < min(fa.sum(), fb.sum()):
         return np.zeros(2)
     return np.array([dy, dx], np.float64)
 
