@@ -216,3 +216,50 @@ def test_import_multichannel_asks_for_channel(widget, movie, tmp_path, monkeypat
     assert asked["items"] == ["DAPI", "GFP"]
     assert project.metadata.channel == "GFP"
     np.testing.assert_array_equal(np.asarray(project.image), movie.image // 2)
+
+
+def _user_close():
+    """A close event as the window system sends it (spontaneous) when the user closes."""
+    from qtpy.QtGui import QCloseEvent
+
+    class UserClose(QCloseEvent):
+        def spontaneous(self) -> bool:  # read by our filter (Python), not by Qt
+            return True
+
+    return UserClose()
+
+
+def test_closing_napari_with_unsaved_work_asks_first(widget, movie, tmp_path, qtbot):
+    v = widget.viewer
+    v.add_image(movie.image, name="cells")
+    assert widget.current_project() is not None
+    assert not widget.has_unsaved_work()  # a bare imported image is not work yet
+    v.add_labels(movie.labels, name="masks")
+    widget.labels_combo.set_layer(v.layers["masks"])
+    widget.current_project()
+    assert widget.has_unsaved_work()  # segmentation that was never saved
+    answers: list[str] = []
+    widget.ask_unsaved = lambda project: answers.pop(0)
+    window = v.window._qt_window
+
+    answers.append("cancel")
+    assert widget.eventFilter(window, _user_close()) is True  # the close is stopped
+    out = tmp_path / "p.zarr"
+    widget.save(out)
+    _wait(qtbot, widget)
+    assert not widget.has_unsaved_work()
+    assert widget.eventFilter(window, _user_close()) is False  # nothing to ask: no dialog
+
+    v.layers["masks"].paint((2, 5, 5), 77, refresh=False)
+    assert widget.has_unsaved_work()
+    answers.append("discard")
+    assert widget.confirm_discard() and not answers
+    answers.append("save")
+    assert widget.eventFilter(window, _user_close()) is False  # saved, then closes
+    assert not widget.has_unsaved_work()
+    assert int(np.asarray(open_project(out).labels[2])[5, 5]) == 77
+    # a programmatic close (scripts, tests) never opens the dialog
+    from qtpy.QtGui import QCloseEvent
+
+    v.layers["masks"].paint((3, 5, 5), 78, refresh=False)
+    assert widget.eventFilter(window, QCloseEvent()) is False

@@ -19,13 +19,14 @@ from typing import Any
 
 import napari
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QEvent, QObject, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QTabWidget,
@@ -191,6 +192,13 @@ class H4TracksWidget(QWidget):
             layer.events.name.connect(self._refresh_combos)
         self._adopt_existing_layers()
         self._update_undo_buttons()
+        #: asks what to do with unsaved work: returns "save", "discard" or "cancel"
+        self.ask_unsaved: Callable[[Project], str] = self._ask_unsaved
+        # napari has no public "window is closing" hook; a Qt event filter on its main window
+        # sees the close before napari tears the viewer down
+        window = getattr(getattr(napari_viewer, "window", None), "_qt_window", None)
+        if window is not None:
+            window.installEventFilter(self)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -451,6 +459,65 @@ class H4TracksWidget(QWidget):
         layer = self.project_labels_layer() or self.labels_combo.layer()
         if layer is not None and self._hotkey_handlers:
             bind_hotkeys(layer, self._hotkey_handlers)
+
+    # ------------------------------------------------------------------ closing
+    def has_unsaved_work(self) -> bool:
+        """Whether closing now would lose work: a saved project with changes, or a project
+        never saved that holds segmentation or tracks (a bare imported image is not work)."""
+        project = self.project
+        if project is None:
+            return False
+        if project.path is None:
+            return project.labels is not None or project.graph.n_edges > 0
+        return project.has_unsaved_changes
+
+    def confirm_discard(self) -> bool:
+        """Before unsaved work is lost: ask, and save if asked to. True = go on closing."""
+        if not self.has_unsaved_work():
+            return True
+        project = self.project
+        assert project is not None
+        choice = self.ask_unsaved(project)
+        if choice == "discard":
+            return True
+        if choice != "save":
+            return False
+        path = project.path
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save h4tracks project", "",
+                                                  "h4tracks project (*.zarr)")
+            if not path:
+                return False
+            path = Path(path).with_suffix(".zarr")
+        try:  # on the UI thread on purpose: the window must not close before the data is safe
+            project.metadata = project.metadata.model_copy(
+                update=self.data_tab.metadata_changes())
+            save_project(project, path, overwrite=True)
+        except (H4TracksError, OSError) as e:
+            self.notify(f"not saved: {e}", error=True)
+            return False
+        return True
+
+    def _ask_unsaved(self, project: Project) -> str:
+        name = project.path.name if project.path is not None else "the new project"
+        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes",
+                          f"Save the changes to {name} before closing?",
+                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+                          | QMessageBox.StandardButton.Cancel, self)
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        answer = box.exec()
+        return {QMessageBox.StandardButton.Save: "save",
+                QMessageBox.StandardButton.Discard: "discard"}.get(
+            QMessageBox.StandardButton(answer), "cancel")
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        # only a close the user asked for (window button, system menu): scripts and tests
+        # that call viewer.close() are not held up by a dialog
+        if (event.type() == QEvent.Type.Close and event.spontaneous()
+                and not self.confirm_discard()):
+            event.ignore()
+            return True
+        return super().eventFilter(obj, event)
 
     # ------------------------------------------------------------------ load
     def _on_load_clicked(self) -> None:
