@@ -293,3 +293,28 @@ def test_set_metadata_is_undoable_and_typing_merges_into_one_step() -> None:
     assert p.metadata.pixel_size == 0.655 and len(h) == 1
     with pytest.raises(H4TracksError, match="cannot be edited"):
         SetMetadata({"provenance": []}, {})
+
+
+def test_replace_graph_is_one_undo_step_keeping_earlier_edits():
+    from h4tracks.core.actions import ReplaceGraph
+
+    labels = np.zeros((2, 8, 8), np.uint16)
+    labels[0, 1:3, 1:3] = 1
+    labels[1, 1:3, 2:4] = 1
+    labels[1, 5:7, 5:7] = 2
+    project = Project(labels.astype(np.float32), labels)
+    history = History()
+    history.do(AddEdge((0, 1), (1, 1)), project)
+    old = project.graph
+    new = old.copy()
+    new.remove_edge((0, 1), (1, 1))
+    new.add_edge((0, 1), (1, 2))
+    history.do(ReplaceGraph(new, old, "tracking (lap)"), project)
+    assert project.graph is new and project.curated_frames == {0, 1}  # from the AddEdge only
+    history.undo(project)
+    assert project.graph is old and old.successors((0, 1)) == [(1, 1)]
+    history.undo(project)  # the edit before the run still undoes
+    assert old.successors((0, 1)) == []
+    history.redo(project)
+    history.redo(project)
+    assert project.graph is new

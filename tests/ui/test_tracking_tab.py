@@ -125,7 +125,12 @@ def test_run_tracking_from_tab(untracked, movie, qtbot, method):
     assert widget.viewer.layers.selection.active is labels_layer
     _assert_layer_matches(widget, project)
     assert project.metadata.provenance[-1]["params"]["method"] == method
-    assert not widget.history.can_undo
+    # the run is one undo step: undo brings back the (empty) tracks from before, redo the run
+    assert len(widget.history) == 1 and widget.undo_btn.isEnabled()
+    assert widget.undo() and project.graph.n_edges == 0
+    _assert_layer_matches(widget, project)
+    assert widget.redo() and project.graph is g
+    _assert_layer_matches(widget, project)
 
 
 def test_cancel_leaves_tracks_unchanged(tracked, qtbot, monkeypatch):
@@ -367,6 +372,7 @@ def test_retrack_with_corrections(tracked, qtbot):
     assert "curate at least 2" in widget.status.text()
     project.set_curated([0, 1, 2])
     curated_links = {tuple(e) for e in project.graph.edge_array().tolist() if e[2] <= 2}
+    before_edges = {tuple(e) for e in project.graph.edge_array().tolist()}
     assert tab.retrack_with_corrections() is not None
     _wait(qtbot, widget)
     assert "re-tracked with corrections from 3 curated frames" in tab.report.text()
@@ -375,3 +381,6 @@ def test_retrack_with_corrections(tracked, qtbot):
     assert project.metadata.provenance[-1]["step"] == "retrack"
     assert "div_balance" in project.metadata.provenance[-1]["params"]["weights"]
     _assert_layer_matches(widget, project)
+    widget.undo()  # the re-track is one undo step
+    assert project.graph.n_edges == len(before_edges)
+    assert {tuple(e) for e in project.graph.edge_array().tolist()} == before_edges

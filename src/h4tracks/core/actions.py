@@ -45,6 +45,7 @@ __all__ = [
     "AddEdge",
     "History",
     "RemoveEdge",
+    "ReplaceGraph",
     "SetLabelPixels",
     "editable_labels",
     "same_lineage",
@@ -199,6 +200,26 @@ class SetMetadata(Action):
         if isinstance(later, SetMetadata) and set(later.new) == set(self.new):
             return SetMetadata(later.new, self.old)
         return None
+
+
+class ReplaceGraph(Action):
+    """Replace the whole track graph (a tracking run); undo puts the previous graph back.
+
+    Both graphs are kept as they are (no copy): after a run nothing edits the old graph, and
+    the edits made after the run are undone before this step is.
+    """
+
+    marks_curated = False  # an automatic result is not a curation
+
+    def __init__(self, new: TrackGraph, old: TrackGraph, description: str = "tracking") -> None:
+        self.new, self.old = new, old
+        self.description = description
+
+    def apply(self, project: Project) -> None:
+        project.graph = self.new
+
+    def inverse(self) -> ReplaceGraph:
+        return ReplaceGraph(self.old, self.new, f"undo {self.description}")
 
 
 class SetLabelPixels(Action):

@@ -399,14 +399,17 @@ class H4TracksWidget(QWidget):
             return None
         return self.project
 
-    def apply_action(self, action: Action, *, merge: bool = False) -> bool:
+    def apply_action(self, action: Action, *, merge: bool = False,
+                     job_result: bool = False) -> bool:
         """Apply an edit to the current project through the shared undo history.
 
         ``merge``: extend the last undo step when the action can merge with it (e.g. a
-        number typed digit by digit). Returns whether it was applied; a failure is shown and
+        number typed digit by digit). ``job_result``: the action records the result of the
+        background job that is finishing (its ``done`` callback), the one edit allowed while
+        the widget is still busy. Returns whether it was applied; a failure is shown and
         changes nothing.
         """
-        project = self._editable_project()
+        project = self.project if job_result else self._editable_project()
         if project is None:
             return False
         try:

@@ -41,7 +41,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from h4tracks.core.actions import Action, ActionGroup
+from h4tracks.core.actions import Action, ActionGroup, ReplaceGraph
 from h4tracks.core.segmentation.curation import label_at
 from h4tracks.core.tracking import (
     GlobalParams,
@@ -380,6 +380,8 @@ class TrackingTab(QWidget):
         layer.editable = False  # the worker reads the labels: no painting meanwhile
         self.report.setText("")
 
+        before = project.graph
+
         def work(report: Callable[[int, int], None], cancel: Callable[[], bool]) -> tuple:
             t0 = time.perf_counter()
             graph = track_project(project, method, params, report, cancel, cores=cores)
@@ -390,9 +392,10 @@ class TrackingTab(QWidget):
             self.report.setText(
                 f"{METHODS[method][0].split(' (')[0]}: {graph.track_ids().size} tracks, "
                 f"{graph.n_edges} links, {graph.n_divisions} divisions in {seconds:.1f} s")
+            # one undo step: Undo brings back the tracks (and curation) from before the run
+            self.main.apply_action(ReplaceGraph(graph, before, f"tracking ({method})"),
+                                  job_result=True)
             self.main.notify(f"tracked {len(graph)} cells ({method})")
-            # the graph was replaced wholesale: old undo steps no longer apply
-            self.main.edited_externally()
 
         def failed(exc: BaseException) -> None:
             self.report.setText("tracking cancelled: the tracks are unchanged"
@@ -430,9 +433,12 @@ class TrackingTab(QWidget):
                                                       return_weights=True)
             return graph, weights, time.perf_counter() - t0
 
+        before = project.graph
+
         def done(result: tuple[TrackGraph, dict[str, float], float]) -> None:
             graph, weights, seconds = result
-            project.graph = graph
+            self.main.apply_action(ReplaceGraph(graph, before, "re-tracking with corrections"),
+                                  job_result=True)
             project.add_provenance("retrack", learned_from=curated,
                                    **{**params.model_dump(), "method": "global",
                                       "weights": weights})
@@ -440,7 +446,6 @@ class TrackingTab(QWidget):
                 f"re-tracked with corrections from {len(curated)} curated frames: "
                 f"{graph.track_ids().size} tracks, {graph.n_edges} links, "
                 f"{graph.n_divisions} divisions in {seconds:.1f} s")
-            self.main.edited_externally()
 
         return self.main.run_in_worker(work, text="re-tracking with your corrections…",
                                        done=done)
