@@ -507,9 +507,15 @@ class _Colony:
         return owner, dist.reshape(hh, ww)
 
     def _signal(self, s: _State, owner: np.ndarray, dist: np.ndarray) -> np.ndarray:
-        """Noise-free fluorescence: brighter in the middle of a cell, dim at its border."""
+        """Noise-free fluorescence ∝ the cell's thickness along the optical axis.
+
+        A rod (or sphere) seen from above is thickest on its axis and thin at its rim
+        (``sqrt(1 - d²)``), so touching cells are separated by a dimmer seam, as in a real
+        colony; a flatter profile would render neighbours as one blob that no segmenter, and
+        no annotator, could split.
+        """
         bright = np.concatenate([[0.0], s.bright]).astype(np.float32)[owner]
-        profile = 0.55 + 0.45 * (1.0 - dist * dist)
+        profile = 0.1 + 0.9 * np.sqrt(np.maximum(1.0 - dist * dist, 0.0))
         return np.where(owner > 0, bright * profile, 0.0).astype(np.float32)
 
 

@@ -84,3 +84,49 @@ def test_train_from_project_uses_the_recipe_by_default(cfg, movie):
     assert entry.provenance["validation_ap50"] == round(result.val_score, 4)
     assert "validation AP@0.5" in entry.description
     assert "recipe-model" in ModelRegistry().names()
+
+
+@pytest.mark.slow
+def test_training_on_curated_frames_improves_held_out_ap(tmp_path):
+    """The demo model (trained on round blobs) on a colony of rods, before and after the
+    recipe fine-tunes it on 3 curated frames: held-out frames of the same movie must gain
+    clearly (measured: AP@0.5 0.29 -> 0.5-0.65 for seeds 5 and 7, ~90 s on 1 core)."""
+    from h4tracks.core.colony import make_colony
+    from h4tracks.core.segmentation.engine import SegmentParams, segment_frame
+    from h4tracks.core.segmentation.models import ModelEntry
+    from h4tracks.core.segmentation.training import mask_diameters
+
+    colony = make_colony(n_frames=14, shape=(128, 128), n_start_cells=10, seed=5)
+    images, labels = colony.image[5:], colony.labels[5:]  # 19-30 rods per frame
+    curated, held_out = [0, 4, 8], [2, 6]
+    diameter = float(mask_diameters([labels[t] for t in curated]).mean())
+    sp = SegmentParams(diameter=diameter)
+
+    def held_out_ap(model) -> float:
+        return float(np.mean([ap50(labels[t], segment_frame(model, images[t], sp))
+                              for t in held_out]))
+
+    def base():
+        return load_cellpose_model(demo_entry())[0]
+
+    before = held_out_ap(base())
+    result = train_recipe(
+        [images[t] for t in curated], [labels[t] for t in curated], tmp_path / "rods.pth",
+        base=base, cores=1,
+        params=RecipeParams(epochs=30, patch_size=64, candidates=["finetune-library"]),
+    )
+    trained = load_cellpose_model(ModelEntry(name="rods", kind="custom", path=str(result.path)))
+    after = held_out_ap(trained[0])
+    assert result.val_score > (result.base_score or 0.0)
+    assert after >= before + 0.15, (before, after)
+
+
+def test_default_candidates_follow_the_budget():
+    from h4tracks.core.segmentation.recipe import _default_candidates
+
+    small = RecipeParams()
+    assert _default_candidates(True, small, 150) == ["finetune-library", "finetune-mid"]
+    assert _default_candidates(True, small, 400)[-1] == "scratch"  # enough steps to learn
+    assert "scratch" not in _default_candidates(True, RecipeParams(minutes=5), 10_000)
+    assert _default_candidates(True, RecipeParams(minutes=12), 10_000)[-1] == "scratch"
+    assert _default_candidates(False, small, 10) == ["scratch"]  # no base model to fine-tune

@@ -134,3 +134,25 @@ def test_training_defaults_to_curated_frames(cfg, movie):
     entry, _ = train_from_project(project, None, "from-curated", params=TINY.model_copy(
         update={"epochs": 1}), cores=1)
     assert entry.provenance["frames"] == [1, 3]
+
+
+def test_saved_batchnorm_statistics_describe_the_training_data(movie, tmp_path):
+    """After a short run the saved BatchNorm statistics are re-estimated on the training
+    patches: with cellpose's momentum (0.05) alone, 2 steps would leave a fresh network's
+    input statistics ~90 % at their initial values (mean 0, variance 1) and the model would
+    be evaluated with statistics of data it never saw (regression: fine-tuned models found
+    no cell in eval mode although their training loss had dropped)."""
+    path = tmp_path / "bn.pth"
+    train_cellpose(list(movie.image), list(movie.labels), path, params=TINY, cores=1)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    # the first layer's BatchNorm sees the network input: channel 0 = the 1-99 % scaled
+    # image, channel 1 = empty
+    mean = state["downsample.down.res_down_0.proj.0.running_mean"]
+    var = state["downsample.down.res_down_0.proj.0.running_var"]
+    from cellpose import transforms
+
+    image_mean = float(np.mean([transforms.normalize99(f.astype(np.float32)).mean()
+                                for f in movie.image]))
+    assert float(mean[0]) == pytest.approx(image_mean, rel=0.35)
+    assert float(mean[1]) == pytest.approx(0.0, abs=1e-6)
+    assert float(var[1]) < 1e-3

@@ -46,7 +46,7 @@ FINETUNE_WEIGHT_DECAY = 0.1
 SCRATCH_LR = 0.005
 SCRATCH_WEIGHT_DECAY = 1e-5
 #: batches of training patches used to re-estimate the BatchNorm statistics
-BN_BATCHES = 8
+BN_BATCHES = 4
 
 
 class TrainingCancelled(H4TracksError):
