@@ -218,10 +218,12 @@ class TrackingTab(QWidget):
             self.forms[key] = ParamsForm(model)
             self.params_stack.addWidget(self.forms[key])
         self.method_combo.setToolTip("LAP links cells by centroid distance (gap closing, "
-                                     "divisions); Overlap links cells whose masks overlap")
+                                     "divisions); Overlap links cells whose masks overlap; "
+                                     "Global solves all links and divisions of the movie "
+                                     "at once")
         self.run_btn = QPushButton("Run tracking")
         self.run_btn.setToolTip("Track every cell of the movie in the background; replaces the "
-                                "project's tracks (the undo history is cleared)")
+                                "project's tracks (one undo step)")
         self.retrack_btn = QPushButton("Re-track using my corrections")
         self.retrack_btn.setToolTip(
             "Global method: fit its costs to the links in your curated frames, then re-track "
@@ -358,8 +360,8 @@ class TrackingTab(QWidget):
     def run_tracking(self) -> Any:
         """Track the whole movie with the chosen method in the background.
 
-        Replaces the project's graph; the undo history is cleared (its steps refer to the old
-        links) and the automatic result is kept as the project's snapshot.
+        Replaces the project's graph as one undo step (:class:`ReplaceGraph`) and keeps the
+        automatic result as the project's snapshot.
 
         Returns
         -------
