@@ -120,6 +120,25 @@ def bind_hotkeys(provider: Any, handlers: Mapping[str, Callable[[], Any]]) -> li
     return keys
 
 
+def mode_buttons(
+    modes: Mapping[str, str], on_click: Callable[[str], Any], grid: Any, columns: int
+) -> dict[str, Any]:
+    """Checkable click-mode buttons (action name -> text), laid out ``columns`` per row of
+    the ``QGridLayout`` ``grid``; a click calls ``on_click(action)``. Tooltips end with the
+    action's key. Returns action name -> button."""
+    from qtpy.QtWidgets import QPushButton
+
+    buttons: dict[str, Any] = {}
+    for i, (mode, text) in enumerate(modes.items()):
+        btn = QPushButton(text)
+        btn.setCheckable(True)
+        btn.setToolTip(tooltip(mode))
+        btn.clicked.connect(lambda _checked=False, m=mode: on_click(m))
+        buttons[mode] = btn
+        grid.addWidget(btn, i // columns, i % columns)
+    return buttons
+
+
 def duplicate_keys() -> dict[str, list[str]]:
     """Keys used by more than one action (should be empty)."""
     by_key: dict[str, list[str]] = {}

@@ -43,7 +43,7 @@ from h4tracks.core.segmentation.models import ModelEntry, ModelRegistry
 from h4tracks.core.segmentation.recipe import RecipeParams
 from h4tracks.core.segmentation.training import TrainingCancelled, train_from_project
 from h4tracks.errors import H4TracksError
-from h4tracks.ui.hotkeys import tooltip
+from h4tracks.ui.hotkeys import mode_buttons, tooltip
 from h4tracks.ui.layers import project_layer_data
 from h4tracks.ui.model_dialog import AddModelDialog
 
@@ -168,15 +168,9 @@ class SegmentationTab(QWidget):
         tform.addRow(self.train_btn)
 
         # -- curation -----------------------------------------------------------------------
-        self.mode_buttons: dict[str, QPushButton] = {}
         grid = QGridLayout()
-        for i, (mode, text) in enumerate(CLICK_MODES.items()):
-            btn = QPushButton(text)
-            btn.setCheckable(True)
-            btn.setToolTip(tooltip(mode))
-            btn.clicked.connect(lambda _checked=False, m=mode: self.toggle_mode(m))
-            self.mode_buttons[mode] = btn
-            grid.addWidget(btn, i // 2, i % 2)
+        self.mode_buttons: dict[str, QPushButton] = mode_buttons(
+            CLICK_MODES, self.toggle_mode, grid, columns=2)
         self.next_id_btn = QPushButton("Next free ID")
         self.next_id_btn.setToolTip(tooltip("next_free_id"))
         self.relabel_btn = QPushButton("Relabel frame")

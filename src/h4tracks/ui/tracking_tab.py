@@ -55,7 +55,7 @@ from h4tracks.core.tracking import (
     unlink,
 )
 from h4tracks.errors import H4TracksError, InputError
-from h4tracks.ui.hotkeys import tooltip
+from h4tracks.ui.hotkeys import mode_buttons, tooltip
 from h4tracks.ui.tracks_view import TracksView, parse_track_ids
 
 if TYPE_CHECKING:
@@ -239,15 +239,9 @@ class TrackingTab(QWidget):
         form.addRow(self.report)
 
         # -- curation -----------------------------------------------------------------------
-        self.mode_buttons: dict[str, QPushButton] = {}
         grid = QGridLayout()
-        for i, (mode, text) in enumerate(CLICK_MODES.items()):
-            btn = QPushButton(text)
-            btn.setCheckable(True)
-            btn.setToolTip(tooltip(mode))
-            btn.clicked.connect(lambda _checked=False, m=mode: self.on_mode_key(m))
-            self.mode_buttons[mode] = btn
-            grid.addWidget(btn, 0, i)
+        self.mode_buttons: dict[str, QPushButton] = mode_buttons(
+            CLICK_MODES, self.on_mode_key, grid, columns=len(CLICK_MODES))
         self.mode_buttons["track_single_cell"].setToolTip(tooltip(
             "track_single_cell", "Click a cell to follow it forward by mask overlap (Overlap "
             "parameters); S tracks the cell under the mouse at once"))
