@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from laptrack import LapTrack
 
+from bench_tracking import laptrack_for  # the same laptrack settings as there
 from h4tracks.core.colony import make_colony
 from h4tracks.core.degrade import degrade_labels
 from h4tracks.core.evaluation import TrackingData, evaluate, lineage_edges
@@ -67,15 +67,7 @@ def run_laptrack(labels: np.ndarray, p: LapParams) -> TrackGraph:
     det = detect(labels)
     off = det.frame_offsets()
     coords = det.coords
-    lt = LapTrack(
-        metric="sqeuclidean",
-        cutoff=p.max_distance**2,
-        gap_closing_cutoff=p.effective_gap_distance**2 if p.max_gap else False,
-        gap_closing_max_frame_count=p.max_gap + 1,
-        splitting_cutoff=p.effective_division_distance**2 if p.divisions else False,
-        merging_cutoff=False,
-    )
-    tree = lt.predict([coords[off[t]:off[t + 1]] for t in range(det.n_frames)])
+    tree = laptrack_for(p).predict([coords[off[t]:off[t + 1]] for t in range(det.n_frames)])
     e = np.array([(a[0], a[1], b[0], b[1]) for a, b in tree.edges()], np.int64).reshape(-1, 4)
     edges = np.column_stack([e[:, 0], det.label[off[e[:, 0]] + e[:, 1]],
                              e[:, 2], det.label[off[e[:, 2]] + e[:, 3]]])
