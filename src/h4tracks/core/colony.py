@@ -35,8 +35,10 @@ from scipy.spatial import cKDTree
 from h4tracks.core.synthetic import (
     SyntheticMovie,
     _Camera,
+    _check_camera,
     _check_int,
     _check_range,
+    _check_shape,
     _fix_fragments,
 )
 from h4tracks.errors import InputError
@@ -44,7 +46,6 @@ from h4tracks.errors import InputError
 __all__ = ["ColonyConfig", "make_colony"]
 
 _CELL_SHAPES = ("rod", "round", "mixed")
-_DTYPES = ("uint8", "uint16")
 
 # Mechanics / appearance constants (what "looks like a colony", not what users vary).
 _INFLATE = 1.12  # drawn radius / mechanical radius: cells in contact share a border
@@ -128,12 +129,7 @@ class ColonyConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        try:
-            shape = tuple(int(s) for s in self.shape)
-        except (TypeError, ValueError):
-            raise InputError(f"shape must be two integers (Y, X), got {self.shape!r}.") from None
-        if len(shape) != 2 or min(shape) < 32:
-            raise InputError(f"shape must be two sizes of at least 32 pixels, got {self.shape!r}.")
+        shape = _check_shape(self.shape, 32)
         object.__setattr__(self, "shape", shape)
 
         _check_int("n_frames", self.n_frames, 1)
@@ -152,11 +148,7 @@ class ColonyConfig:
         _check_range("drift", self.drift, low=0.0)
         _check_range("jump_rate", self.jump_rate, low=0.0, high=1.0)
         _check_range("jump_size", self.jump_size, low=0.0)
-        _check_range("snr", self.snr, low=0.0, low_open=True)
-        _check_range("blur_sigma", self.blur_sigma, low=0.0)
-        _check_range("illumination", self.illumination, low=0.0, high=1.0, high_open=True)
-        if self.dtype not in _DTYPES:
-            raise InputError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}.")
+        _check_camera(self)
         if self.cell_shape != "round" and self.cell_length <= self.cell_width:
             raise InputError(
                 f"cell_length ({self.cell_length}) must exceed cell_width ({self.cell_width}): "

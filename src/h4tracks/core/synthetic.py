@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -100,12 +101,7 @@ class SyntheticConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        try:
-            shape = tuple(int(s) for s in self.shape)
-        except (TypeError, ValueError):
-            raise InputError(f"shape must be two integers (Y, X), got {self.shape!r}.") from None
-        if len(shape) != 2 or min(shape) < 16:
-            raise InputError(f"shape must be two sizes of at least 16 pixels, got {self.shape!r}.")
+        shape = _check_shape(self.shape, 16)
         # Frozen dataclass: normalise lists / numpy ints to a plain tuple of ints.
         object.__setattr__(self, "shape", shape)
 
@@ -117,11 +113,7 @@ class SyntheticConfig:
         _check_range("speed", self.speed, low=0.0)
         _check_range("persistence", self.persistence, low=0.0, high=1.0)
         _check_range("division_rate", self.division_rate, low=0.0, high=1.0)
-        _check_range("snr", self.snr, low=0.0, low_open=True)
-        _check_range("blur_sigma", self.blur_sigma, low=0.0)
-        _check_range("illumination", self.illumination, low=0.0, high=1.0, high_open=True)
-        if self.dtype not in _DTYPES:
-            raise InputError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}.")
+        _check_camera(self)
         if self.n_cells > self.max_cells:
             raise InputError(
                 f"n_cells ({self.n_cells}) must not exceed max_cells ({self.max_cells})."
@@ -210,6 +202,26 @@ def make_movie(config: SyntheticConfig | None = None, **overrides: object) -> Sy
 
 # --------------------------------------------------------------------------------------------
 # validation helpers
+
+
+def _check_shape(shape: object, min_side: int) -> tuple[int, int]:
+    """``shape`` as a tuple of two ints of at least ``min_side``, or a clear error."""
+    try:
+        out = tuple(int(s) for s in shape)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise InputError(f"shape must be two integers (Y, X), got {shape!r}.") from None
+    if len(out) != 2 or min(out) < min_side:
+        raise InputError(f"shape must be two sizes of at least {min_side} pixels, got {shape!r}.")
+    return out  # type: ignore[return-value]
+
+
+def _check_camera(cfg: Any) -> None:
+    """The camera settings shared by the synthetic configs (snr, blur, illumination, dtype)."""
+    _check_range("snr", cfg.snr, low=0.0, low_open=True)
+    _check_range("blur_sigma", cfg.blur_sigma, low=0.0)
+    _check_range("illumination", cfg.illumination, low=0.0, high=1.0, high_open=True)
+    if cfg.dtype not in _DTYPES:
+        raise InputError(f"dtype must be one of {_DTYPES}, got {cfg.dtype!r}.")
 
 
 def _check_int(name: str, value: object, low: int) -> None:
