@@ -49,6 +49,7 @@ __all__ = [
     "DIVISION_FEATURES",
     "LINK_FEATURES",
     "GlobalProblem",
+    "division_pairs",
     "estimate_defaults",
     "prepare",
     "track_global",
@@ -598,6 +599,25 @@ def _fixed_nodes(
     return fp, fc
 
 
+def division_pairs(
+    lp: np.ndarray, lc: np.ndarray, par: np.ndarray, chi: np.ndarray
+) -> np.ndarray | None:
+    """Divisions among the links ``(par, chi)`` (node indices): a parent with two of them.
+
+    Returns the (k, 2) indices of the two daughter links in the candidate list ``(lp, lc)``,
+    which must contain every such link; None when there is no division.
+    """
+    up, cnt = np.unique(par, return_counts=True)
+    two = np.isin(par, up[cnt == 2])
+    if not two.any():
+        return None
+    n = int(max(lp.max(initial=0), lc.max(initial=0), par.max(), chi.max())) + 1
+    code = lp * n + lc
+    o = np.argsort(code)
+    li = o[np.searchsorted(code[o], par[two] * n + chi[two])]
+    return li[np.argsort(lp[li], kind="stable")].reshape(-1, 2)
+
+
 def _one_pass(
     prob: GlobalProblem, vel: np.ndarray, fix_par: np.ndarray, fix_chi: np.ndarray,
     forb: set[int], params: GlobalParams, tick: Callable[[], None],
@@ -612,14 +632,7 @@ def _one_pass(
     lcost = prob.link_cost(feats)
     lcode = lp * n + lc
     fixed_l = np.isin(lcode, fix_par * n + fix_chi)
-    # fixed divisions: parents with two fixed children
-    extra = None
-    up, cnt = np.unique(fix_par, return_counts=True)
-    mothers = up[cnt == 2]
-    if mothers.size:
-        li = np.flatnonzero(fixed_l & np.isin(lp, mothers))
-        li = li[np.argsort(lp[li], kind="stable")]
-        extra = li.reshape(-1, 2)
+    extra = division_pairs(lp, lc, fix_par, fix_chi)  # fixed divisions
     d1, d2, dcost = prob.divisions_of(lp, lc, feats, lcost, vel, extra)
     fixed_d = np.zeros(d1.size, bool)
     if extra is not None:

@@ -40,6 +40,7 @@ from h4tracks.core.tracking.global_link import (
     DIVISION_FEATURES,
     LINK_FEATURES,
     GlobalProblem,
+    division_pairs,
     estimate_defaults,
     prepare,
     track_global,
@@ -186,15 +187,8 @@ def _fit_divisions(
     det, n = prob.det, len(prob.det)
     feats = prob.link_features(lp, lc, vel)
     cost = prob.link_cost(feats)
-    # the curated divisions: a parent with two curated children in the next frame
-    one = det.t[pc] == det.t[pp] + 1
-    up, cnt = np.unique(pp[one], return_counts=True)
-    lcode = lp * n + lc
-    o = np.argsort(lcode)
-    mothers = np.isin(pp, up[cnt == 2]) & one
-    li = o[np.searchsorted(lcode[o], pp[mothers] * n + pc[mothers])]
-    li = li[np.argsort(lp[li], kind="stable")]
-    extra = li.reshape(-1, 2) if li.size else None
+    one = det.t[pc] == det.t[pp] + 1  # the curated divisions: two children in the next frame
+    extra = division_pairs(lp, lc, pp[one], pc[one])
     d1, d2, _ = prob.divisions_of(lp, lc, feats, cost, vel, extra)
     if d1.size == 0:
         return {}
