@@ -485,16 +485,11 @@ class H4TracksWidget(QWidget):
             return True
         if choice != "save":
             return False
-        path = project.path
+        path = project.path or self._ask_save_path()
         if path is None:
-            path, _ = QFileDialog.getSaveFileName(self, "Save h4tracks project", "",
-                                                  "h4tracks project (*.zarr)")
-            if not path:
-                return False
-            path = Path(path).with_suffix(".zarr")
+            return False
         try:  # on the UI thread on purpose: the window must not close before the data is safe
-            project.metadata = project.metadata.model_copy(
-                update=self.data_tab.metadata_changes())
+            self._take_metadata_edits(project)
             save_project(project, path, overwrite=True)
         except (H4TracksError, OSError) as e:
             self.notify(f"not saved: {e}", error=True)
@@ -580,10 +575,19 @@ class H4TracksWidget(QWidget):
             labels.data = project.labels
         self.project_changed.emit(project)
 
-    def _on_save_as_clicked(self) -> None:
+    def _ask_save_path(self) -> Path | None:
+        """Ask where to save the project (a ``.zarr`` folder); None if the user cancels."""
         path, _ = QFileDialog.getSaveFileName(self, "Save h4tracks project", "",
                                               "h4tracks project (*.zarr)")
-        if path:
+        return Path(path).with_suffix(".zarr") if path else None
+
+    def _take_metadata_edits(self, project: Project) -> None:
+        """Copy the Data tab's pending calibration edits into ``project`` before a save."""
+        project.metadata = project.metadata.model_copy(update=self.data_tab.metadata_changes())
+
+    def _on_save_as_clicked(self) -> None:
+        path = self._ask_save_path()
+        if path is not None:
             self.save(path)
 
     def save(self, path: str | Path | None = None, *, overwrite: bool = True) -> Any:
@@ -598,7 +602,7 @@ class H4TracksWidget(QWidget):
             return None
         if path is not None and Path(path).suffix != ".zarr":
             path = Path(path).with_suffix(".zarr")
-        project.metadata = project.metadata.model_copy(update=self.data_tab.metadata_changes())
+        self._take_metadata_edits(project)
         labels_layer = self.labels_combo.layer()
         if labels_layer is not None:
             labels_layer.editable = False  # no painting while frames are being written
