@@ -2,24 +2,28 @@
 
 Measured on a dense real culture (DESIGN.md §6), the right way to train from 3 frames depends
 on the data: fine-tuning an unrelated model at the library's learning rate gave AP50 0.87,
-at a "safe" small rate 0.59, from scratch 0.83. So the recipe does not guess; it lets a
-held-out curated frame decide:
+at a "safe" small rate 0.59, from scratch 0.83. So the recipe does not guess; it lets
+held-out curated data decide:
 
-1. **Validation split**: the last curated frame is held out (with one frame only, a quarter
-   of it is held out and the rest trains). The score is AP@0.5 of the model's masks on it.
+1. **Validation split** (:func:`split_validation`): a quarter strip of each curated frame (of
+   up to 4 of them) is held out and the rest of every frame trains. The score is AP@0.5 of
+   the model's masks on the strips, pooled over their cells.
 2. **Trials**: short runs of each candidate start — by default fine-tune the base model at
    the library rate (5e-3) and at 1e-3, plus training from scratch (5e-3) when the budget is
-   large enough for it (≥ 300 epochs or ≥ 10 minutes); fine-tuning at cellpose's small
+   large enough for it (≥ 600 epochs or ≥ 10 minutes); fine-tuning at cellpose's small
    fine-tuning rate (1e-5, weight decay 0.1) can be asked for — share ``trial_fraction`` of
    the budget; the best validation score wins.
-3. **Main run**: the winner continues for the rest of the budget with about 8 validations,
-   the best checkpoint kept and early stopping (``patience``).
+3. **Main run**: the winner continues for the rest of the budget with ``MAIN_VALIDATIONS``
+   validations, the learning rate annealed over its last 10 %, the best checkpoint kept and
+   early stopping (``patience``).
 
-Budget: ``minutes`` (wall time, validations and the final save included) or ``epochs`` (an
-epoch is one batch of 8 patches with few frames); by default the number of patches seen
-scales with the data (``patches_per_frame`` per training frame, at least ``min_patches``:
-100 batches for 1-3 frames) instead of a fixed epoch count. Before every validation and
-before saving, the BatchNorm statistics are re-estimated on training patches (see
+Budget: ``minutes`` (wall time, validations and the final save included; the main run's
+epochs are estimated from the pace of its trial) or ``epochs`` (an epoch is one batch of 8
+patches with few frames); by default the number of patches seen scales with the data
+(``patches_per_frame`` per curated frame, at least ``min_patches``: 300 batches for 1-3
+frames) instead of a fixed epoch count. Steps run in bfloat16 mixed precision where the CPU
+does that faster (measured once; about 2x here). Before every validation and before saving,
+the BatchNorm statistics are re-estimated on training patches (see
 :mod:`~h4tracks.core.segmentation.training`): with cellpose's slow running averages a short
 fine-tune is otherwise evaluated with its base model's statistics. Augmentation: cellpose's
 random rotation, flips, scale jitter and crops, plus intensity jitter. The cell diameter is
@@ -33,7 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -61,9 +65,10 @@ class RecipeParams(BaseModel):
 
     minutes: float | None = Field(None, gt=0, description="total wall-time budget")
     epochs: int | None = Field(None, ge=2, description="total epochs (instead of minutes)")
-    # 3 curated frames -> 800 patches = 100 batches of 8: ~4.5 min on 2 CPU cores at 384²
-    patches_per_frame: int = Field(250, ge=1, description="data-scaled budget per frame")
-    min_patches: int = Field(800, ge=8)
+    # 3 curated frames -> 2400 patches = 300 batches of 8: ~4.5 min on 2 CPU cores at 384²
+    # (bfloat16 steps; see training._use_bfloat16)
+    patches_per_frame: int = Field(800, ge=1, description="data-scaled budget per frame")
+    min_patches: int = Field(2400, ge=8)
     trial_fraction: float = Field(0.3, gt=0, lt=1, description="budget share of the trials")
     patch_size: int | None = Field(None, ge=64, description="None: from the cell diameter")
     batch_size: int = Field(8, ge=1)
@@ -73,6 +78,8 @@ class RecipeParams(BaseModel):
         None, description="subset of 'finetune-small', 'finetune-mid', 'finetune-library', "
         "'scratch'; None = chosen from the budget (see CANDIDATES)"
     )
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="of the training steps (see TrainParams.precision)")
     seed: int = 0
 
 
@@ -88,7 +95,9 @@ CANDIDATES = {
 # scratch learnt nothing, while 1e-3 and 5e-3 did (AP@0.5 0.29 -> 0.63-0.76). So by default
 # the trials are the two larger rates; from scratch joins when the budget can teach it.
 _DEFAULT_FINETUNE = ["finetune-library", "finetune-mid"]
-_SCRATCH_MIN_EPOCHS = 300
+_SCRATCH_MIN_EPOCHS = 600
+#: validations of the main run (the best one is kept; ``patience`` stops early)
+MAIN_VALIDATIONS = 8
 _SCRATCH_MIN_MINUTES = 10.0
 
 
@@ -116,28 +125,74 @@ class RecipeResult:
         }
 
 
-def ap50(reference: np.ndarray, predicted: np.ndarray) -> float:
-    """Average precision at IoU 0.5: TP / (TP + FP + FN) (1.0 when both are empty)."""
+def _match_counts(reference: np.ndarray, predicted: np.ndarray) -> tuple[int, int, int]:
+    """(true positives at IoU 0.5, reference cells, predicted cells) of one frame."""
     from h4tracks.core.evaluation.segmentation import frame_overlap, match_instances
 
     ov = frame_overlap(np.asarray(reference), np.asarray(predicted))
-    tp = match_instances(ov, 0.5)[0].size
-    n_ref, n_pred = ov.ref_labels.size, ov.pred_labels.size
+    return match_instances(ov, 0.5)[0].size, ov.ref_labels.size, ov.pred_labels.size
+
+
+def ap50(reference: np.ndarray, predicted: np.ndarray) -> float:
+    """Average precision at IoU 0.5: TP / (TP + FP + FN) (1.0 when both are empty)."""
+    return pooled_ap50([reference], [predicted])
+
+
+def pooled_ap50(references: Sequence[np.ndarray], predictions: Sequence[np.ndarray]) -> float:
+    """AP@0.5 over several frames or pieces: TP / (TP + FP + FN) of the summed counts, so a
+    piece with few cells weighs little (1.0 when there are no cells at all)."""
+    tp, n_ref, n_pred = np.sum([_match_counts(r, p) for r, p in
+                                zip(references, predictions, strict=True)], axis=0)
     denom = n_ref + n_pred - tp
-    return 1.0 if denom == 0 else tp / denom
+    return 1.0 if denom == 0 else float(tp / denom)
 
 
-def split_validation(images: Sequence[np.ndarray], masks: Sequence[np.ndarray]) -> tuple:
-    """(train_images, train_masks, val_images, val_masks): the last frame is held out; a
-    single frame is split into its right quarter (validation) and the rest (training)."""
-    if len(images) >= 2:
-        return list(images[:-1]), list(masks[:-1]), [images[-1]], [masks[-1]]
-    img, m = np.asarray(images[0]), np.asarray(masks[0])
-    cut = img.shape[1] * 3 // 4
-    if min(img.shape[0], img.shape[1] - cut) < 32:
+#: validation pieces are strips of this share of a frame, from at most MAX_VAL_FRAMES frames
+VAL_SHARE = 0.25
+MAX_VAL_FRAMES = 4
+_MIN_VAL_SIDE = 32
+
+
+def split_validation(
+    images: Sequence[np.ndarray], masks: Sequence[np.ndarray], min_strip: float = 32
+) -> tuple:
+    """(train_images, train_masks, val_images, val_masks) of a few curated frames.
+
+    A strip of a quarter of the frame (right, bottom, left, top in turn) is held out of each
+    of up to ``MAX_VAL_FRAMES`` evenly spread frames; the rest of every frame trains. So
+    every curated frame teaches, and the validation score pools cells of several frames,
+    which makes the choice between trials less noisy than one held-out frame (which, with
+    3 curated frames, also left only 2 to train on). Frames too small for a strip of
+    ``min_strip`` pixels (the recipe asks for 4 cell diameters, at least 32 px: a thinner
+    strip holds mostly cells cut by its edges and scores noisily): the last frame is held
+    out whole (a single such frame is an error).
+    """
+    n = len(images)
+    if any(min(np.shape(im)) * VAL_SHARE < max(_MIN_VAL_SIDE, min_strip) for im in images):
+        if n >= 2:
+            return list(images[:-1]), list(masks[:-1]), [images[-1]], [masks[-1]]
         raise InputError("One curated frame this small cannot be split for validation; "
                          "curate a second frame.")
-    return [img[:, :cut]], [m[:, :cut]], [img[:, cut:]], [m[:, cut:]]
+    picked = set(np.linspace(0, n - 1, min(n, MAX_VAL_FRAMES)).round().astype(int).tolist())
+    tr_img, tr_mask, val_img, val_mask = [], [], [], []
+    for i, (img, m) in enumerate(zip(images, masks, strict=True)):
+        img, m = np.asarray(img), np.asarray(m)
+        if i not in picked:
+            tr_img.append(img)
+            tr_mask.append(m)
+            continue
+        side = len(val_img) % 4  # right, bottom, left, top: pieces from different places
+        axis = 1 if side in (0, 2) else 0
+        cut = round(img.shape[axis] * VAL_SHARE)
+        at = img.shape[axis] - cut if side < 2 else cut
+        (img_a, img_b), (m_a, m_b) = (np.split(x, [at], axis=axis) for x in (img, m))
+        if side >= 2:  # the strip is the first part
+            img_a, img_b, m_a, m_b = img_b, img_a, m_b, m_a
+        tr_img.append(img_a)
+        tr_mask.append(m_a)
+        val_img.append(img_b)
+        val_mask.append(m_b)
+    return tr_img, tr_mask, val_img, val_mask
 
 
 def train_recipe(
@@ -174,11 +229,11 @@ def train_recipe(
     keep = check_training_data(images, masks)
     images = [np.asarray(images[i]) for i in keep]
     masks = [np.asarray(masks[i]) for i in keep]
-    tr_img, tr_mask, val_img, val_mask = split_validation(images, masks)
+    diameter = float(mask_diameters(masks).mean())
+    tr_img, tr_mask, val_img, val_mask = split_validation(images, masks, 4 * diameter)
     save_to = Path(save_to)
     if not save_to.parent.is_dir():
         raise InputError(f"Folder {save_to.parent} does not exist.")
-    diameter = float(mask_diameters(tr_mask).mean())
     patch = params.patch_size or int(min(224, max(64, 16 * round(6 * diameter / 16))))
     per_epoch = max(8, len(tr_img))
     if params.epochs is not None:
@@ -201,8 +256,7 @@ def train_recipe(
 
         sp = SegmentParams(diameter=diameter)
         tv = time.perf_counter()
-        score = float(np.mean([ap50(m, segment_frame(model, img, sp))
-                               for img, m in zip(val_img, val_mask, strict=True)]))
+        score = pooled_ap50(val_mask, [segment_frame(model, img, sp) for img in val_img])
         val_seconds[0] = time.perf_counter() - tv
         return score
 
@@ -221,6 +275,7 @@ def train_recipe(
     base_params: dict[str, Any] = {
         "patch_size": patch, "batch_size": params.batch_size, "images_per_epoch": per_epoch,
         "intensity_jitter": params.intensity_jitter, "seed": params.seed,
+        "precision": params.precision,
         "diam_mean": diameter if base is None else None,
     }
     with torch_threads(cores):
@@ -268,8 +323,14 @@ def train_recipe(
                                                    path=str(trial_files[choice])), gpu=gpu)
         fine, lr, wd = CANDIDATES[choice]
         rest_epochs = max(2, total_epochs - trial_epochs * len(names))
+        if deadline is not None:
+            # a time budget becomes epochs at the winner's measured pace, so that the
+            # learning rate is annealed and the validations are spread over the time left
+            rest_epochs = _epochs_that_fit(
+                models[choice], deadline - time.perf_counter() - 2.0 * val_seconds[0])
         main = TrainParams(epochs=rest_epochs, minutes=remaining_minutes(), learning_rate=lr,
-                           weight_decay=wd, validate_every=max(5, rest_epochs // 8),
+                           weight_decay=wd,
+                           validate_every=max(5, rest_epochs // MAIN_VALIDATIONS),
                            patience=params.patience,
                            **{**base_params, "diam_mean": None})
         report(params.trial_fraction, f"training {choice}")
@@ -295,6 +356,14 @@ def train_recipe(
     result.seconds = time.perf_counter() - t0
     report(1.0, "done")
     return result
+
+
+def _epochs_that_fit(trial: TrainResult, seconds: float) -> int:
+    """Epochs of the main run that fit in ``seconds`` with ``MAIN_VALIDATIONS`` validations,
+    at the pace measured in its trial."""
+    per_epoch = trial.step_seconds / max(1, trial.epochs)
+    per_check = trial.check_seconds / max(1, len(trial.val_scores))
+    return max(2, int((seconds - MAIN_VALIDATIONS * per_check) / max(per_epoch, 1e-6)))
 
 
 def _default_candidates(has_base: bool, params: RecipeParams, total_epochs: int) -> list[str]:

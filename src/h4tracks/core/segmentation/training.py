@@ -30,7 +30,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -83,6 +83,10 @@ class TrainParams(BaseModel):
     patience: int | None = Field(
         None, ge=1, description="stop after this many validation rounds without improvement"
     )
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="arithmetic of the training steps; 'auto': bfloat16 mixed "
+        "precision on a CPU where it is measured faster, else float32"
+    )
     seed: int = 0
 
 
@@ -101,6 +105,9 @@ class TrainResult:
     val_scores: list[tuple[int, float]] = field(default_factory=list)  # (epoch, score)
     best_score: float | None = None  # the saved weights' validation score
     best_epoch: int | None = None
+    precision: str = "float32"  # what the training steps ran in
+    step_seconds: float = 0.0  # of ``seconds``: spent in training steps
+    check_seconds: float = 0.0  # of ``seconds``: spent validating (with BatchNorm re-estimation)
 
 
 @contextlib.contextmanager
@@ -166,6 +173,48 @@ def _recalibrate_batchnorm(net: Any, batches: Sequence[np.ndarray]) -> None:
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
         net.train(was_training)
+
+
+_BF16_FASTER: dict[tuple[int, ...], bool] = {}
+
+
+def _use_bfloat16(net: Any, device: Any, precision: str, shape: tuple[int, ...]) -> bool:
+    """Whether the training steps run in bfloat16 mixed precision (``torch.autocast``).
+
+    ``"auto"`` measures it: a CPU with native bfloat16 (AVX512-BF16, AMX) trains cellpose's
+    network about 2x faster in it (0.49 vs 0.95 s per batch of 8 patches of 96² on 2 cores
+    here), one without emulates it and is slower. The probe (a forward and backward pass of
+    two patches each way, eval mode so no BatchNorm statistic moves, gradients discarded) is
+    timed once per process and input shape. GPUs keep float32.
+    """
+    import torch
+
+    if precision != "auto":
+        return precision == "bfloat16"
+    if getattr(device, "type", str(device)) != "cpu":
+        return False
+    key = (2, *shape[1:])
+    if key not in _BF16_FASTER:
+        x = torch.zeros(key, device=device)
+        was_training = net.training
+        net.eval()
+        times = {}
+        try:
+            for bf16 in (False, True, False, True):  # the first of each is a warm-up
+                t = time.perf_counter()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    out = net(x)[0]
+                out.float().sum().backward()
+                times[bf16] = time.perf_counter() - t
+        except RuntimeError:  # no bfloat16 kernels on this CPU
+            times = {False: 0.0, True: 1.0}
+        finally:
+            net.zero_grad(set_to_none=True)
+            net.train(was_training)
+        _BF16_FASTER[key] = times[True] < 0.8 * times[False]
+        logger.info("bfloat16 training step %.3f s vs float32 %.3f s", times[True],
+                    times[False])
+    return _BF16_FASTER[key]
 
 
 def check_training_data(
@@ -283,6 +332,10 @@ def train_cellpose(
         model = base if finetune else CellposeModel(
             gpu=gpu, pretrained_model=False, diam_mean=params.diam_mean or 30.0)
         net, device = model.net, model.device
+        # cellpose's CPU networks run MKL-DNN tensors, which autocast cannot handle; dense
+        # tensors train as fast (the flag is restored on the saved / validated model)
+        mkldnn = net.mkldnn
+        net.mkldnn = False
         # flows are computed once, not per epoch (cellpose does the same)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse invariant checks")
@@ -317,17 +370,21 @@ def train_cellpose(
         with _numpy_seed(params.seed + 1):
             calib = [augment(np.arange(k, k + params.batch_size) % len(imgs))[0]
                      for k in range(0, BN_BATCHES * params.batch_size, params.batch_size)]
+        bf16 = _use_bfloat16(net, device, params.precision, calib[0].shape)
+        result.precision = "bfloat16" if bf16 else "float32"
 
         def check(epoch_done: int) -> bool:
             """Validate; keep the best weights; True when patience is exhausted."""
             nonlocal best, stale
             if validate is None or (result.val_scores and result.val_scores[-1][0] == epoch_done):
                 return False
+            tc = time.perf_counter()
             # cellpose's CPU inference converts the network to MKL-DNN in place, which would
             # break training and saving: validate a copy, with its BatchNorm statistics
             # re-estimated for the current weights
             candidate = copy.deepcopy(model)
             _recalibrate_batchnorm(candidate.net, calib)
+            candidate.net.mkldnn = mkldnn
             state = {k: v.detach().clone() for k, v in candidate.net.state_dict().items()}
             score = float(validate(candidate))
             result.val_scores.append((epoch_done, score))
@@ -337,6 +394,7 @@ def train_cellpose(
                 stale = 0
             else:
                 stale += 1
+            result.check_seconds += time.perf_counter() - tc
             return params.patience is not None and stale >= params.patience
 
         def finish(epochs_done: int) -> TrainResult:
@@ -346,6 +404,7 @@ def train_cellpose(
                 net.load_state_dict(best)  # the model is left holding the saved weights
             elif steps:
                 _recalibrate_batchnorm(net, calib)
+            net.mkldnn = mkldnn
             net.save_model(str(save_to))
             result.epochs = epochs_done
             result.seconds = time.perf_counter() - t0
@@ -360,6 +419,7 @@ def train_cellpose(
             net.train()
             order = rng.choice(len(imgs), size=per_epoch, replace=per_epoch > len(imgs))
             epoch_loss = 0.0
+            ts = time.perf_counter()
             for k in range(0, per_epoch, params.batch_size):
                 if cancel is not None and cancel():
                     raise TrainingCancelled(
@@ -371,13 +431,15 @@ def train_cellpose(
                     j = params.intensity_jitter
                     gain = 1.0 + rng.uniform(-j, j, (len(x), 1, 1))
                     x[:, 0] = x[:, 0] * gain + rng.uniform(-j / 2, j / 2, (len(x), 1, 1))
-                pred = net(torch.from_numpy(x).to(device))[0]
-                loss = _loss(y, pred, device)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    pred = net(torch.from_numpy(x).to(device))[0]
+                loss = _loss(y, pred.float(), device)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 steps += 1
                 epoch_loss += float(loss.item()) * len(inds)
+            result.step_seconds += time.perf_counter() - ts
             losses.append(epoch_loss / per_epoch)
             if progress is not None:
                 progress(epoch + 1, params.epochs, losses[-1])
