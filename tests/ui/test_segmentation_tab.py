@@ -316,5 +316,14 @@ def test_curated_frames_marked_by_edits_and_button(curated, qtbot):
     np.testing.assert_array_equal(project.labels.frame(2), before)
     assert "kept 1 curated frame" in tab.report.text()
     assert project.curated_frames == {2} and not widget.history.can_undo
+    # "Re-segment uncurated frames" ignores the frame box and the overwrite box
+    tab.overwrite_curated.setChecked(True)
+    tab.frames_edit.setText("0")
+    tab.resegment_btn.click()
+    _wait(qtbot, widget)
+    np.testing.assert_array_equal(project.labels.frame(2), before)
+    assert "segmented 2 of 2 frame(s)" in tab.report.text()  # frames 0 and 1, not 2
+    assert "kept 1 curated frame" in tab.report.text()
+    tab.overwrite_curated.setChecked(False)
     tab.curated_btn.click()  # unmark
     assert project.curated_frames == frozenset()

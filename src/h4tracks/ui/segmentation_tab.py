@@ -156,8 +156,13 @@ class SegmentationTab(QWidget):
         self.minutes.setDecimals(1)
         self.minutes.setSpecialValueText("no limit")
         self.minutes.setToolTip("Stop training after this many minutes (0 = run all epochs)")
-        self.train_btn = QPushButton("Train")
-        self.train_btn.setToolTip("Train a model on the curated frames (in the background)")
+        self.train_btn = QPushButton("Train from curated frames")
+        self.train_btn.setToolTip("Train a model on the curated frames (in the background); "
+                                  "it is then chosen as the model to segment with")
+        self.resegment_btn = QPushButton("Re-segment uncurated frames")
+        self.resegment_btn.setToolTip("Segment every frame that is not curated with the chosen "
+                                      "model (after training: the new one); curated frames "
+                                      "stay as they are")
         train_box = QGroupBox("Train a model")
         tform = QFormLayout(train_box)
         tform.addRow("Frames", self.train_frames)
@@ -166,6 +171,7 @@ class SegmentationTab(QWidget):
         tform.addRow("Epochs", self.epochs)
         tform.addRow("Time limit (min)", self.minutes)
         tform.addRow(self.train_btn)
+        tform.addRow(self.resegment_btn)
 
         # -- curation -----------------------------------------------------------------------
         grid = QGridLayout()
@@ -200,6 +206,7 @@ class SegmentationTab(QWidget):
         self.run_btn.clicked.connect(lambda: self.run_segmentation())
         self.preview_btn.clicked.connect(lambda: self.run_preview())
         self.train_btn.clicked.connect(lambda: self.train())
+        self.resegment_btn.clicked.connect(lambda: self.run_segmentation(uncurated_only=True))
         self.next_id_btn.clicked.connect(lambda: self.next_free_id())
         self.relabel_btn.clicked.connect(lambda: self.relabel_frame())
         self.curated_btn.clicked.connect(lambda checked: self.mark_curated(checked))
@@ -320,18 +327,20 @@ class SegmentationTab(QWidget):
         return None
 
     # ------------------------------------------------------------------ segmentation
-    def run_segmentation(self) -> Any:
-        """Segment the chosen frames into the project's labels in the background.
+    def run_segmentation(self, *, uncurated_only: bool = False) -> Any:
+        """Segment the chosen frames into the project's labels in the background;
+        ``uncurated_only``: every frame but the curated ones (whatever the frame box and the
+        overwrite box say).
 
         Returns the worker (None if the input was refused).
         """
-        prepared = self._prepare(self.frames_edit.text())
+        prepared = self._prepare("" if uncurated_only else self.frames_edit.text())
         if prepared is None:
             return None
         project, entry, params, spec = prepared
         self.set_mode(None)
         cores, gpu = self.main.cores, self.gpu.isChecked()
-        overwrite = self.overwrite_curated.isChecked()
+        overwrite = self.overwrite_curated.isChecked() and not uncurated_only
         layer = self.main.project_labels_layer()
         if layer is not None:
             layer.editable = False  # the worker writes these frames: no painting meanwhile

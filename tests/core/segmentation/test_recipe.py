@@ -94,6 +94,7 @@ def test_recipe_keeps_best_checkpoint_and_reports(movie, tmp_path):
     assert r.train is not None and r.train.val_scores  # validated along the way
     prov = r.as_provenance()
     assert prov["choice"] == "scratch" and "validation_ap50" in prov
+    assert prov["precision"] in ("float32", "bfloat16")
     from h4tracks.core.segmentation.models import ModelEntry
 
     load_cellpose_model(ModelEntry(name="r", kind="custom", path=str(r.path)))

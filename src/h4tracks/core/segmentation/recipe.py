@@ -122,6 +122,7 @@ class RecipeResult:
             "trials": {k: round(v, 4) for k, v in self.trials.items()},
             "base_ap50": None if self.base_score is None else round(self.base_score, 4),
             "epochs": self.epochs, "seconds": round(self.seconds, 1),
+            "precision": None if self.train is None else self.train.precision,
         }
 
 
