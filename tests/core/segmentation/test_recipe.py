@@ -171,3 +171,17 @@ def test_default_candidates_follow_the_budget():
     assert "scratch" not in _default_candidates(True, RecipeParams(minutes=5), 10_000)
     assert _default_candidates(True, RecipeParams(minutes=12), 10_000)[-1] == "scratch"
     assert _default_candidates(False, small, 10) == ["scratch"]  # no base model to fine-tune
+
+
+def test_time_budget_becomes_main_run_epochs_at_the_trial_pace():
+    from pathlib import Path
+
+    from h4tracks.core.segmentation.recipe import MAIN_VALIDATIONS, _epochs_that_fit
+    from h4tracks.core.segmentation.training import TrainResult
+
+    # the trial: 20 epochs of 0.5 s each, two validations of 3 s each
+    trial = TrainResult(Path("t.pth"), 10.0, 20, step_seconds=10.0, check_seconds=6.0,
+                        val_scores=[(10, 0.4), (20, 0.5)])
+    left = 100.0
+    assert _epochs_that_fit(trial, left) == int((left - MAIN_VALIDATIONS * 3.0) / 0.5)
+    assert _epochs_that_fit(trial, 1.0) == 2  # no time left: the minimum, stopped by time
