@@ -65,7 +65,7 @@ class RecipeParams(BaseModel):
 
     minutes: float | None = Field(None, gt=0, description="total wall-time budget")
     epochs: int | None = Field(None, ge=2, description="total epochs (instead of minutes)")
-    # 3 curated frames -> 2400 patches = 300 batches of 8: ~4.5 min on 2 CPU cores at 384²
+    # 3 curated frames -> 2400 patches = 300 batches of 8: 3-4.2 min on 2 CPU cores at 384²
     # (bfloat16 steps; see training._use_bfloat16)
     patches_per_frame: int = Field(800, ge=1, description="data-scaled budget per frame")
     min_patches: int = Field(2400, ge=8)
