@@ -54,10 +54,6 @@ TRAIN_FRAMES = 3
 TEST_FRAMES = 6
 
 
-class _Skip(Exception):
-    """An arm left out with --arms."""
-
-
 def datasets(size: int) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
     """name -> (images, labels, description); frames alternate train/test below."""
     from h4tracks.core.synthetic import make_movie
@@ -153,6 +149,21 @@ def run_train_seg(tr_img, tr_lab, finetune: bool, lr: float, budget_s: float, fo
     return model, epochs
 
 
+def run_recipe(tr_img, tr_lab, folder: Path, minutes: float, cores: int):
+    """h4tracks' recipe on the demo model; returns (model, epochs, note)."""
+    from cellpose.models import CellposeModel
+
+    from h4tracks.core.segmentation.recipe import RecipeParams, train_recipe
+
+    r = train_recipe(tr_img, tr_lab, folder / "recipe.pth", base=demo_model,
+                     params=RecipeParams(minutes=minutes), cores=cores)
+    note = (f"chose {r.choice}; trials " + ", ".join(f"{k} {v:.2f}" for k, v in r.trials.items())
+            + f"; val {r.val_score:.2f}")
+    main_epochs = r.train.epochs if r.train is not None else 0
+    return (CellposeModel(gpu=False, pretrained_model=str(r.path)), f"trials + {main_epochs}",
+            note)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget per arm")
@@ -166,7 +177,6 @@ def main() -> None:
 
     import torch
 
-    from h4tracks.core.segmentation.recipe import RecipeParams, train_recipe
     from h4tracks.core.segmentation.training import mask_diameters
 
     torch.set_num_threads(args.cores)
@@ -195,36 +205,23 @@ def main() -> None:
         record("demo (untrained)", demo_model(), 0.0, "-")
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            try:
-                if "recipe" not in arms:
-                    raise _Skip
-                t0 = time.perf_counter()
-                r = train_recipe(tr_img, tr_lab, folder / "recipe.pth", base=demo_model,
-                                 params=RecipeParams(minutes=args.minutes), cores=args.cores)
-                dt = time.perf_counter() - t0
-                from cellpose.models import CellposeModel
-
-                note = (f"chose {r.choice}; trials "
-                        + ", ".join(f"{k} {v:.2f}" for k, v in r.trials.items())
-                        + f"; val {r.val_score:.2f}")
-                main_epochs = r.train.epochs if r.train is not None else 0
-                record("recipe", CellposeModel(gpu=False, pretrained_model=str(r.path)),
-                       dt, f"trials + {main_epochs}", note)
-            except _Skip:
-                pass
-            except Exception as exc:
-                print(f"  recipe FAILED: {type(exc).__name__}: {exc}")
-                rows.append((ds, "recipe", np.nan, np.nan, 0, n_test, "-", 0.0, "failed"))
-            for key, arm, fine, lr in (("scratch", "scratch lr 5e-3", False, 5e-3),
+            for key, arm, fine, lr in (("recipe", "recipe", True, None),
+                                       ("scratch", "scratch lr 5e-3", False, 5e-3),
                                        ("finetune-5e-3", "finetune lr 5e-3", True, 5e-3),
                                        ("finetune-1e-4", "finetune lr 1e-4", True, 1e-4)):
                 if key not in arms:
                     continue
                 try:
                     t0 = time.perf_counter()
-                    model, epochs = run_train_seg(tr_img, tr_lab, fine, lr, budget, folder,
-                                                  arm.replace(" ", "_"), patch_size(diameter))
-                    record(arm, model, time.perf_counter() - t0, epochs)
+                    if key == "recipe":
+                        model, epochs, note = run_recipe(tr_img, tr_lab, folder, args.minutes,
+                                                         args.cores)
+                    else:
+                        model, epochs = run_train_seg(tr_img, tr_lab, fine, lr, budget, folder,
+                                                      arm.replace(" ", "_"),
+                                                      patch_size(diameter))
+                        note = ""
+                    record(arm, model, time.perf_counter() - t0, epochs, note)
                 except Exception as exc:
                     print(f"  {arm} FAILED: {type(exc).__name__}: {exc}")
                     rows.append((ds, arm, np.nan, np.nan, 0, n_test, "-", 0.0, "failed"))

@@ -155,7 +155,7 @@ _MIN_VAL_SIDE = 32
 
 
 def split_validation(
-    images: Sequence[np.ndarray], masks: Sequence[np.ndarray], min_strip: float = 32
+    images: Sequence[np.ndarray], masks: Sequence[np.ndarray], min_strip: float = _MIN_VAL_SIDE
 ) -> tuple:
     """(train_images, train_masks, val_images, val_masks) of a few curated frames.
 
