@@ -181,11 +181,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         gpu=args.gpu, replace=args.replace,
         progress=None if show is None else (lambda d, n, loss: show("train", d, n)),
     )
-    print(f"trained model {entry.name!r}: {result.choice} won the trials "
-          f"({', '.join(f'{k} {v:.2f}' for k, v in result.trials.items())}); validation "
-          f"AP@0.5 {result.val_score:.3f}"
-          + ("" if result.base_score is None else f" (base model {result.base_score:.3f})")
-          + f"; {result.epochs} epochs, {result.seconds:.0f} s; weights: {entry.path}")
+    print(f"trained model {entry.name!r}: {result.summary()}; weights: {entry.path}")
     return 0
 
 

@@ -484,10 +484,7 @@ class SegmentationTab(QWidget):
                 return
             entry, res = result
             self.refresh_models(select=entry.name)
-            base = "" if res.base_score is None else f" (base model {res.base_score:.2f})"
-            self.main.notify(f"trained {entry.name}: {res.choice} chosen, validation AP@0.5 "
-                             f"{res.val_score:.2f}{base}, {res.epochs} epoch(s) in "
-                             f"{res.seconds:.0f} s")
+            self.main.notify(f"trained {entry.name}: {res.summary()}")
 
         return self.main.run_in_worker(work, text=f"training {name}…", done=done,
                                        cancellable=True)

@@ -8,6 +8,7 @@ import pytest
 from h4tracks.core.project import Project
 from h4tracks.core.segmentation.models import ModelRegistry, demo_entry, load_cellpose_model
 from h4tracks.core.segmentation.recipe import (
+    BASE_CHOICE,
     RecipeParams,
     ap50,
     pooled_ap50,
@@ -98,6 +99,26 @@ def test_recipe_keeps_best_checkpoint_and_reports(movie, tmp_path):
     from h4tracks.core.segmentation.models import ModelEntry
 
     load_cellpose_model(ModelEntry(name="r", kind="custom", path=str(r.path)))
+
+
+def test_recipe_keeps_the_base_model_when_training_does_not_beat_it(movie, tmp_path):
+    """4 epochs from scratch cannot match the demo model on the blobs it was trained on:
+    the saved model is then the base model's weights, not the worse network."""
+    import torch
+
+    def base():
+        return load_cellpose_model(demo_entry())[0]
+
+    r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth", params=TINY,
+                     base=base, cores=1)
+    assert r.trials["scratch"] < r.base_score  # the trial did train, and lost
+    assert r.choice == BASE_CHOICE and r.val_score == r.base_score
+    assert "no trial beat the base model" in r.summary()
+    saved = torch.load(r.path, map_location="cpu", weights_only=True)
+    ref = base().net.state_dict()
+    assert saved.keys() == ref.keys()
+    assert all(torch.equal(saved[k], ref[k]) for k in ref)
+    assert not list(tmp_path.glob(".m.trial-*"))
 
 
 def test_recipe_cancel_and_bad_candidates(movie, tmp_path):

@@ -15,7 +15,9 @@ held-out curated data decide:
    the budget; the best validation score wins.
 3. **Main run**: the winner continues for the rest of the budget with ``MAIN_VALIDATIONS``
    validations, the learning rate annealed over its last 10 %, the best checkpoint kept and
-   early stopping (``patience``).
+   early stopping (``patience``). If the result validates no better than the base model
+   did before training, the base model's weights are saved instead (choice
+   ``BASE_CHOICE``): training never hands the user a model worse on their own data.
 
 Budget: ``minutes`` (wall time, validations and the final save included; the main run's
 epochs are estimated from the pace of its trial) or ``epochs`` (an epoch is one batch of 8
@@ -96,6 +98,8 @@ CANDIDATES = {
 # the trials are the two larger rates; from scratch joins when the budget can teach it.
 _DEFAULT_FINETUNE = ["finetune-library", "finetune-mid"]
 _SCRATCH_MIN_EPOCHS = 600
+#: ``RecipeResult.choice`` when no training beat the base model, whose weights are saved
+BASE_CHOICE = "base model"
 #: validations of the main run (the best one is kept; ``patience`` stops early)
 MAIN_VALIDATIONS = 8
 _SCRATCH_MIN_MINUTES = 10.0
@@ -114,6 +118,15 @@ class RecipeResult:
     seconds: float = 0.0
     diameter: float = 0.0
     train: TrainResult | None = None
+
+    def summary(self) -> str:
+        """One line for the user: what was chosen, the scores, epochs and time."""
+        trials = ", ".join(f"{k} {v:.2f}" for k, v in self.trials.items())
+        base = "" if self.base_score is None else f" (base model {self.base_score:.3f})"
+        head = (f"no trial beat the base model ({trials}), its weights were kept"
+                if self.choice == BASE_CHOICE else f"{self.choice} won the trials ({trials})")
+        return (f"{head}; validation AP@0.5 {self.val_score:.3f}{base}; {self.epochs} epochs, "
+                f"{self.seconds:.0f} s")
 
     def as_provenance(self) -> dict[str, Any]:
         return {
@@ -351,6 +364,13 @@ def train_recipe(
             trial_files[choice].replace(save_to)
             r.best_score = trial_score
         _cleanup(trial_files.values())
+        if result.base_score is not None and (r.best_score or 0.0) <= result.base_score:
+            # training did not beat the base model on the user's held-out data (a base
+            # that already segments it well, or too small a budget): the saved model is
+            # the base model's weights, so re-segmenting with it can only keep the quality
+            base().net.save_model(str(save_to))
+            result.choice = BASE_CHOICE
+            r.best_score = result.base_score
     result.train = r
     result.val_score = float(r.best_score or 0.0)
     result.epochs = sum(m.epochs for m in models.values()) + r.epochs  # epochs actually run
