@@ -12,6 +12,7 @@ import pytest
 import tifffile
 
 from h4tracks.cli import main
+from h4tracks.core.segmentation.models import ModelRegistry
 from h4tracks.core.store import open_project
 from h4tracks.core.synthetic import SyntheticConfig, make_movie
 
@@ -274,3 +275,14 @@ def test_train_with_the_recipe(files, capsys, monkeypatch, tmp_path):
     out = capsys.readouterr().out
     assert "trained model 'm'" in out and "validation AP@0.5" in out and "base model" in out
     assert main(["models"]) == 0 and "m " in capsys.readouterr().out
+    # without --from: fine-tune the default model, as the Segmentation tab does
+    assert main(["train", str(tmp_path / "b.zarr"), "--name", "d", "--epochs", "4",
+                 "--cores", "1"]) == 0
+    registry = ModelRegistry()
+    assert registry.get("d").provenance["base"] == registry.default_entry().name
+    assert main(["train", str(tmp_path / "b.zarr"), "--name", "s", "--epochs", "4",
+                 "--scratch", "--cores", "1"]) == 0
+    assert registry.get("s").provenance["base"] is None
+    assert registry.get("s").provenance["choice"] == "scratch"
+    with pytest.raises(SystemExit):  # one start or the other
+        main(["train", str(tmp_path / "b.zarr"), "--name", "x", "--scratch", "--from", "d"])

@@ -167,6 +167,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from h4tracks.core.segmentation.models import ModelRegistry
     from h4tracks.core.segmentation.recipe import RecipeParams
     from h4tracks.core.segmentation.training import train_from_project
     from h4tracks.core.store import open_project
@@ -175,9 +176,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.minutes is not None:
         raise H4TracksError("give --epochs or --minutes, not both")
     params = RecipeParams(epochs=args.epochs, minutes=args.minutes)
+    # like the Segmentation tab: fine-tune the default model unless told otherwise (from
+    # scratch only, a few curated frames teach a network much less in the same time)
+    base = None if args.scratch else (args.base or ModelRegistry().default_entry().name)
     show = _progress_printer(args)
     entry, result = train_from_project(
-        project, args.frames, args.name, base=args.base, params=params, cores=args.cores,
+        project, args.frames, args.name, base=base, params=params, cores=args.cores,
         gpu=args.gpu, replace=args.replace,
         progress=None if show is None else (lambda d, n, loss: show("train", d, n)),
     )
@@ -544,7 +548,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--frames", help="frames to train on: 0,7,14 or A:B "
                     "(default: the project's curated frames)")
     tr.add_argument("--name", required=True, help="name of the new model")
-    tr.add_argument("--from", dest="base", help="model to fine-tune (default: from scratch)")
+    start = tr.add_mutually_exclusive_group()
+    start.add_argument("--from", dest="base",
+                       help="model to fine-tune (default: the default model, as `segment` and "
+                       "the Segmentation tab use); the recipe also tries training from "
+                       "scratch when the budget is 10+ minutes or 600+ epochs")
+    start.add_argument("--scratch", action="store_true",
+                       help="train a new network from scratch only (no base model)")
     tr.add_argument("--epochs", type=int,
                     help="total epochs (default: scaled to the number of curated frames)")
     tr.add_argument("--minutes", type=_positive_float, help="stop after this time")
