@@ -194,6 +194,18 @@ def test_default_candidates_follow_the_budget():
     assert _default_candidates(False, small, 10) == ["scratch"]  # no base model to fine-tune
 
 
+def test_default_budget_scales_with_frames_and_patch_area():
+    from h4tracks.core.segmentation.recipe import _default_epochs
+
+    p = RecipeParams()
+    assert _default_epochs(p, 3, 96, 8) == 300  # 2400 patches (the minimum) in batches of 8
+    assert _default_epochs(p, 3, 112, 8) == 300
+    assert _default_epochs(p, 6, 112, 8) == 600  # 800 patches per curated frame
+    assert _default_epochs(p, 3, 224, 8) == 75  # 4x the pixels per patch: a quarter of them
+    assert _default_epochs(p, 3, 160, 16) == 73  # 2400 * (112 / 160)² = 1176 patches / 16
+    assert _default_epochs(RecipeParams(min_patches=8), 1, 224, 8) == 25
+
+
 def test_time_budget_becomes_main_run_epochs_at_the_trial_pace():
     from pathlib import Path
 

@@ -72,6 +72,30 @@ def test_from_scratch_uses_library_rate_and_time_budget(movie, tmp_path):
     assert abs(float(state["diam_labels"]) - r.diameter) < 1e-3
 
 
+def test_best_checkpoint_ties_and_patience(movie, tmp_path):
+    """The validation callback is the caller's (here a scripted score per round; the network
+    really trains): a tie keeps the later weights without counting as a stall, and
+    ``patience`` rounds below the best stop the run with the best weights saved."""
+    scores = iter([0.5, 0.5, 0.6, 0.4, 0.6, 0.3, 0.2, 0.9, 0.9])
+    seen = {}
+
+    def validate(model) -> float:
+        seen[len(seen) + 1] = {k: v.clone() for k, v in model.net.state_dict().items()}
+        return next(scores)
+
+    params = TINY.model_copy(update={"epochs": 9, "validate_every": 1, "patience": 2,
+                                     "diam_mean": 12.0})
+    r = train_cellpose(list(movie.image[:2]), list(movie.labels[:2]), tmp_path / "p.pth",
+                       params=params, cores=1, validate=validate)
+    # rounds: 0.5 best, 0.5 tie (later kept), 0.6 best, 0.4 stall 1, 0.6 tie (kept, still
+    # 1 stall), 0.3 stall 2 -> stop after epoch 6; a tie-resets rule would run on to 0.9
+    assert r.epochs == 6 and [e for e, _ in r.val_scores] == [1, 2, 3, 4, 5, 6]
+    assert r.best_epoch == 5 and r.best_score == 0.6
+    saved = torch.load(r.path, weights_only=True)
+    assert not all(torch.equal(seen[5][k], seen[3][k]) for k in seen[3])  # it trained
+    assert all(torch.equal(saved[k], seen[5][k]) for k in seen[5])
+
+
 def test_cancel_keeps_model_so_far(movie, tmp_path, demo_model):
     from h4tracks.core.segmentation.models import demo_entry
 
