@@ -556,7 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--scratch", action="store_true",
                        help="train a new network from scratch only (no base model)")
     tr.add_argument("--epochs", type=int,
-                    help="total epochs (default: scaled to the number of curated frames)")
+                    help="total epochs (default: scaled to the number of curated frames "
+                    "and the patch size)")
     tr.add_argument("--minutes", type=_positive_float, help="stop after this time")
     tr.add_argument("--cores", type=_cores, default=_cores("80%"))
     tr.add_argument("--gpu", action="store_true")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,6 +121,16 @@ def test_cancelled_project_training_is_not_registered(cfg, movie):
     with pytest.raises(TrainingCancelled):
         train_from_project(project, "0:2", "never", params=TINY, cancel=lambda: True)
     assert "never" not in ModelRegistry().names()
+    # replacing a model: a cancelled run leaves its weights file as it was
+    entry, _ = train_from_project(project, "0:2", "kept", params=TINY, cores=1)
+    before = Path(entry.path).read_bytes()
+    for params in (TINY, None):  # a plain run and the recipe
+        with pytest.raises(TrainingCancelled):
+            train_from_project(project, "0:2", "kept", params=params, replace=True,
+                               cancel=lambda: True, cores=1)
+        assert Path(entry.path).read_bytes() == before
+        assert sorted(p.name for p in Path(entry.path).parent.iterdir()) == ["kept.pth"]
+    assert ModelRegistry().get("kept").path == entry.path
 
 
 def test_bad_training_input(cfg, movie, tmp_path):

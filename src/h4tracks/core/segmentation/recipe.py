@@ -17,7 +17,9 @@ held-out curated data decide:
    validations, the learning rate annealed over its last 10 %, the best checkpoint kept and
    early stopping (``patience``). If the result validates no better than the base model
    did before training, the base model's weights are saved instead (choice
-   ``BASE_CHOICE``): training never hands the user a model worse on their own data.
+   ``BASE_CHOICE``): a finished run never hands the user a model that validates worse on
+   their own data than the one they started from. (A cancelled run keeps its best
+   checkpoint so far, which the caller may discard.)
 
 Budget: ``minutes`` (wall time, validations and the final save included; the main run's
 epochs are estimated from the pace of its trial) or ``epochs`` (an epoch is one batch of 8
@@ -77,7 +79,8 @@ class RecipeParams(BaseModel):
     patch_size: int | None = Field(None, ge=64, description="None: from the cell diameter")
     batch_size: int = Field(8, ge=1)
     intensity_jitter: float = Field(0.2, ge=0, le=1)
-    patience: int = Field(4, ge=1, description="validation rounds without improvement")
+    patience: int = Field(4, ge=1, description="validation rounds below the best (ties "
+                          "do not count) before the main run stops")
     candidates: list[str] | None = Field(
         None, description="subset of 'finetune-small', 'finetune-mid', 'finetune-library', "
         "'scratch'; None = chosen from the budget (see CANDIDATES)"
@@ -294,8 +297,13 @@ def train_recipe(
         "diam_mean": diameter if base is None else None,
     }
     with torch_threads(cores):
+        base_state = None
         if base is not None:
-            result.base_score = validate(base())
+            first = base()
+            # the base weights as they are now (save_to may be the base's own file), taken
+            # before validation (cellpose's CPU inference converts the network in place)
+            base_state = {k: v.detach().cpu().clone() for k, v in first.net.state_dict().items()}
+            result.base_score = validate(first)
         # 1. trials: equal shares of trial_fraction of the budget
         trial_epochs = max(2, int(total_epochs * params.trial_fraction / len(names)))
         models: dict[str, Any] = {}
@@ -365,11 +373,15 @@ def train_recipe(
             trial_files[choice].replace(save_to)
             r.best_score = trial_score
         _cleanup(trial_files.values())
-        if result.base_score is not None and (r.best_score or 0.0) <= result.base_score:
+        if base_state is not None and (r.best_score or 0.0) <= (result.base_score or 0.0):
             # training did not beat the base model on the user's held-out data (a base
             # that already segments it well, or too small a budget): the saved model is
-            # the base model's weights, so re-segmenting with it can only keep the quality
-            base().net.save_model(str(save_to))
+            # the base model's weights, so re-segmenting with it can only keep the quality;
+            # its diameter is the curated cells', as for a trained model
+            import torch
+
+            base_state["diam_labels"] = torch.tensor([diameter], dtype=torch.float32)
+            torch.save(base_state, save_to)
             result.choice = BASE_CHOICE
             r.best_score = result.base_score
     result.train = r

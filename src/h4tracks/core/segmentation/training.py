@@ -541,8 +541,9 @@ def train_from_project(
             cores=cores, gpu=gpu, replace=replace, progress=progress, cancel=cancel)
     with torch_threads(cores):
         model = None if base_entry is None else load_cellpose_model(base_entry, gpu=gpu)[0]
-        result = train_cellpose(images, masks, path, base=model, params=params, cores=cores,
-                                gpu=gpu, progress=progress, cancel=cancel)
+        result = _into_place(path, lambda tmp: train_cellpose(
+            images, masks, tmp, base=model, params=params, cores=cores, gpu=gpu,
+            progress=progress, cancel=cancel))
     result.base = None if base_entry is None else base_entry.name
     entry = registry.add_custom(
         name, path, kind="trained", replace=replace, diameter=round(result.diameter, 2),
@@ -559,6 +560,25 @@ def train_from_project(
     return entry, result
 
 
+def _into_place(path: Path, train: Callable[[Path], Any]) -> Any:
+    """``train(tmp)`` writing its weights to a hidden file next to ``path``, moved to ``path``
+    only when training succeeded.
+
+    ``path`` may hold the weights of the model being replaced, or of the base model itself
+    when a model is refined under its own name: a cancelled or failed run must leave them
+    as they were (and the base must not be re-read from a half-trained file).
+    """
+    tmp = path.with_name(f".{path.stem}.training.pth")
+    try:
+        result = train(tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(path)
+    result.path = path
+    return result
+
+
 def _train_recipe_from_project(
     project: Any, chosen: list[int], name: str, images: list[np.ndarray],
     masks: list[np.ndarray], path: Path, base_entry: Any, registry: Any, params: Any, *,
@@ -571,11 +591,11 @@ def _train_recipe_from_project(
     params = params or RecipeParams()
     factory = None if base_entry is None else (
         lambda: load_cellpose_model(base_entry, gpu=gpu)[0])
-    result = train_recipe(
-        images, masks, path, base=factory, params=params, cores=cores, gpu=gpu, cancel=cancel,
+    result = _into_place(path, lambda tmp: train_recipe(
+        images, masks, tmp, base=factory, params=params, cores=cores, gpu=gpu, cancel=cancel,
         progress=None if progress is None else (
             lambda frac, _msg: progress(round(100 * frac), 100, float("nan"))),
-    )
+    ))
     entry = registry.add_custom(
         name, path, kind="trained", replace=replace, diameter=round(result.diameter, 2),
         description=f"Trained in h4tracks on {len(chosen)} curated frame(s) of "
