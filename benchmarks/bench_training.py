@@ -170,8 +170,7 @@ def run_recipe(tr_img, tr_lab, folder: Path, minutes: float, cores: int):
 
     r = train_recipe(tr_img, tr_lab, folder / "recipe.pth", base=demo_model,
                      params=RecipeParams(minutes=minutes), cores=cores)
-    note = (f"chose {r.choice}; trials " + ", ".join(f"{k} {v:.2f}" for k, v in r.trials.items())
-            + f"; val {r.val_score:.2f} (base {r.base_score:.2f})")
+    note = r.summary()
     main_epochs = r.train.epochs if r.train is not None else 0
     return (CellposeModel(gpu=False, pretrained_model=str(r.path)), f"trials + {main_epochs}",
             note)

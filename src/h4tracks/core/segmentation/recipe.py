@@ -50,7 +50,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from h4tracks.core.segmentation.training import (
     FINETUNE_LR,
     FINETUNE_WEIGHT_DECAY,
-    REF_PATCH,
     SCRATCH_LR,
     SCRATCH_WEIGHT_DECAY,
     TrainingCancelled,
@@ -58,6 +57,7 @@ from h4tracks.core.segmentation.training import (
     TrainResult,
     check_training_data,
     mask_diameters,
+    ref_patch_share,
     torch_threads,
     train_cellpose,
 )
@@ -394,12 +394,12 @@ def train_recipe(
 
 def _default_epochs(params: RecipeParams, n_frames: int, patch: int, per_epoch: int) -> int:
     """Epochs of the data-scaled default budget: ``patches_per_frame`` per curated frame (at
-    least ``min_patches``), counted in patches of at most ``REF_PATCH``² pixels."""
+    least ``min_patches``), counted in patches of at most ``training.REF_PATCH``² pixels."""
     patches = max(params.min_patches, params.patches_per_frame * n_frames)
     # a bigger patch (large cells) holds more of the data per step and costs as much more,
     # so fewer of them see as much: 3 frames of 56 px cells (224 px patches) 75 batches, not
     # 300 (~4.5 instead of ~15 minutes on 2 CPU cores)
-    patches = int(patches * min(1.0, (REF_PATCH / patch) ** 2))
+    patches = int(patches * ref_patch_share(patch))
     return max(4, patches // per_epoch)
 
 

@@ -57,6 +57,13 @@ BN_BATCHES = 4
 REF_PATCH = 112
 
 
+def ref_patch_share(patch_size: int) -> float:
+    """How many patches of ``patch_size``² a pixel budget counted in ``REF_PATCH``² patches
+    allows per reference patch: ``(REF_PATCH / patch_size)²``, at most 1 (smaller patches are
+    not given more of them)."""
+    return min(1.0, (REF_PATCH / patch_size) ** 2)
+
+
 class TrainingCancelled(H4TracksError):
     """Training was cancelled; ``result`` holds the model saved so far (or None)."""
 
@@ -376,7 +383,7 @@ def train_cellpose(
 
         # fixed patches on which the BatchNorm statistics are re-estimated (own seed, so the
         # training's augmentation does not depend on how often the model is validated)
-        n_calib = math.ceil(BN_BATCHES * min(1.0, (REF_PATCH / params.patch_size) ** 2))
+        n_calib = math.ceil(BN_BATCHES * ref_patch_share(params.patch_size))
         with _numpy_seed(params.seed + 1):
             calib = [augment(np.arange(k, k + params.batch_size) % len(imgs))[0]
                      for k in range(0, n_calib * params.batch_size, params.batch_size)]
@@ -399,17 +406,18 @@ def train_cellpose(
             state = {k: v.detach().clone() for k, v in candidate.net.state_dict().items()}
             score = float(validate(candidate))
             result.val_scores.append((epoch_done, score))
-            if result.best_score is None or score >= result.best_score:
-                # a tie keeps the later weights, trained on more patches, and is not a
-                # stall: a small validation set (few large cells) saturates early, and
-                # stopping on ties stopped the recipe's main run on the dense culture
-                # benchmark after 36 of 53 epochs, keeping the weights of epoch 12 or
-                # earlier (held-out AP@0.5 0.896; all 53 epochs: 0.997)
-                if result.best_score is None or score > result.best_score:
-                    stale = 0
+            improved = result.best_score is None or score > result.best_score
+            # a tie keeps the later weights, trained on more patches, and is not a stall: a
+            # small validation set (few large cells) saturates early, and stopping on ties
+            # stopped the recipe's main run on the dense culture benchmark after 36 of 53
+            # epochs, keeping the weights of epoch 12 or earlier (held-out AP@0.5 0.896; all
+            # 53 epochs: 0.997)
+            if improved or score == result.best_score:
                 result.best_score, result.best_epoch = score, epoch_done
                 best = state
-            else:
+            if improved:
+                stale = 0
+            elif score < result.best_score:
                 stale += 1
             result.check_seconds += time.perf_counter() - tc
             return params.patience is not None and stale >= params.patience
