@@ -208,10 +208,11 @@ def _tracking_params(args: argparse.Namespace):
 def cmd_track(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from h4tracks.core.session import Session
     from h4tracks.core.store import open_project, save_project
-    from h4tracks.core.tracking import track_project
 
     project = open_project(args.project)
+    session = Session(project)
     try:
         params = _tracking_params(args)
     except ValidationError as e:
@@ -221,20 +222,15 @@ def cmd_track(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if args.learn_from is not None:
         from h4tracks.core.segmentation.engine import parse_frames
-        from h4tracks.core.tracking.learning import retrack_with_corrections
 
         if args.method != "global":
             raise H4TracksError("--learn-from needs --method global")
         frames = parse_frames(args.learn_from, project.n_frames)
-        graph, weights = retrack_with_corrections(project, frames, params,
-                                                  return_weights=True)
-        project.graph = graph
-        project.add_provenance("retrack", learned_from=frames,
-                               **{**params.model_dump(), "method": "global",
-                                  "weights": weights})
+        session.retrack(frames, params)
+        graph = project.graph
     else:
-        graph = track_project(
-            project, args.method, params, cores=args.cores,
+        graph = session.track(
+            args.method, params, cores=args.cores,
             progress=None if show is None else (lambda d, n: show("track", d, n)))
     dt = time.perf_counter() - t0
     save_project(project)
@@ -328,15 +324,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
+    from h4tracks.core.actions import MarkCurated
     from h4tracks.core.segmentation.engine import parse_frames
+    from h4tracks.core.session import Session
     from h4tracks.core.store import open_project, save_project
 
     project = open_project(args.project)
+    session = Session(project)
     if args.mark or args.unmark:
         if args.mark:
-            project.set_curated(parse_frames(args.mark, project.n_frames), True)
+            session.do(MarkCurated(parse_frames(args.mark, project.n_frames), True))
         if args.unmark:
-            project.set_curated(parse_frames(args.unmark, project.n_frames), False)
+            session.do(MarkCurated(parse_frames(args.unmark, project.n_frames), False))
         save_project(project)
     frames = project.summary()["curated frames"]
     print(f"curated frames of {project.path}: {frames or 'none'}")

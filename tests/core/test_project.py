@@ -11,7 +11,6 @@ from h4tracks import __version__
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.measure import measure_frame
 from h4tracks.core.project import (
-    FrozenLabels,
     LabelMovie,
     Metadata,
     Project,
@@ -522,10 +521,9 @@ class TestAutoSnapshotAndProvenance:
         snap = p.take_auto_snapshot(method="cellpose", diameter=30)
         assert p.auto is snap
         assert snap.info == {"method": "cellpose", "diameter": 30}
-        # labels are shared copy-on-write: a read-only view, no pixels copied
-        assert isinstance(snap.labels, FrozenLabels)
-        with pytest.raises(TypeError, match="read-only"):
-            snap.labels[0, 0, 0] = 1
+        # labels are shared copy-on-write: no pixels copied, and each side copies a frame
+        # before writing to it (the session replaces snapshot frames run by run)
+        assert isinstance(snap.labels, LabelMovie) and snap.labels is not p.labels
         np.testing.assert_array_equal(np.asarray(snap.labels), labels_before)
         assert snap.graph == graph_before
         assert snap.graph is not p.graph

@@ -309,7 +309,7 @@ def test_open_is_lazy(tmp_path) -> None:
     assert isinstance(q.labels, LabelMovie)
     assert isinstance(q.labels.base, zarr.Array)
     assert not isinstance(q.labels.base, np.ndarray)
-    assert isinstance(q.auto, AutoSnapshot) and isinstance(q.auto.labels, zarr.Array)
+    assert isinstance(q.auto, AutoSnapshot) and isinstance(q.auto.labels.base, zarr.Array)
     assert q.labels.store_path == path and q.image_store_path == path
     q.labels[0, 0, 0] = 5  # editing keeps the base lazy and unwritten
     assert isinstance(q.labels.base, zarr.Array)

@@ -98,7 +98,7 @@ def test_external_label_movie_reference(widget, movie, qtbot, tmp_path):
     tab.evaluate_tracking()
     qtbot.waitUntil(lambda: not w.busy, timeout=180_000)
     assert tab.report is None and "lineage" in w.status.text()
-    assert tab.track_btn.isEnabled()
+    assert tab.eval_btn.isEnabled()
     # no reference chosen
     tab.ref_path.setText("")
     assert tab.evaluate_segmentation() is None

@@ -254,6 +254,8 @@ def test_closing_napari_with_unsaved_work_asks_first(widget, movie, tmp_path, qt
     assert widget.has_unsaved_work()
     answers.append("discard")
     assert widget.confirm_discard() and not answers
+    assert not widget.has_unsaved_work()  # the same closing does not ask twice
+    qtbot.wait(10)  # back in the event loop: the answer no longer holds
     answers.append("save")
     assert widget.eventFilter(window, _user_close()) is False  # saved, then closes
     assert not widget.has_unsaved_work()

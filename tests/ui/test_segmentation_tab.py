@@ -72,7 +72,9 @@ def test_run_segmentation_from_tab(widget, movie, qtbot):
     if not torch.cuda.is_available():
         assert "CPU" in text  # the GPU fallback message is shown
     assert project.metadata.provenance[-1]["step"] == "segment"
-    assert not widget.history.can_undo
+    # the run is one undo step: undo removes the labels it created, redo brings them back
+    assert widget.history.can_undo and widget.undo() and project.labels is None
+    assert widget.redo() and project.labels is not None
 
 
 def test_preview_leaves_project_untouched(curated, qtbot):
@@ -315,7 +317,7 @@ def test_curated_frames_marked_by_edits_and_button(curated, qtbot):
     _wait(qtbot, widget)
     np.testing.assert_array_equal(project.labels.frame(2), before)
     assert "kept 1 curated frame" in tab.report.text()
-    assert project.curated_frames == {2} and not widget.history.can_undo
+    assert project.curated_frames == {2} and widget.history.can_undo  # the run: one step
     # "Re-segment uncurated frames" ignores the frame box and the overwrite box
     tab.overwrite_curated.setChecked(True)
     tab.frames_edit.setText("0")

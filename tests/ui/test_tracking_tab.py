@@ -136,13 +136,13 @@ def test_run_tracking_from_tab(untracked, movie, qtbot, method):
 def test_cancel_leaves_tracks_unchanged(tracked, qtbot, monkeypatch):
     widget, project = tracked
     before = project.graph.copy()
-    real = tracking_module.track_project
+    real = tracking_module.compute_tracking
 
     def wait_for_cancel(project, method, params, progress, cancel, **kw):
         qtbot.waitUntil(cancel, timeout=60_000)  # deterministic: Cancel comes first
         return real(project, method, params, progress, cancel, **kw)
 
-    monkeypatch.setattr(tracking_module, "track_project", wait_for_cancel)
+    monkeypatch.setattr(tracking_module, "compute_tracking", wait_for_cancel)
     widget.tracking_tab.run_tracking()
     widget.cancel_worker()
     _wait(qtbot, widget)

@@ -276,6 +276,8 @@ class SetLabelPixels(Action):
         ys, xs = np.unravel_index(self.indices, frame.shape)
         # through the LabelMovie so the frame is marked edited and its nodes re-measured
         labels[self.t, ys, xs] = self.new
+        # an id once used is never handed out again, even after this edit is undone
+        project.note_labels_used(int(self.new.max()))
 
     def inverse(self) -> SetLabelPixels:
         return SetLabelPixels(
@@ -386,6 +388,20 @@ class History:
             self._redo.clear()
             self._notify(action)
             return action
+        self._undo.append(action)
+        self._redo.clear()
+        self._notify(action)
+        return action
+
+    def record(self, action: Action, project: Project) -> Action:
+        """Make an edit that has *already been applied* undoable (e.g. a napari paint stroke,
+        which napari performs before reporting it). Its frames become curated in the same
+        undo step, as with :meth:`do`; the redo stack is cleared."""
+        new = sorted(action.frames - project.curated_frames) if action.marks_curated else []
+        if new:
+            mark = MarkCurated(new)
+            mark.apply(project)
+            action = ActionGroup([action, mark], action.description)
         self._undo.append(action)
         self._redo.clear()
         self._notify(action)

@@ -39,6 +39,11 @@ class Metadata(BaseModel):
     curated_frames: list[int] = Field(
         default_factory=list, description="frames whose labels and links the user checked"
     )
+    max_label: int = Field(
+        default=0, ge=0,
+        description="largest label id ever used in the project (new cells get a larger one, "
+        "so undoing a removal can never meet a new cell under the same id)",
+    )
 
     @field_validator("provenance", mode="after")
     @classmethod
@@ -69,7 +74,7 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _ranges_text(frames: list[int]) -> str | None:
+def ranges_text(frames: list[int]) -> str | None:
     """``[0, 1, 2, 5]`` -> ``"0-2, 5"`` (None when empty)."""
     if not frames:
         return None
@@ -231,7 +236,7 @@ class LabelMovie:
         self._touched(frames.tolist())
 
     def set_frame(self, t: int, frame: np.ndarray) -> None:
-        """Replace frame ``t`` by a (Y, X) label image."""
+        """Replace frame ``t`` by a (Y, X) label image (copied)."""
         frame = np.asarray(frame)
         if frame.shape != self.shape[1:]:
             raise InputError(f"frame shape {frame.shape} does not match labels {self.shape[1:]}")
@@ -239,6 +244,31 @@ class LabelMovie:
         self._edits[t] = frame.astype(np.uint32, copy=True)
         self._shared.discard(t)
         self._touched([t])
+
+    def share_frame_from(self, other: LabelMovie, t: int) -> None:
+        """Make frame ``t`` equal to ``other``'s frame ``t`` without copying pixels.
+
+        The array is shared copy-on-write: whichever movie writes to it next copies it first.
+        """
+        t = _as_frame_index(t, self.shape[0])
+        arr = other._edits.get(t)
+        if arr is None:  # a saved frame of the other movie: read it (it is not an edit there)
+            self._edits[t] = np.array(other._base[t], dtype=np.uint32, copy=True)
+            self._shared.discard(t)
+        else:
+            other._shared.add(t)
+            self._edits[t] = arr
+            self._shared.add(t)
+        self._touched([t])
+
+    def copy_shared(self) -> LabelMovie:
+        """An independent editable copy, in O(edited frames) time and no pixels copied."""
+        twin = LabelMovie(self._base, store_path=self.store_path)
+        twin._edits = dict(self._edits)
+        twin.dirty = set(self.dirty)
+        self._shared |= set(self._edits)
+        twin._shared = set(self._edits)
+        return twin
 
     def snapshot(self) -> FrozenLabels:
         """A read-only copy of the movie as it is now, in O(edited frames) time and no pixels.
@@ -296,13 +326,21 @@ def measure_graph_nodes(labels: Any) -> TrackGraph:
 
 
 class AutoSnapshot:
-    """The last automatic result (labels + graph), kept for evaluation against curation."""
+    """The last automatic result (labels + graph), kept for evaluation against curation.
+
+    It is kept per frame: a run over some frames replaces the snapshot of those frames only
+    (see :mod:`h4tracks.core.session`), so a curated frame keeps what the automatic method
+    produced before the user edited it. ``labels`` is a :class:`LabelMovie` (never shown in
+    napari); ``labels.dirty`` tells which of its frames a save must write.
+    """
 
     def __init__(
         self, labels: Any, graph: TrackGraph, info: dict[str, Any] | None = None,
         *, store_path: str | Path | None = None,
     ) -> None:
-        self.labels = labels
+        if labels is not None and not isinstance(labels, LabelMovie):
+            labels = LabelMovie(labels, store_path=store_path)
+        self.labels: LabelMovie | None = labels
         self.graph = graph
         self.info = dict(info or {})
         #: set when ``labels`` is the array of a saved project (lets saving skip rewriting it)
@@ -401,6 +439,8 @@ class Project:
         self._attach_labels(movie)
         if rebuild_graph:
             self._graph = measure_graph_nodes(movie)
+            table = self._graph.node_table()
+            self.note_labels_used(int(table["label"].max()) if table["label"].size else 0)
 
     def ensure_labels(self) -> LabelMovie:
         """The label movie, creating an empty one (all background) if there is none."""
@@ -426,10 +466,38 @@ class Project:
         if not self._stale or self._labels is None:
             self._stale.clear()
             return
+        hi = 0
         for t in sorted(self._stale):
             m = measure_frame(self._labels.frame(t))
             self._graph.sync_frame(t, m.labels, m.centroids, m.areas)
+            hi = max(hi, int(m.labels.max(initial=0)))
         self._stale.clear()
+        self.note_labels_used(hi)
+
+    def note_labels_used(self, label: int) -> None:
+        """Remember that ids up to ``label`` have been used (the high-water mark only grows)."""
+        if label > self.metadata.max_label:
+            self.metadata.max_label = int(label)
+
+    def next_free_label(self) -> int:
+        """An id larger than any ever used in this project (see ``Metadata.max_label``)."""
+        table = self.graph.node_table()  # nodes mirror the labels of every frame
+        now = int(table["label"].max()) if table["label"].size else 0
+        self.note_labels_used(now)
+        return self.metadata.max_label + 1
+
+    def replace_graph(self, graph: TrackGraph, synced: Iterable[int] = ()) -> None:
+        """Make ``graph`` the lineage as it is, without re-measuring frames ``synced`` (the
+        caller guarantees its nodes of those frames match the labels)."""
+        self._stale.difference_update(int(t) for t in synced)
+        self._graph = graph
+        self.sync_graph()
+
+    def drop_labels(self) -> None:
+        """Forget the label movie and the lineage (undo of a first segmentation)."""
+        self._labels = None
+        self._stale.clear()
+        self._graph = TrackGraph()
 
     # ------------------------------------------------------------------ snapshot
     def take_auto_snapshot(self, **info: Any) -> AutoSnapshot:
@@ -438,7 +506,7 @@ class Project:
         Cheap: labels are shared copy-on-write (:meth:`LabelMovie.snapshot`), so a long movie
         is not copied; only the graph is.
         """
-        labels = None if self._labels is None else self._labels.snapshot()
+        labels = None if self._labels is None else self._labels.copy_shared()
         self.auto = AutoSnapshot(labels, self.graph.copy(), info)
         return self.auto
 
@@ -488,7 +556,7 @@ class Project:
             "source": self.metadata.source,
             "channel": self.metadata.channel,
             "auto snapshot": self.auto is not None,
-            "curated frames": _ranges_text(self.metadata.curated_frames),
+            "curated frames": ranges_text(self.metadata.curated_frames),
             "automatic steps": [p.get("step") for p in self.metadata.provenance],
         }
 

@@ -304,6 +304,11 @@ def is_saved(project: Project) -> bool:
     labels = project.labels
     if labels is not None and (labels.dirty or not _same_dir(labels.store_path, project.path)):
         return False
+    auto = project.auto
+    if auto is not None and auto.labels is not None and (
+        auto.labels.dirty or not _same_dir(auto.labels.store_path, project.path)
+    ):
+        return False
     return getattr(project, "_saved_state", None) == _saved_state(project)
 
 
@@ -393,15 +398,15 @@ def save_project(
             (tmp / "auto").mkdir()
             zarr.open_group(tmp / "auto", mode="w", zarr_format=3)
             auto_state = (id(auto), id(auto.graph), auto.graph.revision)
+            if auto.labels is not None:
+                # per-frame snapshot: only the frames a run replaced are written
+                reuse = src / "auto" if src is not None and _same_dir(
+                    auto.labels.store_path, src) else None
+                _save_labels(auto.labels, tmp / "auto" / "labels", reuse, stage("snapshot"))
             if saved is not None and saved["auto"] == auto_state and _same_dir(
                 auto.store_path, src
-            ):
-                for part in ("labels", "tracks"):
-                    if (src / "auto" / part).is_dir():
-                        _link_tree(src / "auto" / part, tmp / "auto" / part)
-            elif auto.labels is not None:
-                _write_movie(auto.labels, tmp / "auto" / "labels", np.dtype(np.uint32),
-                             progress=stage("snapshot"))
+            ) and (src / "auto" / "tracks").is_dir():
+                _link_tree(src / "auto" / "tracks", tmp / "auto" / "tracks")
             if not (tmp / "auto" / "tracks").is_dir():
                 _write_graph(auto.graph, tmp / "auto" / "tracks")
             attrs["auto"] = {"info": auto.info,
@@ -440,8 +445,8 @@ def _reopen(project: Project, dest: Path) -> None:
     if project.labels is not None:
         project.labels.mark_saved(root["labels"], dest)
     if project.auto is not None:
-        if "labels" in root["auto"]:
-            project.auto.labels = root["auto/labels"]
+        if "labels" in root["auto"] and project.auto.labels is not None:
+            project.auto.labels.mark_saved(root["auto/labels"], dest)
         project.auto.store_path = dest
     project.path = dest
     _remember_saved(project)

@@ -306,11 +306,10 @@ class AnalysisTab(QWidget):
             return project_track_metrics(project, with_shape=with_shape, cores=cores)
 
         self.compute_btn.setEnabled(False)
-        worker = self.main.run_in_worker(
-            work, text="measuring tracks…", done=lambda t: self._set_table(t, project)
+        return self.main.run_in_worker(
+            work, text="measuring tracks…", done=lambda t: self._set_table(t, project),
+            finally_=lambda: self.compute_btn.setEnabled(True),
         )
-        worker.finished.connect(lambda: self.compute_btn.setEnabled(True))
-        return worker
 
     def _set_table(self, table: Table | None, project: Project | None) -> None:
         self.table = table

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from h4tracks.core.io.importing import project_from_movie
 from h4tracks.core.project import Project
 from h4tracks.errors import H4TracksError
 
@@ -181,11 +182,9 @@ class DataTab(QWidget):
                 return self.import_image(path, choice) if ok else None
             self.main.notify(str(e), error=True)
             return None
-        project = Project(movie.data, metadata={
-            "name": Path(path).stem, "source": movie.source, "channel": movie.channel,
-            "pixel_size": movie.pixel_size, "frame_interval": movie.frame_interval,
-        })
-        project.add_provenance("import", image=movie.source, dims=movie.dims)
+        if not self.main.confirm_discard():
+            return None
+        project = project_from_movie(movie, name=Path(path).stem)
         self.main.show_project(project)
         for note in movie.notes:
             self.main.notify(note)

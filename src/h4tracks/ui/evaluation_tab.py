@@ -70,13 +70,13 @@ class EvaluationTab(QWidget):
         ref_row.addWidget(self.file_btn)
         ref_row.addWidget(self.folder_btn)
 
-        self.seg_btn = QPushButton("Evaluate segmentation")
-        self.seg_btn.setToolTip("Precision, recall, F1, AP, IoU and CTC SEG of the masks")
-        self.track_btn = QPushButton("Evaluate tracking")
-        self.track_btn.setToolTip("CTC TRA / DET (AOGM) and division scores of the lineage")
+        self.eval_btn = QPushButton("Evaluate")
+        self.eval_btn.setToolTip(
+            "Score the segmentation (precision, recall, F1, AP, IoU, Cell Tracking Challenge "
+            "SEG) and, when both sides have tracks, the tracking (TRA, DET, divisions) in one "
+            "go; the errors found are marked in the viewer")
         run_row = QHBoxLayout()
-        run_row.addWidget(self.seg_btn)
-        run_row.addWidget(self.track_btn)
+        run_row.addWidget(self.eval_btn)
 
         self.results = QTableWidget(0, 2)
         self.results.setHorizontalHeaderLabels(["", "value"])
@@ -106,8 +106,7 @@ class EvaluationTab(QWidget):
         self.ref_combo.currentIndexChanged.connect(lambda _i: self._update_widgets())
         self.file_btn.clicked.connect(self._choose_file)
         self.folder_btn.clicked.connect(self._choose_folder)
-        self.seg_btn.clicked.connect(lambda: self.evaluate_segmentation())
-        self.track_btn.clicked.connect(lambda: self.evaluate_tracking())
+        self.eval_btn.clicked.connect(lambda: self.evaluate())
         self.export_btn.clicked.connect(lambda: self.export_report())
         self._update_widgets()
 
@@ -138,6 +137,11 @@ class EvaluationTab(QWidget):
             self.ref_combo.setCurrentText(EXTERNAL_REFERENCE)
 
     # ------------------------------------------------------------------ evaluation
+    def evaluate(self) -> Any:
+        """Score segmentation and tracking together in the background (the worker or None).
+        Tracking is left out, with a note, when a side has no tracks."""
+        return self._run(segmentation=True, tracking=True)
+
     def evaluate_segmentation(self) -> Any:
         """Score the segmentation in the background (returns the worker or None)."""
         return self._run(segmentation=True, tracking=False)
@@ -165,6 +169,12 @@ class EvaluationTab(QWidget):
             self.main.notify(str(e), error=True)
             return None
 
+        if tracking and segmentation:
+            # both sides need links for tracking scores; otherwise segmentation alone
+            auto = project.auto
+            tracking = external or (auto is not None and auto.graph.n_edges > 0
+                                    and project.graph.n_edges > 0)
+
         def work(_report: Any) -> EvaluationReport:
             if external:
                 return evaluate(project, reference, frames, segmentation=segmentation,
@@ -172,13 +182,39 @@ class EvaluationTab(QWidget):
             return curated_vs_auto(project, frames, segmentation=segmentation,
                                    tracking=tracking)
 
-        what = "segmentation" if segmentation else "tracking"
-        for b in (self.seg_btn, self.track_btn):
-            b.setEnabled(False)
-        worker = self.main.run_in_worker(work, text=f"evaluating {what}…", done=self.show_report)
-        worker.finished.connect(lambda: [b.setEnabled(True)
-                                         for b in (self.seg_btn, self.track_btn)])
-        return worker
+        def done(report: EvaluationReport) -> None:
+            self.show_report(report)
+            self.mark_errors(report, project, external)
+
+        what = " and ".join(w for w, on in (("segmentation", segmentation),
+                                            ("tracking", tracking)) if on)
+        self.eval_btn.setEnabled(False)
+        return self.main.run_in_worker(
+            work, text=f"evaluating {what}…", done=done,
+            finally_=lambda: self.eval_btn.setEnabled(True))
+
+    def mark_errors(self, report: EvaluationReport, project: Any, external: bool) -> Any:
+        """Show the errors of ``report`` as a Points layer ("evaluation errors") on the cells
+        they concern (replaced by the next evaluation); returns the layer or None."""
+        from h4tracks.core.evaluation.flags import flagged_points
+
+        auto = project.auto
+        if external:  # the project is the result; the reference is not loaded
+            result, reference = project.graph, None
+        else:
+            result, reference = (None if auto is None else auto.graph), project.graph
+        points, kinds = flagged_points(report.errors, result, reference)
+        viewer = self.main.viewer
+        name = "evaluation errors"
+        if name in viewer.layers:
+            viewer.layers.remove(name)
+        if not len(points):
+            return None
+        px = project.metadata.pixel_size or 1.0
+        return viewer.add_points(
+            points, name=name, features={"error": kinds}, size=12, symbol="ring",
+            face_color="transparent", border_color="error", border_width=0.15,
+            scale=(1.0, px, px), out_of_slice_display=False)
 
     def show_report(self, report: EvaluationReport) -> None:
         """Show a report's numbers in the results table."""

@@ -6,8 +6,12 @@ touched from the worker's signals, which napari delivers on the main thread. Wor
 ``cancellable=True`` gets a ``cancel()`` callable (a ``threading.Event``'s ``is_set``) that the
 header's Cancel button sets.
 
-Every edit of the project made by a tab goes through :meth:`H4TracksWidget.apply_action`, which
-records it in the one undo/redo :class:`~h4tracks.core.actions.History` shared by all tabs.
+Every change of the project goes through the one :class:`~h4tracks.core.session.Session` the
+widget holds for the current project: curation verbs through :meth:`H4TracksWidget.apply_action`,
+run results through :meth:`H4TracksWidget.apply_run` (computed in a worker, applied here on the
+main thread), and brush / fill / polygon strokes painted in the labels layer, which napari
+reports with its ``paint`` event and the session records. Ctrl+Z / Ctrl+Shift+Z, napari's undo
+keys on the labels layer and the Undo / Redo buttons all drive that one history.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 import napari
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import QEvent, QObject, Signal
+from qtpy.QtCore import QEvent, QObject, QTimer, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -29,6 +33,7 @@ from qtpy.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -37,6 +42,7 @@ from qtpy.QtWidgets import (
 from h4tracks.core.actions import Action, History
 from h4tracks.core.compute import MODES, available_cores, core_budget
 from h4tracks.core.project import Project
+from h4tracks.core.session import Session
 from h4tracks.core.store import open_project, save_project
 from h4tracks.errors import H4TracksError
 from h4tracks.ui.hotkeys import bind_hotkeys, tooltip
@@ -101,9 +107,12 @@ class H4TracksWidget(QWidget):
         from h4tracks.ui.tracking_tab import TrackingTab
 
         self.viewer = napari_viewer
-        #: undo/redo of every tab's edits; cleared when another project becomes current
-        self.history = History()
-        self._project: Project | None = None
+        #: the session of the current project (its one undo history); None without a project
+        self.session: Session | None = None
+        self._no_history = History()
+        self._painted_layers: set[int] = set()
+        self._close_guarded: set[int] = set()
+        self._quiet = 0  # > 0 while the widget itself changes layers and combos
         self._worker: Any = None
         self._cancel_event: threading.Event | None = None
         self._hotkey_handlers: dict[str, Callable[[], Any]] = {}
@@ -163,13 +172,17 @@ class H4TracksWidget(QWidget):
         self.evaluation_tab = EvaluationTab(self)
         self.tabs.addTab(self.evaluation_tab, "Evaluation")
 
+        # the tabs scroll: the widget fits a 1366x768 laptop screen whatever the tab
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.tabs)
+        self.scroll.setMinimumHeight(200)
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addLayout(form)
         layout.addLayout(progress_row)
         layout.addWidget(self.status)
-        layout.addWidget(self.tabs)
-        layout.addStretch(1)
+        layout.addWidget(self.scroll, 1)
 
         self.load_btn.clicked.connect(self._on_load_clicked)
         self.save_btn.clicked.connect(lambda: self.save())
@@ -194,25 +207,26 @@ class H4TracksWidget(QWidget):
         self._update_undo_buttons()
         #: asks what to do with unsaved work: returns "save", "discard" or "cancel"
         self.ask_unsaved: Callable[[Project], str] = self._ask_unsaved
-        # napari has no public "window is closing" hook; a Qt event filter on its main window
-        # sees the close before napari tears the viewer down
-        window = getattr(getattr(napari_viewer, "window", None), "_qt_window", None)
-        if window is not None:
-            window.installEventFilter(self)
+        self._discarded = False
 
     # ------------------------------------------------------------------ properties
     @property
     def project(self) -> Project | None:
         """The current project (the one the chosen layers show, or were last built into)."""
-        return self._project
+        return None if self.session is None else self.session.project
 
     @project.setter
     def project(self, project: Project | None) -> None:
-        if project is not self._project:
-            # actions were built on the old project's pixels: they must not touch the new one
-            self.history.clear()
-            self._project = project
+        if project is not self.project:
+            # each project has its own session: steps built on one never touch another
+            self.session = None if project is None else Session(project)
+            self._discarded = False
             self._update_undo_buttons()
+
+    @property
+    def history(self) -> History:
+        """The current session's undo/redo history (an empty one without a project)."""
+        return self._no_history if self.session is None else self.session.history
 
     @property
     def cores(self) -> int:
@@ -252,15 +266,33 @@ class H4TracksWidget(QWidget):
 
     def _select_project_layers(self, project: Project) -> None:
         self.project = project
-        for layer in self.viewer.layers:
-            if layer_project(layer) is project:
-                for combo in (self.image_combo, self.labels_combo, self.tracks_combo):
-                    if isinstance(layer, combo._type):
-                        combo.set_layer(layer)
+        self._quiet += 1
+        try:
+            for layer in self.viewer.layers:
+                if layer_project(layer) is project:
+                    for combo in (self.image_combo, self.labels_combo, self.tracks_combo):
+                        if isinstance(layer, combo._type):
+                            combo.set_layer(layer)
+        finally:
+            self._quiet -= 1
+        self._watch_painting()
         self.project_changed.emit(project)
 
     def _on_layer_choice(self, _text: str = "") -> None:
-        self.project_changed.emit(self.project if self._layers_match_project() else None)
+        if self._quiet:
+            return
+        if self._layers_match_project():
+            self.project_changed.emit(self.project)
+            return
+        # whatever layers are chosen form a working project at once (saved on first Save)
+        if self.image_combo.layer() is None:
+            self.project_changed.emit(None)
+            return
+        try:
+            self.current_project()
+        except H4TracksError as e:
+            self.notify(str(e), error=True)
+            self.project_changed.emit(None)
 
     def _layers_match_project(self) -> bool:
         """Whether the chosen layers are views of the current project."""
@@ -272,6 +304,9 @@ class H4TracksWidget(QWidget):
             return False
         if (labels is None) != (p.labels is None):
             return False
+        tracks = self.tracks_combo.layer()
+        if tracks is not None and layer_project(tracks) is not p:
+            return False  # tracks chosen that the project does not hold yet
         return labels is None or labels.data is p.labels
 
     # ------------------------------------------------------------------ feedback
@@ -302,6 +337,8 @@ class H4TracksWidget(QWidget):
     def run_in_worker(
         self, fn: Callable[..., Any], *, text: str, done: Callable[[Any], None],
         progress_total: int | None = None, cancellable: bool = False,
+        failed: Callable[[BaseException], None] | None = None,
+        finally_: Callable[[], None] | None = None,
     ) -> Any:
         """Run ``fn`` in a background thread.
 
@@ -317,10 +354,16 @@ class H4TracksWidget(QWidget):
             ``done(result)``, called on the main thread when ``fn`` returns.
         cancellable
             Show the Cancel button while it runs.
+        failed
+            ``failed(exc)``, called on the main thread after the error was shown.
+        finally_
+            Called on the main thread when the job ends, whatever the outcome (clean-up such
+            as re-enabling buttons). Connected before the job starts: a job that finishes
+            at once cannot outrun it.
 
         Returns
         -------
-        The started napari worker (connect to ``finished`` for clean-up after errors too).
+        The started napari worker.
         """
         args: tuple = ()
         if cancellable:
@@ -337,7 +380,11 @@ class H4TracksWidget(QWidget):
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(done)
         worker.errored.connect(self._on_error)
+        if failed is not None:
+            worker.errored.connect(failed)
         worker.finished.connect(lambda: self._set_busy(None))
+        if finally_ is not None:
+            worker.finished.connect(finally_)
         self._set_busy(worker, text, cancellable)
         worker.start()
         return worker
@@ -381,6 +428,7 @@ class H4TracksWidget(QWidget):
             layer.refresh()
 
     def _after_edit(self) -> None:
+        self._discarded = False
         self.refresh_labels()
         self._update_undo_buttons()
         self.edited.emit()
@@ -410,16 +458,74 @@ class H4TracksWidget(QWidget):
         changes nothing.
         """
         project = self.project if job_result else self._editable_project()
-        if project is None:
+        if project is None or self.session is None:
             return False
         try:
-            self.history.do(action, project, merge=merge)
+            self.session.do(action, merge=merge)
         except (H4TracksError, ValueError) as e:
             self.notify(str(e), error=True)
             return False
         self.status.setText(action.description)
         self._after_edit()
         return True
+
+    def apply_run(self, step: Action, project: Project) -> bool:
+        """Apply the result of a run computed in a worker (a
+        :class:`~h4tracks.core.runs.RunStep`) to ``project``, the project it was computed
+        for, as one undo step. Called from the job's ``done`` callback on the main thread."""
+        if project is not self.project:
+            self.notify("the project changed while the job ran; its result was not applied",
+                        error=True)
+            return False
+        ok = self.apply_action(step, job_result=True)
+        if ok:
+            self._ensure_labels_layer(project)
+        return ok
+
+    def _ensure_labels_layer(self, project: Project) -> None:
+        """Show ``project.labels`` in a Labels layer (created by the first segmentation)."""
+        if self.project_labels_layer() is not None or project.labels is None:
+            return
+        self._quiet += 1
+        try:
+            for data, kwargs, kind in project_layer_data(project):
+                if kind == "labels":
+                    self.viewer.add_labels(data, **kwargs)
+            self.labels_combo.set_layer(self.project_labels_layer())
+        finally:
+            self._quiet -= 1
+        self._watch_painting()
+        self._bind_layer_hotkeys()
+        self.project_changed.emit(project)
+
+    # ------------------------------------------------------------------ painting
+    def _watch_painting(self) -> None:
+        """Record every stroke painted into the project's labels layer as one undo step."""
+        layer = self.project_labels_layer()
+        if layer is None or id(layer) in self._painted_layers:
+            return
+        self._painted_layers.add(id(layer))
+        layer.events.paint.connect(lambda event, layer=layer: self._on_paint(layer, event))
+
+    def _on_paint(self, layer: Any, event: Any) -> None:
+        project = self.project
+        if self.session is None or project is None or layer.data is not project.labels:
+            return  # a layer no longer showing the current project
+        try:
+            action = self.session.paint_step(event.value)
+        except (H4TracksError, ValueError) as e:
+            self.notify(f"this stroke could not be recorded for undo: {e}", error=True)
+            return
+        if action is None:
+            return
+        tool = {"fill": "fill", "erase": "erase", "polygon": "polygon"}.get(
+            str(layer.mode), "paint")
+        action.description = f"{tool} in frame(s) {sorted(action.frames)}"
+        self.session.record(action)
+        self.status.setText(action.description)
+        self._discarded = False
+        self._update_undo_buttons()
+        self.edited.emit()
 
     def undo(self) -> bool:
         """Undo the last edit (returns whether something was undone)."""
@@ -442,12 +548,6 @@ class H4TracksWidget(QWidget):
         self._after_edit()
         return True
 
-    def edited_externally(self) -> None:
-        """The labels were replaced wholesale (e.g. by a segmentation run): forget the undo
-        steps (they refer to the old pixels), redraw and tell the other tabs."""
-        self.history.clear()
-        self._after_edit()
-
     # ------------------------------------------------------------------ hotkeys
     def register_hotkeys(self, handlers: dict[str, Callable[[], Any]]) -> None:
         """Bind ``handlers`` (action name in :data:`h4tracks.ui.hotkeys.HOTKEYS` -> callable)
@@ -468,7 +568,7 @@ class H4TracksWidget(QWidget):
         """Whether closing now would lose work: a saved project with changes, or a project
         never saved that holds segmentation or tracks (a bare imported image is not work)."""
         project = self.project
-        if project is None:
+        if project is None or self._discarded:
             return False
         if project.path is None:
             return project.labels is not None or project.graph.n_edges > 0
@@ -482,6 +582,10 @@ class H4TracksWidget(QWidget):
         assert project is not None
         choice = self.ask_unsaved(project)
         if choice == "discard":
+            # one closing may send several close events (File › Exit closes, then quits):
+            # ask once; the answer holds until control returns to the event loop
+            self._discarded = True
+            QTimer.singleShot(0, lambda: setattr(self, "_discarded", False))
             return True
         if choice != "save":
             return False
@@ -508,23 +612,59 @@ class H4TracksWidget(QWidget):
                 QMessageBox.StandardButton.Discard: "discard"}.get(
             QMessageBox.StandardButton(answer), "cancel")
 
+    def showEvent(self, event: Any) -> None:
+        super().showEvent(event)
+        self._guard_exits()
+
+    def _guard_exits(self) -> None:
+        """Ask before unsaved work is lost, whichever way napari is left.
+
+        The window's close button, File › Close Window (Ctrl+W) and File › Exit (Ctrl+Q) all
+        end in a close event of the top-level window this widget is docked in (found with
+        Qt's ``QWidget.window()``, no private napari attribute); the dock's own close button
+        is guarded by a filter on that button.
+        """
+        from qtpy.QtWidgets import QDockWidget
+
+        window = self.window()
+        if window is not self and id(window) not in self._close_guarded:
+            self._close_guarded.add(id(window))
+            window.installEventFilter(self)
+        dock = self.parent()
+        while dock is not None and not isinstance(dock, QDockWidget):
+            dock = dock.parent()
+        if dock is not None:
+            for btn in dock.findChildren(QPushButton, "QTitleBarCloseButton"):
+                if id(btn) not in self._close_guarded:
+                    self._close_guarded.add(id(btn))
+                    btn.installEventFilter(self)
+
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        # only a close the user asked for (window button, system menu): scripts and tests
-        # that call viewer.close() are not held up by a dialog
-        if (event.type() == QEvent.Type.Close and event.spontaneous()
-                and not self.confirm_discard()):
+        kind = event.type()
+        closing = kind == QEvent.Type.Close or (
+            kind == QEvent.Type.MouseButtonRelease and isinstance(obj, QPushButton))
+        # a hidden window is a script's (tests, batch use): nobody to ask
+        visible = obj.isVisible() if hasattr(obj, "isVisible") else True
+        if closing and (visible or event.spontaneous()) and not self.confirm_discard():
             event.ignore()
             return True
         return super().eventFilter(obj, event)
 
     # ------------------------------------------------------------------ load
     def _on_load_clicked(self) -> None:
+        if not self.confirm_discard():
+            return
         path = QFileDialog.getExistingDirectory(self, "Open h4tracks project (.zarr folder)")
         if path:
             self.load(path)
 
     def load(self, path: str | Path) -> Project | None:
-        """Open a project and show it as layers (lazy; returns the project)."""
+        """Open a project and show it as layers (lazy; returns the project).
+
+        Unsaved work of the current project is asked about first (Save / Discard / Cancel).
+        """
+        if not self.confirm_discard():
+            return None
         try:
             project = open_project(path)
         except H4TracksError as e:
@@ -537,8 +677,12 @@ class H4TracksWidget(QWidget):
     def show_project(self, project: Project) -> None:
         """Add the layers of a project and make it the current one."""
         self.project = project
-        for data, kwargs, kind in project_layer_data(project):
-            getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        self._quiet += 1
+        try:
+            for data, kwargs, kind in project_layer_data(project):
+                getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+        finally:
+            self._quiet -= 1
         self._select_project_layers(project)
 
     # ------------------------------------------------------------------ save
@@ -568,11 +712,16 @@ class H4TracksWidget(QWidget):
     def _bind_layers(self, project: Project, image: Any, labels: Any, tracks: Any) -> None:
         """Make the chosen layers views of ``project`` (painting then edits the project)."""
         self.project = project
-        for layer in (image, labels, tracks):
-            if layer is not None:
-                layer.metadata[PROJECT_KEY] = project
-        if labels is not None and labels.data is not project.labels:
-            labels.data = project.labels
+        self._quiet += 1
+        try:
+            for layer in (image, labels, tracks):
+                if layer is not None:
+                    layer.metadata[PROJECT_KEY] = project
+            if labels is not None and labels.data is not project.labels:
+                labels.data = project.labels
+        finally:
+            self._quiet -= 1
+        self._watch_painting()
         self.project_changed.emit(project)
 
     def _ask_save_path(self) -> Path | None:
@@ -615,10 +764,11 @@ class H4TracksWidget(QWidget):
             self.notify(f"saved {out}")
             self.project_changed.emit(project)
 
-        worker = self.run_in_worker(work, text="saving…", done=done)
-        if labels_layer is not None:
-            worker.finished.connect(lambda: setattr(labels_layer, "editable", True))
-        return worker
+        def finish() -> None:
+            if labels_layer is not None:
+                labels_layer.editable = True
+
+        return self.run_in_worker(work, text="saving…", done=done, finally_=finish)
 
 
 def _generator(fn: Callable[..., Any], *args: Any):

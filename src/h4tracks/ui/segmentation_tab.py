@@ -33,18 +33,18 @@ from qtpy.QtWidgets import (
 
 from h4tracks.core.segmentation import curation
 from h4tracks.core.segmentation.engine import (
+    SegmentationRun,
     SegmentParams,
     SegmentReport,
+    compute_segmentation,
     parse_frames,
     preview,
-    segment_project,
 )
 from h4tracks.core.segmentation.models import ModelEntry, ModelRegistry
 from h4tracks.core.segmentation.recipe import RecipeParams
 from h4tracks.core.segmentation.training import TrainingCancelled, train_from_project
 from h4tracks.errors import H4TracksError
 from h4tracks.ui.hotkeys import mode_buttons, tooltip
-from h4tracks.ui.layers import project_layer_data
 from h4tracks.ui.model_dialog import AddModelDialog
 
 if TYPE_CHECKING:
@@ -346,32 +346,24 @@ class SegmentationTab(QWidget):
             layer.editable = False  # the worker writes these frames: no painting meanwhile
 
         def work(report: Callable[[int, int], None], cancel: Callable[[], bool]) -> Any:
-            return segment_project(project, entry, params=params, frames=spec, cores=cores,
-                                   gpu=gpu, progress=report, cancel=cancel,
-                                   overwrite_curated=overwrite)
+            # computed aside; the project changes only when the result is applied below
+            return compute_segmentation(project, entry, params=params, frames=spec,
+                                        cores=cores, gpu=gpu, progress=report, cancel=cancel,
+                                        overwrite_curated=overwrite)
 
-        def done(result: SegmentReport) -> None:
-            self._show_project_labels(project)
-            self.main.edited_externally()
-            self.main.project_changed.emit(project)
-            self._report(result, "segmented")
+        def done(run: SegmentationRun) -> None:
+            if run.report.frames:
+                # one undo step: labels, links, snapshot of these frames, provenance
+                self.main.apply_run(run.step(), project)
+                self.main.project_changed.emit(project)
+            self._report(run.report, "segmented")
 
-        worker = self.main.run_in_worker(work, text=f"segmenting with {entry.name}…",
-                                         done=done, cancellable=True)
-        # frames appear as they are segmented (the layer reads the project's labels)
-        worker.yielded.connect(lambda _v: self.main.refresh_labels())
-        if layer is not None:
-            worker.finished.connect(lambda: setattr(layer, "editable", True))
-        return worker
+        def finish() -> None:
+            if layer is not None:
+                layer.editable = True
 
-    def _show_project_labels(self, project: Project) -> None:
-        """Make sure a Labels layer shows ``project.labels`` (created on the first run)."""
-        if self.main.project_labels_layer() is not None or project.labels is None:
-            return
-        for data, kwargs, kind in project_layer_data(project):
-            if kind == "labels":
-                self.viewer.add_labels(data, **kwargs)
-        self.main.labels_combo.set_layer(self.main.project_labels_layer())
+        return self.main.run_in_worker(work, text=f"segmenting with {entry.name}…",
+                                       done=done, cancellable=True, finally_=finish)
 
     def _report(self, r: SegmentReport, verb: str) -> None:
         head = (f"{verb} {len(r.frames)} of {r.requested} frame(s)"

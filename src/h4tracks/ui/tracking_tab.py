@@ -41,16 +41,18 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from h4tracks.core.actions import Action, ActionGroup, ReplaceGraph
+from h4tracks.core.actions import Action, ActionGroup
+from h4tracks.core.runs import RunStep
 from h4tracks.core.segmentation.curation import label_at
+from h4tracks.core.session import compute_retracking
 from h4tracks.core.tracking import (
     GlobalParams,
     LapParams,
     OverlapParams,
     add_links,
+    compute_tracking,
     delete_tracks,
     link,
-    track_project,
     track_single_cell,
     unlink,
 )
@@ -59,7 +61,7 @@ from h4tracks.ui.hotkeys import mode_buttons, tooltip
 from h4tracks.ui.tracks_view import TracksView, parse_track_ids
 
 if TYPE_CHECKING:
-    from h4tracks.core.graph import NodeKey, TrackGraph
+    from h4tracks.core.graph import NodeKey
     from h4tracks.core.project import Project
     from h4tracks.ui.main_widget import H4TracksWidget
 
@@ -354,8 +356,8 @@ class TrackingTab(QWidget):
     def run_tracking(self) -> Any:
         """Track the whole movie with the chosen method in the background.
 
-        Replaces the project's graph as one undo step (:class:`ReplaceGraph`) and keeps the
-        automatic result as the project's snapshot.
+        The result is applied as one undo step (lineage, provenance, the automatic
+        snapshot's links), see :class:`h4tracks.core.runs.RunStep`.
 
         Returns
         -------
@@ -376,38 +378,32 @@ class TrackingTab(QWidget):
         layer.editable = False  # the worker reads the labels: no painting meanwhile
         self.report.setText("")
 
-        before = project.graph
-
         def work(report: Callable[[int, int], None], cancel: Callable[[], bool]) -> tuple:
             t0 = time.perf_counter()
-            graph = track_project(project, method, params, report, cancel, cores=cores)
-            return graph, time.perf_counter() - t0
+            step = compute_tracking(project, method, params, report, cancel, cores=cores)
+            return step, time.perf_counter() - t0
 
-        def done(result: tuple[TrackGraph, float]) -> None:
-            graph, seconds = result
+        def done(result: tuple[RunStep, float]) -> None:
+            step, seconds = result
+            graph = step.new_graph
+            assert graph is not None
             self.report.setText(
                 f"{METHODS[method][0].split(' (')[0]}: {graph.track_ids().size} tracks, "
                 f"{graph.n_edges} links, {graph.n_divisions} divisions in {seconds:.1f} s")
-            # one undo step: Undo brings back the tracks (and curation) from before the run
-            self.main.apply_action(ReplaceGraph(graph, before, f"tracking ({method})"),
-                                  job_result=True)
-            self.main.notify(f"tracked {len(graph)} cells ({method})")
+            if self.main.apply_run(step, project):
+                self.main.notify(f"tracked {len(graph)} cells ({method})")
 
         def failed(exc: BaseException) -> None:
             self.report.setText("tracking cancelled: the tracks are unchanged"
                                 if "cancelled" in str(exc) else f"tracking failed: {exc}")
 
-        worker = self.main.run_in_worker(work, text=f"tracking ({method})…", done=done,
-                                         cancellable=True)
-        worker.errored.connect(failed)
-        worker.finished.connect(lambda: setattr(layer, "editable", True))
-        return worker
+        return self.main.run_in_worker(work, text=f"tracking ({method})…", done=done,
+                                       cancellable=True, failed=failed,
+                                       finally_=lambda: setattr(layer, "editable", True))
 
     def retrack_with_corrections(self) -> Any:
         """Learn the global method's costs from the curated frames and re-track the rest
         (curated links stay). Returns the worker, or None if the input was refused."""
-        from h4tracks.core.tracking.learning import retrack_with_corrections
-
         project = self._labels_project()
         if project is None:
             return None
@@ -425,23 +421,18 @@ class TrackingTab(QWidget):
 
         def work(report: Callable[[int, int], None]) -> tuple:
             t0 = time.perf_counter()
-            graph, weights = retrack_with_corrections(project, curated, params,
-                                                      return_weights=True)
-            return graph, weights, time.perf_counter() - t0
+            step, _weights = compute_retracking(project, curated, params)
+            return step, time.perf_counter() - t0
 
-        before = project.graph
-
-        def done(result: tuple[TrackGraph, dict[str, float], float]) -> None:
-            graph, weights, seconds = result
-            self.main.apply_action(ReplaceGraph(graph, before, "re-tracking with corrections"),
-                                  job_result=True)
-            project.add_provenance("retrack", learned_from=curated,
-                                   **{**params.model_dump(), "method": "global",
-                                      "weights": weights})
-            self.report.setText(
-                f"re-tracked with corrections from {len(curated)} curated frames: "
-                f"{graph.track_ids().size} tracks, {graph.n_edges} links, "
-                f"{graph.n_divisions} divisions in {seconds:.1f} s")
+        def done(result: tuple[RunStep, float]) -> None:
+            step, seconds = result
+            graph = step.new_graph
+            assert graph is not None
+            if self.main.apply_run(step, project):
+                self.report.setText(
+                    f"re-tracked with corrections from {len(curated)} curated frames: "
+                    f"{graph.track_ids().size} tracks, {graph.n_edges} links, "
+                    f"{graph.n_divisions} divisions in {seconds:.1f} s")
 
         return self.main.run_in_worker(work, text="re-tracking with your corrections…",
                                        done=done)

@@ -167,7 +167,9 @@ def test_stale_action_refuses_to_apply() -> None:
 # ------------------------------------------------------------------------ next_free_label
 def test_next_free_label() -> None:
     p = make_project()
-    assert next_free_label(p, 0) == 3
+    # larger than any id used anywhere in the movie (not only in the frame): an id freed by
+    # a removal is never handed out again
+    assert next_free_label(p, 0) == 5
     assert next_free_label(p, 2) == 5
     assert next_free_label(p) == 5
     assert next_free_label(Project(np.zeros((2, 4, 4), np.uint16))) == 1
@@ -214,13 +216,13 @@ def test_separate_region_mask_and_pixels() -> None:
     a = separate_region(p, 0, mask)
     History().do(a, p)
     f = p.labels.frame(0)
-    assert np.all(f[1:3, 1:6] == 3)
+    assert np.all(f[1:3, 1:6] == 5)  # a new id: larger than any id used in the movie
     assert np.all(f[3:5, 1:6] == 1)
     assert np.all(f[0] == 0) and np.all(f[:, 0] == 0)  # background stays background
     other_frames_equal(p, ref, 0)
     g = p.graph
     assert g.successors((0, 1)) == [(1, 1)]  # cell 1 keeps its link
-    assert g.predecessor((0, 3)) is None and g.successors((0, 3)) == []
+    assert g.predecessor((0, 5)) is None and g.successors((0, 5)) == []
     assert_consistent(p)
     do_undo_redo(make_project(), separate_region(make_project(), 0, mask))
 
@@ -267,12 +269,12 @@ def test_relabel_unique_splits_fragments() -> None:
     History().do(a, p)
     f = p.labels.frame(1)
     assert np.all(f[1:5, 1:6] == 1)  # the largest fragment keeps the id
-    assert np.all(f[12:15, 1:3] == 3)  # the small one gets max + 1
+    assert np.all(f[12:15, 1:3] == 5)  # the small one gets an id never used in the movie
     assert np.array_equal(f == 2, ref[1] == 2)
     other_frames_equal(p, ref, 1)
     g = p.graph
     assert g.successors((0, 1)) == [(1, 1)] and g.successors((1, 1)) == [(2, 1)]
-    assert g.predecessor((1, 3)) is None
+    assert g.predecessor((1, 5)) is None
     assert_consistent(p)
     do_undo_redo(make_project(), relabel_unique(make_project(), 1))
 

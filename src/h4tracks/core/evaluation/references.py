@@ -268,4 +268,10 @@ def curated_vs_auto(
         auto.labels, auto.graph, name="automatic snapshot",
         provenance=[{"step": "auto snapshot", **info}, *project.metadata.provenance],
     )
-    return evaluate(result, reference, frames=ts, segmentation=segmentation, tracking=tracking)
+    report = evaluate(result, reference, frames=ts, segmentation=segmentation,
+                      tracking=tracking)
+    report.curated_frames = sorted(set(ts) & project.curated_frames)
+    if not report.curated_frames:
+        report.notes.append("None of these frames is curated: the score compares the "
+                            "automatic result with itself wherever nothing was edited.")
+    return report

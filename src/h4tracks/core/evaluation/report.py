@@ -48,6 +48,9 @@ class EvaluationReport:
         ``seg_false_positives`` (segmentation, IoU 0.5).
     provenance
         Automatic steps that produced the result, when known.
+    curated_frames
+        Which of the evaluated frames the user curated (curated vs automatic: the frames
+        where the score measures the user's corrections).
     notes
         Remarks on what was (not) evaluated.
     """
@@ -60,6 +63,7 @@ class EvaluationReport:
     errors: dict[str, list[Any]] = field(default_factory=dict)
     provenance: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    curated_frames: list[int] | None = None
 
     # ------------------------------------------------------------------ serialisation
     def as_dict(self) -> dict[str, Any]:
@@ -75,6 +79,7 @@ class EvaluationReport:
             "tracking": None if self.tracking is None else self.tracking.as_dict(),
             "errors": {k: [list(x) for x in v] for k, v in self.errors.items()},
             "provenance": self.provenance,
+            "curated_frames": self.curated_frames,
             "notes": self.notes,
         }
         return _nan_to_none(jsonable(out))
@@ -98,6 +103,11 @@ class EvaluationReport:
             ("Frames", f"{self.frames[0]}-{self.frames[-1]} ({len(self.frames)})"
              if self.frames else "-"),
         ]
+        if self.curated_frames is not None:
+            from h4tracks.core.project import ranges_text
+
+            head.append(("Curated among them", f"{ranges_text(self.curated_frames) or 'none'}"
+                         f" ({len(self.curated_frames)})"))
         sections.append(("Evaluation", head))
         s = self.segmentation
         if s is not None:

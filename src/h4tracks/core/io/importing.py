@@ -53,12 +53,26 @@ def import_project(
     if labels_path is not None:
         # validated lazily, frame by frame, as the project measures and saves them
         labels = read_labels(labels_path, time_axis=time_axis, expected_shape=movie.data.shape)
+    project = project_from_movie(movie, labels, labels_path=labels_path, **meta)
+    if labels is not None:
+        # an imported result is an automatic result too: keep it to score curation against
+        project.take_auto_snapshot(step="import", labels=str(Path(labels_path).absolute()))
+    return project
+
+
+def project_from_movie(movie: Any, labels: Any = None, *, labels_path: str | Path | None = None,
+                       **metadata: Any) -> Project:
+    """A new project from a movie read by :func:`h4tracks.core.io.readers.read_image`, with its
+    ``import`` provenance (the one place that builds a project from a file, for the CLI and
+    the plugin alike)."""
+    meta: dict[str, Any] = {
+        "source": movie.source, "channel": movie.channel, "pixel_size": movie.pixel_size,
+        "frame_interval": movie.frame_interval,
+    }
+    meta.update({k: v for k, v in metadata.items() if v is not None})
     project = Project(movie.data, labels, metadata=meta)
     notes = list(getattr(movie, "notes", []) or [])
     project.add_provenance("import", image=str(movie.source), labels=None if labels_path is None
                            else str(Path(labels_path).absolute()), channel=movie.channel,
                            dims=movie.dims, notes=notes)
-    if labels is not None:
-        # an imported result is an automatic result too: keep it to score curation against
-        project.take_auto_snapshot(step="import", labels=str(Path(labels_path).absolute()))
     return project

@@ -115,16 +115,18 @@ def _edit(
 
 
 def next_free_label(project: Project, t: int | None = None) -> int:
-    """The largest label of frame ``t`` (or of the whole movie when ``t`` is None) plus one."""
+    """A label id larger than any ever used in the project (:meth:`Project.next_free_label`).
+
+    ``t`` is checked (a frame of the movie) but does not matter: an id is free only if no
+    frame ever held it, or undoing an edit could bring back a cell under an id that a new
+    cell took meanwhile (one id, two pieces).
+    """
     labels = project.labels
     if labels is None:
         return 1
-    if t is None:
-        hi = max((int(labels.frame(i).max(initial=0)) for i in range(labels.shape[0])),
-                 default=0)
-    else:
-        t, frame = _frame(project, t)
-        hi = int(frame.max(initial=0))
+    if t is not None:
+        _frame(project, t)
+    hi = project.next_free_label() - 1
     if hi >= _MAX_LABEL:
         raise H4TracksError("no free label left: the largest label is already 2**32 - 1")
     return hi + 1
@@ -236,7 +238,7 @@ def relabel_unique(project: Project, t: int) -> Action:
     extra = order[~is_first]
     new_ids = orig.copy()
     if extra.size:
-        start = int(frame.max()) + 1
+        start = max(int(frame.max()) + 1, next_free_label(project))
         if start + extra.size - 1 > _MAX_LABEL:
             raise H4TracksError("not enough free labels to split the fragments")
         new_ids[np.sort(extra)] = np.arange(start, start + extra.size)

@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from h4tracks.core.runs import RunStep, frame_ranges
 from h4tracks.core.segmentation.models import ModelEntry, ModelRegistry, load_cellpose_model
 from h4tracks.core.segmentation.training import torch_threads
+from h4tracks.core.stash import FrameStash
 from h4tracks.errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -187,6 +189,83 @@ def _run(
     return report, entry, params
 
 
+@dataclass
+class SegmentationRun:
+    """The result of segmenting some frames, not yet applied to the project.
+
+    ``step()`` turns it into one undoable :class:`~h4tracks.core.runs.RunStep` (labels of the
+    segmented frames, their links dropped, the snapshot of those frames, provenance, those
+    frames no longer curated).
+    """
+
+    masks: FrameStash
+    report: SegmentReport
+    provenance: dict[str, Any]
+
+    def step(self) -> RunStep:
+        r = self.report
+        return RunStep("segment", self.provenance, frames=self.masks,
+                       description=f"segmentation of {len(r.frames)} frame(s) ({r.model})")
+
+
+def plan_frames(project: Project, frames: str | Sequence[int] | None,
+                overwrite_curated: bool = False) -> tuple[list[int], list[int]]:
+    """The frames a segmentation run will write and the curated ones it keeps.
+
+    Raises
+    ------
+    InputError
+        If every chosen frame is curated and kept.
+    """
+    chosen = parse_frames(frames, project.n_frames)
+    curated = project.curated_frames
+    skipped = [] if overwrite_curated else [t for t in chosen if t in curated]
+    if skipped:
+        chosen = [t for t in chosen if t not in curated]
+        if not chosen:
+            raise InputError(
+                f"All {len(skipped)} chosen frame(s) are curated and are kept; choose other "
+                "frames or allow overwriting curated frames (CLI: --overwrite-curated)."
+            )
+    return chosen, skipped
+
+
+def compute_segmentation(
+    project: Project,
+    model: str | Path | ModelEntry | None = None,
+    *,
+    params: SegmentParams | None = None,
+    frames: str | Sequence[int] | None = None,
+    cores: int | None = None,
+    gpu: bool = False,
+    registry: ModelRegistry | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    overwrite_curated: bool = False,
+) -> SegmentationRun:
+    """Segment ``frames`` of ``project`` without changing the project (safe in a worker).
+
+    Parameters are those of :func:`segment_project`. Cancelling keeps the finished frames in
+    the result (its report says so); the frames are held in a
+    :class:`~h4tracks.core.stash.FrameStash` (on disk beyond a few hundred MB).
+    """
+    chosen, skipped = plan_frames(project, frames, overwrite_curated)
+    masks = FrameStash(project.shape[1:])
+    report, entry, params = _run(
+        project, model, chosen, params, cores=cores, gpu=gpu, registry=registry,
+        progress=progress, cancel=cancel, sink=masks.put,
+    )
+    report.skipped = skipped
+    prov = dict(
+        model=entry.name, model_kind=entry.kind, model_path=entry.path,
+        frames=frame_ranges(report.frames), requested=frame_ranges(chosen),
+        cancelled=report.cancelled, cellpose=_cellpose_version(),
+        gpu=gpu and report.message is None, cores=cores,
+        kept_curated=frame_ranges(skipped), **params.model_dump(),
+    )
+    return SegmentationRun(masks, report, prov)
+
+
 def segment_project(
     project: Project,
     model: str | Path | ModelEntry | None = None,
@@ -203,6 +282,9 @@ def segment_project(
     overwrite_curated: bool = False,
 ) -> SegmentReport:
     """Segment ``frames`` of ``project`` and write the masks into ``project.labels``.
+
+    The library entry point for scripts; the CLI and the plugin go through
+    :class:`h4tracks.core.session.Session` (same behaviour, plus undo).
 
     Parameters
     ----------
@@ -222,7 +304,9 @@ def segment_project(
         Checked between frames; finished frames are kept, the rest stay untouched.
     checkpoint
         Called after every ``checkpoint_every`` frames and at the end (e.g. an incremental
-        save, which frees the frames written so far from memory).
+        save, which frees the frames written so far from memory). Each block of frames is
+        applied as its own step with its own provenance entry, so a checkpoint on disk never
+        holds frames that its provenance does not account for.
     overwrite_curated
         Re-segment curated frames too (they stop being curated); by default they are kept
         byte for byte and listed in the report's ``skipped``.
@@ -232,48 +316,14 @@ def segment_project(
     SegmentReport
         Frames done, whether it was cancelled, time, cells found, the model's name.
     """
-    chosen = parse_frames(frames, project.n_frames)
-    curated = project.curated_frames
-    skipped = [] if overwrite_curated else [t for t in chosen if t in curated]
-    if skipped:
-        chosen = [t for t in chosen if t not in curated]
-        if not chosen:
-            raise InputError(
-                f"All {len(skipped)} chosen frame(s) are curated and are kept; choose other "
-                "frames or allow overwriting curated frames (CLI: --overwrite-curated)."
-            )
-    labels = project.ensure_labels()
-    since = 0
+    from h4tracks.core.actions import History
+    from h4tracks.core.session import Session
 
-    def sink(t: int, masks: np.ndarray) -> None:
-        nonlocal since
-        labels.set_frame(t, masks)
-        since += 1
-        if checkpoint is not None and since >= checkpoint_every:
-            _drop_links(project, set(chosen))
-            checkpoint()
-            since = 0
-
-    report, entry, params = _run(
-        project, model, chosen, params, cores=cores, gpu=gpu, registry=registry,
-        progress=progress, cancel=cancel, sink=sink,
-    )
-    report.skipped = skipped
-    if report.frames:
-        project.set_curated(report.frames, False)  # automatic again
-        # links into/out of re-segmented frames referred to cells that are gone
-        _drop_links(project, set(report.frames))
-        project.add_provenance(
-            "segment", model=entry.name, model_kind=entry.kind, model_path=entry.path,
-            frames=_frame_ranges(report.frames), cancelled=report.cancelled,
-            cellpose=_cellpose_version(), gpu=gpu and report.message is None,
-            cores=cores, kept_curated=_frame_ranges(skipped) if skipped else [],
-            **params.model_dump(),
-        )
-        project.take_auto_snapshot(step="segment", model=entry.name)
-    if checkpoint is not None and report.frames:
-        checkpoint()  # the last frames, the provenance and the snapshot
-    return report
+    # a script keeps no undo steps: one-step history, so blocks of a long run are not held
+    return Session(project, History(max_length=1)).segment(
+        model, params=params, frames=frames, cores=cores, gpu=gpu, registry=registry,
+        progress=progress, cancel=cancel, checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every, overwrite_curated=overwrite_curated)
 
 
 def preview(
@@ -304,23 +354,6 @@ def preview(
     return report.frames, masks, report
 
 
-def _drop_links(project: Project, frames: set[int]) -> None:
-    g = project.graph
-    edges = g.edge_array()
-    if edges.size == 0:
-        return
-    hit = np.isin(edges[:, 0], list(frames)) | np.isin(edges[:, 2], list(frames))
-    for pt, pl, ct, cl in edges[hit].tolist():
-        g.remove_edge((pt, pl), (ct, cl))
-
-
-def _frame_ranges(frames: list[int]) -> list[list[int]]:
-    """[[start, stop), ...] runs of consecutive frames (compact provenance)."""
-    f = np.sort(np.asarray(frames))
-    breaks = np.flatnonzero(np.diff(f) != 1) + 1
-    return [[int(r[0]), int(r[-1]) + 1] for r in np.split(f, breaks)]
-
-
 def _cellpose_version() -> str:
     from importlib.metadata import version
 
@@ -334,7 +367,10 @@ __all__ = [
     "PREVIEW_FRAMES",
     "SegmentParams",
     "SegmentReport",
+    "SegmentationRun",
+    "compute_segmentation",
     "parse_frames",
+    "plan_frames",
     "preview",
     "resolve_model",
     "segment_frame",

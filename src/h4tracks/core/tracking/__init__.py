@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from h4tracks.core.runs import RunStep
 from h4tracks.core.tracking.curation import add_links, delete_tracks, link, unlink
 from h4tracks.core.tracking.detections import Detections, detect
 from h4tracks.core.tracking.global_link import estimate_defaults, track_global
@@ -29,6 +30,7 @@ __all__ = [
     "LapParams",
     "OverlapParams",
     "add_links",
+    "compute_tracking",
     "delete_tracks",
     "detect",
     "estimate_defaults",
@@ -46,47 +48,11 @@ __all__ = [
 _PARAMS = {"lap": LapParams, "overlap": OverlapParams, "global": GlobalParams}
 
 
-def track_project(
-    project: Project,
-    method: Literal["lap", "overlap", "global"] = "lap",
-    params: LapParams | OverlapParams | GlobalParams | dict[str, Any] | None = None,
-    progress: Callable[[int, int], Any] | None = None,
-    cancel: Callable[[], bool] | None = None,
-    *,
-    cores: int = 1,
-) -> TrackGraph:
-    """Track all cells of a project and make the result its lineage.
-
-    Detects cells in ``project.labels``, tracks them, replaces ``project.graph``, records the
-    step in the provenance (``"track"`` with the method and every parameter) and takes the
-    automatic-result snapshot (:meth:`Project.take_auto_snapshot`: the graph is copied; how
-    the labels are kept is up to the project model).
-
-    Parameters
-    ----------
-    project
-        The project; it must have labels.
-    method
-        ``"lap"`` (:func:`track_lap`), ``"overlap"`` (:func:`track_overlap`) or
-        ``"global"`` (:func:`track_global`, division-aware integer program).
-    params
-        Parameters of the method (its pydantic model, a dict of its fields, or None for the
-        defaults).
-    progress
-        ``progress(done, total)`` once per frame and stage (LAP: detection then linking,
-        ``total = 2 × frames``; overlap: ``total = frames``; global: frames read, then one
-        step per solved window and pass).
-    cancel
-        ``cancel() -> bool`` polled between frames; when it returns True,
-        ``H4TracksError("Tracking cancelled")`` is raised and the project is left unchanged.
-    cores
-        Threads used to detect cells (LAP).
-
-    Returns
-    -------
-    TrackGraph
-        The new ``project.graph``.
-    """
+def _track(
+    project: Project, method: str, params: Any, progress: Callable[[int, int], Any] | None,
+    cancel: Callable[[], bool] | None, *, cores: int,
+) -> tuple[TrackGraph, Any]:
+    """Run a tracker on the project's labels; (graph, validated params)."""
     if method not in _PARAMS:
         raise InputError(
             f"tracking method must be 'lap', 'overlap' or 'global', got {method!r}"
@@ -115,7 +81,71 @@ def track_project(
         graph = track_overlap(labels, params, progress=progress, cancel=cancel)  # type: ignore[arg-type]
     if cancel is not None and cancel():
         raise H4TracksError("Tracking cancelled")
-    project.graph = graph
-    project.add_provenance("track", method=method, **params.model_dump())
-    project.take_auto_snapshot(step="track", method=method)
-    return graph
+    return graph, params
+
+
+def compute_tracking(
+    project: Project,
+    method: Literal["lap", "overlap", "global"] = "lap",
+    params: LapParams | OverlapParams | GlobalParams | dict[str, Any] | None = None,
+    progress: Callable[[int, int], Any] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    *,
+    cores: int = 1,
+) -> RunStep:
+    """Track all cells of a project without changing it (safe in a worker thread).
+
+    Same parameters as :func:`track_project`. Returns the run as one undoable step
+    (:class:`~h4tracks.core.runs.RunStep`: new lineage, provenance, the snapshot's links
+    among uncurated frames) for the caller to apply, e.g. with
+    :meth:`h4tracks.core.session.Session.apply`.
+    """
+    graph, params = _track(project, method, params, progress, cancel, cores=cores)
+    return RunStep("track", {"method": method, **params.model_dump()}, graph=graph,
+                   description=f"tracking ({method})")
+
+
+def track_project(
+    project: Project,
+    method: Literal["lap", "overlap", "global"] = "lap",
+    params: LapParams | OverlapParams | GlobalParams | dict[str, Any] | None = None,
+    progress: Callable[[int, int], Any] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    *,
+    cores: int = 1,
+) -> TrackGraph:
+    """Track all cells of a project and make the result its lineage.
+
+    Detects cells in ``project.labels``, tracks them, replaces ``project.graph``, records the
+    step in the provenance (``"track"`` with the method and every parameter) and updates the
+    automatic snapshot's links (never its labels; links touching curated frames keep what
+    the automatic method produced before the user edited them).
+
+    Parameters
+    ----------
+    project
+        The project; it must have labels.
+    method
+        ``"lap"`` (:func:`track_lap`), ``"overlap"`` (:func:`track_overlap`) or
+        ``"global"`` (:func:`track_global`, division-aware integer program).
+    params
+        Parameters of the method (its pydantic model, a dict of its fields, or None for the
+        defaults).
+    progress
+        ``progress(done, total)`` once per frame and stage (LAP: detection then linking,
+        ``total = 2 × frames``; overlap: ``total = frames``; global: frames read, then one
+        step per solved window and pass).
+    cancel
+        ``cancel() -> bool`` polled between frames; when it returns True,
+        ``H4TracksError("Tracking cancelled")`` is raised and the project is left unchanged.
+    cores
+        Threads used to detect cells (LAP).
+
+    Returns
+    -------
+    TrackGraph
+        The new ``project.graph``.
+    """
+    step = compute_tracking(project, method, params, progress, cancel, cores=cores)
+    step.apply(project)
+    return project.graph

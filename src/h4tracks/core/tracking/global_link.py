@@ -24,8 +24,10 @@ Method
 5. **Solve** with ``scipy.optimize.milp`` (HiGHS): binary link, division, appear and
    disappear variables; every cell has exactly one of (appear, incoming link, being a
    daughter) and exactly one of (disappear, outgoing link, dividing). Long movies are solved
-   in windows of ``window`` frames; a window keeps the decisions of the overlap with the
-   previous one fixed.
+   in windows of ``window`` frames (at least ``2 max_gap + 3``, and 4 without gaps); a
+   window keeps the decisions of the overlap with the previous one fixed
+   (:mod:`~h4tracks.core.tracking.global_solve`). Empty frames and windows without cells
+   are fine: they simply hold no variables.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from scipy.spatial import cKDTree
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.tracking.detections import Detections
 from h4tracks.core.tracking.features import MovieScan, scan_movie
+from h4tracks.core.tracking.global_solve import FixedBounds, solve_windows, window_plan
 from h4tracks.core.tracking.motion import cumulative_drift, local_motion
 from h4tracks.core.tracking.params import GlobalParams
 from h4tracks.errors import H4TracksError, InputError
@@ -367,123 +370,6 @@ def prepare(
     )
 
 
-# --------------------------------------------------------------------------- solver
-def _milp(
-    n: int, lp: np.ndarray, lc: np.ndarray, lcost: np.ndarray, dm: np.ndarray,
-    dc1: np.ndarray, dc2: np.ndarray, dcost: np.ndarray, app: np.ndarray, dis: np.ndarray,
-    lb: np.ndarray, ub: np.ndarray, time_limit: float,
-) -> np.ndarray:
-    """Solve one window; variables [links, divisions, appear, disappear]; returns x (0/1)."""
-    try:
-        from scipy.optimize import Bounds, LinearConstraint, milp
-    except ImportError as exc:  # scipy < 1.9
-        raise H4TracksError(
-            "global tracking needs scipy.optimize.milp (scipy >= 1.9 with HiGHS)"
-        ) from exc
-    from scipy.sparse import coo_matrix
-
-    ne, nd = lp.size, dm.size
-    c = np.concatenate([lcost, dcost, app, dis])
-    nv = c.size
-    iv = np.arange(nv)
-    # rows 0..n-1: incoming slot, rows n..2n-1: outgoing slot
-    rows = np.concatenate([
-        lc, n + lp,  # links
-        dc1, dc2, n + dm,  # divisions
-        np.arange(n), n + np.arange(n),  # appear, disappear
-    ])
-    cols = np.concatenate([
-        iv[:ne], iv[:ne],
-        iv[ne:ne + nd], iv[ne:ne + nd], iv[ne:ne + nd],
-        iv[ne + nd:ne + nd + n], iv[ne + nd + n:],
-    ])
-    a = coo_matrix((np.ones(rows.size), (rows, cols)), shape=(2 * n, nv)).tocsr()
-    res = milp(
-        c, constraints=LinearConstraint(a, 1, 1), integrality=np.ones(nv),
-        bounds=Bounds(lb, ub), options={"time_limit": float(time_limit), "disp": False},
-    )
-    if res.x is None:
-        raise H4TracksError(
-            f"global tracking: the MILP solver (HiGHS) found no solution ({res.message}); "
-            "check fixed links for conflicts or raise time_limit"
-        )
-    return np.round(res.x).astype(bool)
-
-
-@dataclass
-class _Fixed:
-    """Bounds from the caller: links/divisions forced in (lo) or out (hi False)."""
-
-    link_lo: np.ndarray
-    link_hi: np.ndarray
-    div_lo: np.ndarray
-    div_hi: np.ndarray
-
-
-def _solve_windows(
-    prob: GlobalProblem, lp: np.ndarray, lc: np.ndarray, lcost: np.ndarray,
-    d1: np.ndarray, d2: np.ndarray, dcost: np.ndarray, fixed: _Fixed, window: int,
-    time_limit: float, tick: Callable[[], None],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Chosen links and divisions (bool masks), solving window after window."""
-    det = prob.det
-    n, T = len(det), det.n_frames
-    t = det.t
-    app_all, dis_all = prob.border_costs()
-    dm, dc1, dc2 = lp[d1], lc[d1], lc[d2]
-    chosen_l = np.zeros(lp.size, bool)
-    chosen_d = np.zeros(d1.size, bool)
-    decided_before = 0  # nodes of frames < this have their incoming slot decided
-    ov = max(2, prob.max_gap + 1)
-    s = 0
-    while True:
-        e = min(T, s + window)
-        commit = T if e == T else e - ov
-        in_nodes = (t >= s) & (t < e)
-        nodes = np.flatnonzero(in_nodes)
-        local = np.full(n, -1)
-        local[nodes] = np.arange(nodes.size)
-        lsel = np.flatnonzero(in_nodes[lp] & in_nodes[lc])
-        dsel = np.flatnonzero(in_nodes[dm] & in_nodes[dc1] & in_nodes[dc2])
-        app, dis = app_all[nodes].copy(), dis_all[nodes].copy()
-        if e < T:
-            dis[t[nodes] == e - 1] = 0.0  # the window's end is not the track's end
-        llo, lhi = fixed.link_lo[lsel].astype(float), fixed.link_hi[lsel].astype(float)
-        dlo, dhi = fixed.div_lo[dsel].astype(float), fixed.div_hi[dsel].astype(float)
-        alo, ahi = np.zeros(nodes.size), np.ones(nodes.size)
-        if decided_before > s:
-            # links and divisions into already decided frames keep their decision ...
-            ldec = t[lc[lsel]] < decided_before
-            llo[ldec] = lhi[ldec] = chosen_l[lsel][ldec]
-            ddec = t[dc1[dsel]] < decided_before
-            dlo[ddec] = dhi[ddec] = chosen_d[dsel][ddec]
-            # ... and a decided cell whose parent lies before the window "appears" for free
-            has_in = np.zeros(n, bool)
-            has_in[lc[lsel][chosen_l[lsel] & ldec]] = True
-            has_in[dc1[dsel][chosen_d[dsel] & ddec]] = True
-            has_in[dc2[dsel][chosen_d[dsel] & ddec]] = True
-            nd = t[nodes] < decided_before
-            alo[nd] = ahi[nd] = (~has_in[nodes[nd]]).astype(float)
-            app[nd] = 0.0
-        x = _milp(
-            nodes.size, local[lp[lsel]], local[lc[lsel]], lcost[lsel],
-            local[dm[dsel]], local[dc1[dsel]], local[dc2[dsel]], dcost[dsel], app, dis,
-            np.concatenate([llo, dlo, alo, np.zeros(nodes.size)]),
-            np.concatenate([lhi, dhi, ahi, np.ones(nodes.size)]),
-            time_limit,
-        )
-        xl, xd = x[:lsel.size], x[lsel.size:lsel.size + dsel.size]
-        keep_l = t[lc[lsel]] < commit
-        keep_d = t[dc1[dsel]] < commit
-        chosen_l[lsel[keep_l]] = xl[keep_l]
-        chosen_d[dsel[keep_d]] = xd[keep_d]
-        decided_before = commit
-        tick()
-        if e == T:
-            return chosen_l, chosen_d
-        s = max(s + 1, commit - 1 - prob.max_gap)
-
-
 def _as_labels(source: Any) -> Any:
     if isinstance(source, Detections):
         return None
@@ -542,8 +428,7 @@ def track_global(
                 f"labels must be a (T, Y, X) movie, got shape {getattr(source, 'shape', None)}"
             )
     n_frames = int(source.n_frames if isinstance(source, Detections) else source.shape[0])
-    n_windows = 1 + max(0, -(-(n_frames - params.window) // max(1, params.window - 3
-                                                                - params.max_gap)))
+    n_windows = sum(1 for _ in window_plan(n_frames, params.window, params.max_gap))
     passes = 2 if params.motion == "local" else 1
     total = (0 if isinstance(source, Detections) else n_frames) + passes * n_windows
     done = [0]
@@ -661,17 +546,18 @@ def _one_pass(
     div_alt = np.minimum.reduce([lcost[d1] + app[c2], lcost[d2] + app[c1],
                                  dis[lp[d1]] + app[c1] + app[c2]])
     div_hi &= (dcost < div_alt) | fixed_d
-    fixed = _Fixed(fixed_l, link_hi, fixed_d, div_hi)
+    fixed = FixedBounds(fixed_l, link_hi, fixed_d, div_hi)
     return _windows_to_edges(prob, lp, lc, lcost, d1, d2, dcost, fixed, params, tick)
 
 
 def _windows_to_edges(
     prob: GlobalProblem, lp: np.ndarray, lc: np.ndarray, lcost: np.ndarray,
-    d1: np.ndarray, d2: np.ndarray, dcost: np.ndarray, fixed: _Fixed, params: GlobalParams,
-    tick: Callable[[], None],
+    d1: np.ndarray, d2: np.ndarray, dcost: np.ndarray, fixed: FixedBounds,
+    params: GlobalParams, tick: Callable[[], None],
 ) -> tuple[np.ndarray, np.ndarray]:
-    cl, cd = _solve_windows(prob, lp, lc, lcost, d1, d2, dcost, fixed, params.window,
-                            params.time_limit, tick)
+    app, dis = prob.border_costs()
+    cl, cd = solve_windows(prob.det.t, prob.det.n_frames, prob.max_gap, app, dis, lp, lc,
+                           lcost, d1, d2, dcost, fixed, params.window, params.time_limit, tick)
     par = np.concatenate([lp[cl], lp[d1[cd]], lp[d2[cd]]])
     chi = np.concatenate([lc[cl], lc[d1[cd]], lc[d2[cd]]])
     o = np.lexsort((chi, par))

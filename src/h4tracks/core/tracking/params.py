@@ -124,7 +124,8 @@ class GlobalParams(BaseModel):
     window: int = Field(
         10, ge=3,
         description="Frames per solve window for long movies (windows overlap by a few "
-        "frames; the links of the overlap are fixed from the previous window).",
+        "frames; the links of the overlap are fixed from the previous window). Windows "
+        "shorter than 2 × max_gap + 3 frames (4 when max_gap is 0) are lengthened to that.",
     )
     weights: dict[str, float] | None = Field(
         None, description="Feature weights (see global_link.DEFAULT_WEIGHTS); None = defaults, "
