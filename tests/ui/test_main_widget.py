@@ -265,3 +265,39 @@ def test_closing_napari_with_unsaved_work_asks_first(widget, movie, tmp_path, qt
 
     v.layers["masks"].paint((3, 5, 5), 78, refresh=False)
     assert widget.eventFilter(window, QCloseEvent()) is False
+
+
+def test_recovery_copy_after_a_crash_is_offered_on_open(widget, movie, tmp_path, qtbot,
+                                                       make_napari_viewer):
+    """A kill of napari loses at most the last recovery interval: the copy is offered when
+    the project is opened again, restored as one undoable step, and dropped on save."""
+    from h4tracks.core.project import Project
+    from h4tracks.core.recovery import recovery_path
+    from h4tracks.core.store import save_project
+
+    path = save_project(Project(movie.image, movie.labels.copy()), tmp_path / "p.zarr")
+    project = widget.load(path)
+    assert widget.write_recovery_copy() is None  # nothing unsaved: nothing written
+    layer = widget.project_labels_layer()
+    layer.paint((2, 20, 20), 500, refresh=False)  # napari painting, recorded as a step
+    assert widget.history.can_undo
+    assert widget.write_recovery_copy() == recovery_path(path)
+    assert widget.write_recovery_copy() is None  # unchanged since the last copy
+    painted = project.labels.frame(2).copy()
+    # "crash": a new napari opens the project without the painting saved
+    w2 = H4TracksWidget(make_napari_viewer())
+    qtbot.addWidget(w2)
+    offers = []
+    w2.ask_restore = lambda p, written: offers.append(written) or True
+    reopened = w2.load(path)
+    assert len(offers) == 1
+    np.testing.assert_array_equal(reopened.labels.frame(2), painted)
+    assert 2 in reopened.curated_frames
+    assert w2.undo()  # the restore is one step
+    np.testing.assert_array_equal(reopened.labels.frame(2), movie.labels[2])
+    assert w2.redo()
+    w2.save()
+    _wait(qtbot, w2)
+    assert not recovery_path(path).exists()  # saved: the copy is gone
+    np.testing.assert_array_equal(open_project(path).labels.frame(2), painted)
+    widget.ask_unsaved = lambda p: "discard"

@@ -74,7 +74,10 @@ def test_run_segmentation_from_tab(widget, movie, qtbot):
     assert project.metadata.provenance[-1]["step"] == "segment"
     # the run is one undo step: undo removes the labels it created, redo brings them back
     assert widget.history.can_undo and widget.undo() and project.labels is None
+    assert widget.project_labels_layer() is None  # the layer went with the labels
     assert widget.redo() and project.labels is not None
+    layer = widget.project_labels_layer()
+    assert layer is not None and layer.data is project.labels
 
 
 def test_preview_leaves_project_untouched(curated, qtbot):

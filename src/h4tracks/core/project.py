@@ -263,7 +263,9 @@ class LabelMovie:
 
     def copy_shared(self) -> LabelMovie:
         """An independent editable copy, in O(edited frames) time and no pixels copied."""
-        twin = LabelMovie(self._base, store_path=self.store_path)
+        # no store path: the twin's unedited frames live in *this* movie's array, so a save
+        # must write the twin in full rather than reuse chunk files from its own location
+        twin = LabelMovie(self._base)
         twin._edits = dict(self._edits)
         twin.dirty = set(self.dirty)
         self._shared |= set(self._edits)

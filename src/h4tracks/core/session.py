@@ -21,71 +21,17 @@ the metadata and saved), so no undo/redo sequence can give two cells one id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from h4tracks.core.actions import Action, ActionGroup, History, RemoveEdge, SetLabelPixels
+from h4tracks.core.actions import Action, History
+from h4tracks.core.painting import stroke_action
 from h4tracks.core.project import Project
 from h4tracks.core.runs import RunStep, frame_ranges
 from h4tracks.errors import H4TracksError
 
-__all__ = ["Session", "compute_retracking", "paint_changes"]
-
-
-def paint_changes(atoms: Iterable[Any], shape: tuple[int, ...]) -> dict[int, np.ndarray]:
-    """Flat pixel indices changed by a napari paint event, per frame.
-
-    ``atoms`` is the ``value`` of napari's ``Labels.events.paint``: mask atoms (``slice_key``,
-    ``mask``; paint, fill and polygon) or ``(indices, old, new)`` tuples (``data_setitem``).
-    The first atom that touched a pixel holds its value before the stroke, so the caller
-    needs only the positions: old values come from the atoms, new ones from the labels.
-    """
-    per_frame: dict[int, list[np.ndarray]] = {}
-    nx = int(shape[-1])
-    for atom in atoms:
-        t, flat, _old = _atom_pixels(atom, nx)
-        for tt in np.unique(t).tolist():
-            per_frame.setdefault(int(tt), []).append(flat[t == tt])
-    return {t: np.unique(np.concatenate(v)) for t, v in per_frame.items()}
-
-
-def _atom_pixels(atom: Any, nx: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(frame, flat index in the frame, value before) of every pixel one napari atom changed."""
-    if hasattr(atom, "slice_key"):  # napari's mask atom: bounding box + mask + old values
-        grids = np.meshgrid(*[np.arange(s.start or 0, s.stop) for s in atom.slice_key],
-                            indexing="ij")
-        sel = np.ones(grids[0].shape, bool) if atom.mask is None else np.asarray(atom.mask)
-        coords = [g[sel] for g in grids]
-        old = np.asarray(atom.old_values).ravel()
-    else:  # (indices, old values, new value(s))
-        coords = [np.asarray(c).ravel() for c in atom[0]]
-        old = np.broadcast_to(np.asarray(atom[1]).ravel(), coords[0].shape)
-    if len(coords) == 2:  # a single-frame (2D) layer
-        coords = [np.zeros_like(coords[0]), *coords]
-    t, y, x = (np.asarray(c, np.int64) for c in coords[-3:])
-    return t, y * nx + x, old
-
-
-def _first_old_values(atoms: Sequence[Any], t: int, idx: np.ndarray,
-                      nx: int) -> np.ndarray:
-    """The values pixels ``idx`` of frame ``t`` had before the first atom that touched them."""
-    old = np.zeros(idx.size, np.uint32)
-    seen = np.zeros(idx.size, bool)
-    for atom in atoms:
-        tt, flat_all, values = _atom_pixels(atom, nx)
-        on = tt == t
-        flat = flat_all[on]
-        vals = np.asarray(values)[on]
-        pos = np.searchsorted(idx, flat)
-        pos = np.clip(pos, 0, max(idx.size - 1, 0))
-        hit = (idx[pos] == flat) & ~seen[pos]
-        # within one atom a pixel appears once; across atoms the first one wins
-        old[pos[hit]] = vals[hit]
-        seen[pos[hit]] = True
-    return old
+__all__ = ["Session", "compute_retracking"]
 
 
 class Session:
@@ -132,41 +78,10 @@ class Session:
         return self.project.next_free_label()
 
     def paint_step(self, atoms: Sequence[Any], description: str = "paint") -> Action | None:
-        """The action a napari paint/fill/polygon stroke performed (None if nothing changed).
-
-        Must be called before anything else reads the project's graph: cells the stroke
-        erased entirely still have their node and links in the graph, and those links are
-        recorded so that undoing the stroke brings them back.
-        """
-        project = self.project
-        labels = project.labels
-        if labels is None:
-            return None
-        nx = labels.shape[2]
-        changes: list[Action] = []
-        lost_links: list[Action] = []
-        graph = project._graph  # not synced on purpose: erased cells still have their links
-        for t, idx in sorted(paint_changes(atoms, labels.shape).items()):
-            old = _first_old_values(atoms, t, idx, nx)
-            new = labels.frame(t).ravel()[idx]
-            diff = old != new
-            if not diff.any():
-                continue
-            changes.append(SetLabelPixels(t, idx[diff], old[diff], new[diff], description))
-            gone = np.setdiff1d(np.unique(old[diff]), np.unique(labels.frame(t)))
-            for lab in gone[gone > 0].tolist():
-                node = (t, int(lab))
-                if node not in graph:
-                    continue
-                pred = graph.predecessor(node)
-                if pred is not None:
-                    lost_links.append(RemoveEdge(pred, node))
-                lost_links.extend(RemoveEdge(node, c) for c in graph.successors(node))
-        if not changes:
-            return None
-        project.note_labels_used(max(int(c.new.max()) for c in changes))
-        # undo order: pixels back first (the cell's node returns), then its links
-        return ActionGroup([*lost_links, *changes], description)
+        """The action a napari paint / fill / polygon stroke performs (None if nothing
+        changed); see :func:`h4tracks.core.painting.stroke_action`. Put it in the history
+        with :meth:`record` (napari has applied, or is about to apply, the pixels)."""
+        return stroke_action(self.project, atoms, description)
 
     # ------------------------------------------------------------------ runs
     def segment(

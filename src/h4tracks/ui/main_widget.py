@@ -23,14 +23,13 @@ from typing import Any
 
 import napari
 from napari.qt.threading import thread_worker
-from qtpy.QtCore import QEvent, QObject, QTimer, Signal
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QLabel,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -47,48 +46,11 @@ from h4tracks.core.store import open_project, save_project
 from h4tracks.errors import H4TracksError
 from h4tracks.ui.hotkeys import bind_hotkeys, tooltip
 from h4tracks.ui.layers import PROJECT_KEY, layer_project, project_from_layers, project_layer_data
-
-_NONE = "—"
-
-
-class LayerCombo(QComboBox):
-    """A combobox listing the viewer's layers of one type, kept in sync with the layer list."""
-
-    def __init__(self, viewer: napari.Viewer, layer_type: type, *, optional: bool = True) -> None:
-        super().__init__()
-        self._viewer = viewer
-        self._type = layer_type
-        self._optional = optional
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Re-list the layers, keeping the current choice when it still exists."""
-        current = self.currentText()
-        self.blockSignals(True)
-        self.clear()
-        if self._optional:
-            self.addItem(_NONE)
-        names = [lyr.name for lyr in self._viewer.layers if isinstance(lyr, self._type)]
-        self.addItems(names)
-        if current in names:
-            self.setCurrentText(current)
-        self.blockSignals(False)
-        if self.currentText() != current:
-            self.currentTextChanged.emit(self.currentText())
-
-    def layer(self) -> Any | None:
-        """The chosen layer, or None."""
-        name = self.currentText()
-        if not name or name == _NONE or name not in self._viewer.layers:
-            return None
-        return self._viewer.layers[name]
-
-    def set_layer(self, layer: Any | None) -> None:
-        """Choose a layer (None: nothing)."""
-        self.setCurrentText(_NONE if layer is None else layer.name)
+from h4tracks.ui.safety import SafetyMixin
+from h4tracks.ui.widgets import LayerCombo, worker_generator
 
 
-class H4TracksWidget(QWidget):
+class H4TracksWidget(SafetyMixin, QWidget):
     """Main h4tracks dock widget."""
 
     #: emitted with the current project whenever it changes (load, save, import, new)
@@ -111,7 +73,6 @@ class H4TracksWidget(QWidget):
         self.session: Session | None = None
         self._no_history = History()
         self._painted_layers: set[int] = set()
-        self._close_guarded: set[int] = set()
         self._quiet = 0  # > 0 while the widget itself changes layers and combos
         self._worker: Any = None
         self._cancel_event: threading.Event | None = None
@@ -207,7 +168,9 @@ class H4TracksWidget(QWidget):
         self._update_undo_buttons()
         #: asks what to do with unsaved work: returns "save", "discard" or "cancel"
         self.ask_unsaved: Callable[[Project], str] = self._ask_unsaved
-        self._discarded = False
+        #: asks whether to restore a recovery copy (project, time written) -> bool
+        self.ask_restore: Callable[[Project, Any], bool] = self._ask_restore
+        self._init_safety()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -253,8 +216,14 @@ class H4TracksWidget(QWidget):
         layer.events.name.connect(self._refresh_combos)
         self._refresh_combos()
         project = layer_project(layer)
-        if project is not None and (self.project is None or project is self.project):
+        if project is None:
+            return
+        if project is self.project:
             self._select_project_layers(project)
+        elif not self._quiet and not self.has_unsaved_work():
+            # a project opened by napari's reader (File › Open, drag and drop of a .zarr)
+            self._select_project_layers(project)
+            self._offer_recovery(project)
 
     def _adopt_existing_layers(self) -> None:
         for layer in self.viewer.layers:
@@ -373,7 +342,7 @@ class H4TracksWidget(QWidget):
         # errors are reported by _on_error (connected below), not re-raised in the event loop
         @thread_worker(ignore_errors=True)
         def job():
-            result = yield from _generator(fn, *args)
+            result = yield from worker_generator(fn, *args)
             return result
 
         worker = job()
@@ -429,6 +398,8 @@ class H4TracksWidget(QWidget):
 
     def _after_edit(self) -> None:
         self._discarded = False
+        if self.project is not None:
+            self._ensure_labels_layer(self.project)
         self.refresh_labels()
         self._update_undo_buttons()
         self.edited.emit()
@@ -483,14 +454,30 @@ class H4TracksWidget(QWidget):
         return ok
 
     def _ensure_labels_layer(self, project: Project) -> None:
-        """Show ``project.labels`` in a Labels layer (created by the first segmentation)."""
-        if self.project_labels_layer() is not None or project.labels is None:
+        """Keep a Labels layer showing ``project.labels``: created by the first segmentation,
+        removed when undo takes the labels away, re-pointed when redo brings them back."""
+        from napari.layers import Labels
+
+        ours = [lyr for lyr in self.viewer.layers
+                if isinstance(lyr, Labels) and layer_project(lyr) is project]
+        if project.labels is None:
+            self._quiet += 1
+            try:
+                for lyr in ours:
+                    self.viewer.layers.remove(lyr)
+            finally:
+                self._quiet -= 1
+            return
+        if self.project_labels_layer() is not None:
             return
         self._quiet += 1
         try:
-            for data, kwargs, kind in project_layer_data(project):
-                if kind == "labels":
-                    self.viewer.add_labels(data, **kwargs)
+            if ours:  # the layer that showed the labels before an undo took them away
+                ours[0].data = project.labels
+            else:
+                for data, kwargs, kind in project_layer_data(project):
+                    if kind == "labels":
+                        self.viewer.add_labels(data, **kwargs)
             self.labels_combo.set_layer(self.project_labels_layer())
         finally:
             self._quiet -= 1
@@ -563,93 +550,6 @@ class H4TracksWidget(QWidget):
         if layer is not None and self._hotkey_handlers:
             bind_hotkeys(layer, self._hotkey_handlers)
 
-    # ------------------------------------------------------------------ closing
-    def has_unsaved_work(self) -> bool:
-        """Whether closing now would lose work: a saved project with changes, or a project
-        never saved that holds segmentation or tracks (a bare imported image is not work)."""
-        project = self.project
-        if project is None or self._discarded:
-            return False
-        if project.path is None:
-            return project.labels is not None or project.graph.n_edges > 0
-        return project.has_unsaved_changes
-
-    def confirm_discard(self) -> bool:
-        """Before unsaved work is lost: ask, and save if asked to. True = go on closing."""
-        if not self.has_unsaved_work():
-            return True
-        project = self.project
-        assert project is not None
-        choice = self.ask_unsaved(project)
-        if choice == "discard":
-            # one closing may send several close events (File › Exit closes, then quits):
-            # ask once; the answer holds until control returns to the event loop
-            self._discarded = True
-            QTimer.singleShot(0, lambda: setattr(self, "_discarded", False))
-            return True
-        if choice != "save":
-            return False
-        path = project.path or self._ask_save_path()
-        if path is None:
-            return False
-        try:  # on the UI thread on purpose: the window must not close before the data is safe
-            self._take_metadata_edits(project)
-            save_project(project, path, overwrite=True)
-        except (H4TracksError, OSError) as e:
-            self.notify(f"not saved: {e}", error=True)
-            return False
-        return True
-
-    def _ask_unsaved(self, project: Project) -> str:
-        name = project.path.name if project.path is not None else "the new project"
-        box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved changes",
-                          f"Save the changes to {name} before closing?",
-                          QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
-                          | QMessageBox.StandardButton.Cancel, self)
-        box.setDefaultButton(QMessageBox.StandardButton.Save)
-        answer = box.exec()
-        return {QMessageBox.StandardButton.Save: "save",
-                QMessageBox.StandardButton.Discard: "discard"}.get(
-            QMessageBox.StandardButton(answer), "cancel")
-
-    def showEvent(self, event: Any) -> None:
-        super().showEvent(event)
-        self._guard_exits()
-
-    def _guard_exits(self) -> None:
-        """Ask before unsaved work is lost, whichever way napari is left.
-
-        The window's close button, File › Close Window (Ctrl+W) and File › Exit (Ctrl+Q) all
-        end in a close event of the top-level window this widget is docked in (found with
-        Qt's ``QWidget.window()``, no private napari attribute); the dock's own close button
-        is guarded by a filter on that button.
-        """
-        from qtpy.QtWidgets import QDockWidget
-
-        window = self.window()
-        if window is not self and id(window) not in self._close_guarded:
-            self._close_guarded.add(id(window))
-            window.installEventFilter(self)
-        dock = self.parent()
-        while dock is not None and not isinstance(dock, QDockWidget):
-            dock = dock.parent()
-        if dock is not None:
-            for btn in dock.findChildren(QPushButton, "QTitleBarCloseButton"):
-                if id(btn) not in self._close_guarded:
-                    self._close_guarded.add(id(btn))
-                    btn.installEventFilter(self)
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        kind = event.type()
-        closing = kind == QEvent.Type.Close or (
-            kind == QEvent.Type.MouseButtonRelease and isinstance(obj, QPushButton))
-        # a hidden window is a script's (tests, batch use): nobody to ask
-        visible = obj.isVisible() if hasattr(obj, "isVisible") else True
-        if closing and (visible or event.spontaneous()) and not self.confirm_discard():
-            event.ignore()
-            return True
-        return super().eventFilter(obj, event)
-
     # ------------------------------------------------------------------ load
     def _on_load_clicked(self) -> None:
         if not self.confirm_discard():
@@ -672,6 +572,7 @@ class H4TracksWidget(QWidget):
             return None
         self.show_project(project)
         self.notify(f"opened {project.path}")
+        self._offer_recovery(project)
         return project
 
     def show_project(self, project: Project) -> None:
@@ -762,6 +663,7 @@ class H4TracksWidget(QWidget):
 
         def done(out: Path) -> None:
             self.notify(f"saved {out}")
+            self._drop_recovery(project)
             self.project_changed.emit(project)
 
         def finish() -> None:
@@ -769,29 +671,3 @@ class H4TracksWidget(QWidget):
                 labels_layer.editable = True
 
         return self.run_in_worker(work, text="saving…", done=done, finally_=finish)
-
-
-def _generator(fn: Callable[..., Any], *args: Any):
-    """Run ``fn(report, *args)`` in a worker thread, turning ``report`` calls into yields."""
-    import queue
-    import threading
-
-    q: queue.Queue = queue.Queue()
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["value"] = fn(lambda d, n: q.put((d, n)), *args)
-        except BaseException as e:  # re-raised in the worker so napari reports it
-            result["error"] = e
-        finally:
-            q.put(None)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    while (item := q.get()) is not None:
-        yield item
-    thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result.get("value")
