@@ -72,6 +72,34 @@ def _csv_export_readable(setup, tmp_path):
     assert "does not exist" in w.status.text()
 
 
+def test_per_cell_csv_from_the_button(setup, qtbot, tmp_path, monkeypatch):
+    """Export per-cell table: one row per cell per frame, written in the background under a
+    temporary name and renamed when complete."""
+    from qtpy.QtWidgets import QFileDialog
+
+    w, tab, project = setup
+    out = tmp_path / "cells.csv"
+    asked = []
+
+    def fake(*args, **kwargs):
+        asked.append(args)
+        return str(out), "CSV (*.csv)"
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", fake)
+    tab.sep_combo.setCurrentText("; (semicolon)")
+    tab.decimal_combo.setCurrentText(", (comma)")
+    assert tab.export_cells_btn.isEnabled()
+    tab.export_cells_btn.click()
+    assert asked, "the file dialog was not opened"
+    qtbot.waitUntil(lambda: not w.busy and out.exists(), timeout=120_000)
+    df = pd.read_csv(out, sep=";", decimal=",", encoding="utf-8-sig")
+    assert len(df) == len(project.graph)  # one row per cell per frame
+    assert {"t", "label", "track_id"} <= set(df.columns)
+    assert len(df.groupby(["t", "label"])) == len(df)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cells.csv"]  # no temporary file
+    assert str(out) in w.status.text()
+
+
 def test_plot_kinds_save_and_lasso(setup, tmp_path):
     w, tab, _project = setup
     for kind in ("histogram", "rose", "msd", "scatter"):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tifffile
 
+from h4tracks.core.actions import SetLabelPixels
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import Project
 from h4tracks.core.synthetic import make_movie
@@ -104,3 +105,31 @@ def test_external_label_movie_reference(widget, movie, qtbot, tmp_path):
     assert tab.evaluate_segmentation() is None
     assert "reference" in w.status.text()
     np.testing.assert_array_equal(np.asarray(project.labels), movie.labels)
+
+
+def test_one_evaluate_scores_both_marks_errors_and_exports_everything(widget, movie, qtbot,
+                                                                      tmp_path):
+    """The Evaluate button scores segmentation and tracking together; the report says which
+    frames are curated; the errors are marked in the viewer; the export holds both."""
+    w, tab = widget
+    project = _project(movie)
+    w.show_project(project)
+    project.take_auto_snapshot(step="test")
+    frame = project.labels.frame(3).copy()
+    gone = int(frame[frame > 0].min())
+    frame[frame == gone] = 0
+    w.apply_action(SetLabelPixels.from_frames(3, project.labels.frame(3), frame))
+    tab.eval_btn.click()
+    qtbot.waitUntil(lambda: not w.busy and tab.report is not None, timeout=180_000)
+    rep = tab.report
+    assert rep.segmentation is not None and rep.tracking is not None
+    assert rep.curated_frames == [3]
+    assert "Curated among them" in tab.result_values()
+    markers = w.viewer.layers["evaluation errors"]
+    assert len(markers.data) >= 1 and set(markers.data[:, 0].astype(int)) == {3}
+    # the user deleted a cell: the automatic result had an object that is not a cell
+    assert "segmented object that is not a cell" in list(markers.features["reason"])
+    files = tab.export_report(tmp_path / "both.json")
+    data = json.loads(files[0].read_text())
+    assert data["segmentation"] is not None and data["tracking"] is not None
+    assert data["curated_frames"] == [3]

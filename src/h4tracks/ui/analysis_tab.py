@@ -28,8 +28,10 @@ from qtpy.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -58,6 +60,26 @@ DECIMALS = {". (point)": ".", ", (comma)": ","}
 #: name of the dock widget holding the figure
 PLOT_DOCK = "h4tracks plot"
 _NOT_PLOTTED = ("track_id", "parent_id")
+
+
+def _compact(combo: QComboBox, chars: int = 12) -> None:
+    """Let a combo box with long entries be narrower than its longest entry (elided)."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+
+
+def _write_then_rename(path: Path, write: Any) -> Path:
+    """``write(tmp)`` to a hidden file next to ``path``, then rename it to ``path``: a file
+    under the final name is always complete (an interrupted export leaves no half file)."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 class _TableModel(QAbstractTableModel):
@@ -123,20 +145,24 @@ class AnalysisTab(QWidget):
         self.flag_index = -1
 
         # -- metrics ---------------------------------------------------------------------
-        self.with_shape = QCheckBox("Shape metrics (area, perimeter, solidity, …)")
-        self.with_shape.setToolTip("Also measure the masks (slower on long movies)")
+        self.with_shape = QCheckBox("Also measure cell shape")
+        self.with_shape.setToolTip("Add the shape of the cells (area, perimeter, solidity, …) "
+                                   "to the table; slower on long movies")
         self.compute_btn = QPushButton("Compute metrics")
-        self.compute_btn.setToolTip("Measure every track of the project (docs/metrics.md)")
+        self.compute_btn.setToolTip("Measure every track: duration, distance travelled, speed, "
+                                    "directness, persistence, mean squared displacement and, "
+                                    "for dividing cells, the time to division")
         self.min_length = QSpinBox()
         self.min_length.setRange(0, 1_000_000)
         self.min_length.setSpecialValueText("off")
-        self.min_length.setToolTip("Keep tracks with at least this many detections")
+        self.min_length.setToolTip("Keep tracks in which the cell was found in at least this "
+                                   "many frames")
         self.min_movement = QDoubleSpinBox()
         self.min_movement.setRange(0.0, 1e9)
         self.min_movement.setDecimals(2)
         self.min_movement.setSpecialValueText("off")
-        self.min_movement.setToolTip("Keep tracks whose path length is at least this "
-                                     "(in the table's length unit)")
+        self.min_movement.setToolTip("Keep tracks that travelled at least this distance "
+                                     "(µm when the pixel size is set, else pixels)")
         self.model = _TableModel()
         self.proxy = QSortFilterProxyModel()
         self.proxy.setSourceModel(self.model)
@@ -144,33 +170,43 @@ class AnalysisTab(QWidget):
         self.view = QTableView()
         self.view.setModel(self.proxy)
         self.view.setSortingEnabled(True)
-        self.view.setMinimumHeight(160)
+        self.view.setToolTip("One row per track; click a column title to sort")
+        # the table takes the panel's spare height, and is small when the panel is small
+        self.view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.view.setMinimumHeight(120)
         self.summary = QLabel("no metrics yet")
         self.summary.setWordWrap(True)
         metrics_box = QGroupBox("Track metrics")
         mform = QFormLayout(metrics_box)
         mform.addRow(self.with_shape)
         mform.addRow(self.compute_btn)
-        mform.addRow("Min. length (detections)", self.min_length)
-        mform.addRow("Min. movement (path length)", self.min_movement)
+        mform.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        mform.addRow("Min. length (frames)", self.min_length)
+        mform.addRow("Min. distance travelled", self.min_movement)
         mform.addRow(self.summary)
         mform.addRow(self.view)
 
         # -- export ----------------------------------------------------------------------
         self.sep_combo = QComboBox()
         self.sep_combo.addItems(list(SEPARATORS))
+        self.sep_combo.setToolTip("Character between columns; for a spreadsheet set to a "
+                                  "comma decimal mark (German, French, …) use semicolon")
         self.decimal_combo = QComboBox()
         self.decimal_combo.addItems(list(DECIMALS))
-        self.export_btn = QPushButton("Export CSV…")
-        self.export_btn.setToolTip("Write all tracks (with a passes_filters column) and a "
-                                   "summary of the passing ones")
-        export_row = QHBoxLayout()
-        export_row.addWidget(QLabel("Separator"))
-        export_row.addWidget(self.sep_combo)
-        export_row.addWidget(QLabel("Decimal"))
-        export_row.addWidget(self.decimal_combo)
-        export_row.addWidget(self.export_btn, 1)
-        mform.addRow(export_row)
+        self.decimal_combo.setToolTip("Decimal mark of the numbers, as your spreadsheet "
+                                      "expects it")
+        self.export_btn = QPushButton("Export track table (CSV)…")
+        self.export_btn.setToolTip("Write one row per track (all tracks, with a column saying "
+                                   "whether it passes the filters) and a second file "
+                                   "summarising the passing tracks")
+        self.export_cells_btn = QPushButton("Export per-cell table (CSV)…")
+        self.export_cells_btn.setToolTip("Write one row per cell per frame: frame, time, "
+                                         "label, track, position and area (no need to "
+                                         "compute the metrics first)")
+        mform.addRow("CSV separator", self.sep_combo)
+        mform.addRow("Decimal mark", self.decimal_combo)
+        mform.addRow(self.export_btn)
+        mform.addRow(self.export_cells_btn)
 
         # -- plots -----------------------------------------------------------------------
         self.kind_combo = QComboBox()
@@ -190,9 +226,18 @@ class AnalysisTab(QWidget):
         self.save_fig_btn = QPushButton("Save figure…")
         self.save_fig_btn.setToolTip("Save the figure as PNG or SVG")
         plot_box = QGroupBox("Plots")
+        self.kind_combo.setToolTip("Scatter: one metric against another. Histogram: how "
+                                   "one metric is distributed. Rose: directions of movement. "
+                                   "MSD: mean squared displacement against time")
+        for combo in (self.x_combo, self.y_combo):
+            _compact(combo)
+        self.x_combo.setToolTip("Metric on the horizontal axis (the one shown by a "
+                                "histogram)")
+        self.y_combo.setToolTip("Metric on the vertical axis of a scatter plot")
+        self.bins.setToolTip("Number of bars of a histogram")
         pform = QFormLayout(plot_box)
         pform.addRow("Kind", self.kind_combo)
-        pform.addRow("X / metric", self.x_combo)
+        pform.addRow("X (or metric)", self.x_combo)
         pform.addRow("Y", self.y_combo)
         pform.addRow("Bins", self.bins)
         plot_row = QHBoxLayout()
@@ -202,34 +247,57 @@ class AnalysisTab(QWidget):
 
         # -- assistant -------------------------------------------------------------------
         d = AssistantParams()
-        self.margin = self._dspin(0, 10_000, d.border_margin, "Tracks may start/end within "
-                                  "this distance (px) of the border without being flagged")
-        self.speed_z = self._dspin(0, 100, d.speed_z, "Robust z-score (median/MAD) of a step "
-                                   "speed above which it is a jump")
-        self.area_ratio = self._dspin(1.01, 100, d.area_ratio, "Area change factor between "
-                                      "consecutive detections that counts as a jump")
+        self.margin = self._dspin(0, 10_000, d.border_margin, "Tracks may start or end this "
+                                  "close (in pixels) to the image border without being "
+                                  "flagged: cells enter and leave the field there")
+        self.speed_z = self._dspin(0, 100, d.speed_z, "A step is a speed jump when it is this "
+                                   "many standard deviations faster than the typical step "
+                                   "(robust z-score; higher flags fewer steps)")
+        self.area_ratio = self._dspin(1.01, 100, d.area_ratio, "A cell whose area changes by "
+                                      "at least this factor from one frame to the next is an "
+                                      "area jump")
         self.small_fraction = self._dspin(0, 1, d.small_area_fraction, "Cells smaller than "
                                           "this fraction of the median area are flagged")
         self.min_track = QSpinBox()
         self.min_track.setRange(1, 1000)
         self.min_track.setValue(d.min_track_length)
-        self.min_track.setToolTip("Linked tracks with fewer detections are flagged as short")
+        self.min_track.setToolTip("Tracks found in fewer frames than this are flagged as "
+                                  "short")
         self.find_btn = QPushButton("Find suspicious cells")
-        self.find_btn.setToolTip("Scan the tracks for likely errors (docs in "
-                                 "h4tracks.core.analysis.assistant)")
+        self.find_btn.setToolTip("Scan the tracks for likely errors: tracks starting late or "
+                                 "ending early away from the border, speed and area jumps, "
+                                 "short tracks, very small cells and cells without a track")
         self.flag_combo = QComboBox()
+        self.flag_combo.setToolTip("Kind of suspicious item to step through")
         self.prev_btn = QPushButton("Previous")
+        self.prev_btn.setToolTip("Go to the previous suspicious item (frame and position)")
         self.next_btn = QPushButton("Next")
+        self.next_btn.setToolTip("Go to the next suspicious item (frame and position)")
         self.flag_label = QLabel("")
         self.flag_label.setWordWrap(True)
+        # the thresholds are folded away until asked for: the tab stays short
+        self.thresholds_btn = QToolButton()
+        self.thresholds_btn.setText("Thresholds")
+        self.thresholds_btn.setCheckable(True)
+        self.thresholds_btn.setArrowType(Qt.ArrowType.RightArrow)
+        self.thresholds_btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.thresholds_btn.setToolTip("Show or hide what the assistant counts as suspicious")
+        self.thresholds = QWidget()
+        tform = QFormLayout(self.thresholds)
+        tform.setContentsMargins(0, 0, 0, 0)
+        tform.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        tform.addRow("Border margin (px)", self.margin)
+        tform.addRow("Speed jump z-score", self.speed_z)
+        tform.addRow("Area jump factor", self.area_ratio)
+        tform.addRow("Short track (< frames)", self.min_track)
+        tform.addRow("Small cell (× median area)", self.small_fraction)
+        self.thresholds.setVisible(False)
         assist_box = QGroupBox("Assistant")
         aform = QFormLayout(assist_box)
-        aform.addRow("Border margin (px)", self.margin)
-        aform.addRow("Speed jump z-score", self.speed_z)
-        aform.addRow("Area jump factor", self.area_ratio)
-        aform.addRow("Short track (< detections)", self.min_track)
-        aform.addRow("Small cell (× median area)", self.small_fraction)
+        aform.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         aform.addRow(self.find_btn)
+        aform.addRow(self.thresholds_btn)
+        aform.addRow(self.thresholds)
         aform.addRow("Show", self.flag_combo)
         nav = QHBoxLayout()
         nav.addWidget(self.prev_btn)
@@ -238,20 +306,21 @@ class AnalysisTab(QWidget):
         aform.addRow(self.flag_label)
 
         layout = QVBoxLayout(self)
-        layout.addWidget(metrics_box)
+        layout.addWidget(metrics_box, 1)  # the table grows with the panel
         layout.addWidget(plot_box)
         layout.addWidget(assist_box)
-        layout.addStretch(1)
 
         self.compute_btn.clicked.connect(lambda: self.compute_metrics())
         self.min_length.valueChanged.connect(lambda _v: self.apply_filters())
         self.min_movement.valueChanged.connect(lambda _v: self.apply_filters())
         self.export_btn.clicked.connect(lambda: self.export_csv())
+        self.export_cells_btn.clicked.connect(lambda: self.export_cells_csv())
         self.kind_combo.currentIndexChanged.connect(lambda _i: self._update_axis_widgets())
         self.plot_btn.clicked.connect(lambda: self.make_plot())
         self.reset_btn.clicked.connect(lambda: self.reset_selection())
         self.save_fig_btn.clicked.connect(lambda: self.save_figure())
         self.find_btn.clicked.connect(lambda: self.find_suspicious())
+        self.thresholds_btn.toggled.connect(self._show_thresholds)
         self.flag_combo.currentIndexChanged.connect(lambda _i: self._on_flag_kind())
         self.prev_btn.clicked.connect(lambda: self.previous_flag())
         self.next_btn.clicked.connect(lambda: self.next_flag())
@@ -269,6 +338,11 @@ class AnalysisTab(QWidget):
         w.setValue(value)
         w.setToolTip(tip)
         return w
+
+    def _show_thresholds(self, shown: bool) -> None:
+        self.thresholds.setVisible(shown)
+        self.thresholds_btn.setArrowType(Qt.ArrowType.DownArrow if shown
+                                         else Qt.ArrowType.RightArrow)
 
     # ------------------------------------------------------------------ state
     def _on_project_changed(self, project: Any) -> None:
@@ -381,6 +455,54 @@ class AnalysisTab(QWidget):
             return None
         self.main.notify(f"wrote {out[0]} and {out[1].name}")
         return out
+
+    def export_cells_csv(self, path: str | Path | None = None) -> Any:
+        """Write one row per cell per frame (frame, time, label, track, position, area) with
+        the chosen separator and decimal mark, in the background (file dialog without
+        ``path``). The file appears under its name only once it is complete.
+
+        Returns
+        -------
+        The worker, or None if nothing was written.
+        """
+        from h4tracks.core.analysis import detection_table, write_csv
+
+        project = self.main.project
+        if project is None or len(project.graph) == 0:
+            self.main.notify("no cells to export: segment the movie (and track it) first",
+                             error=True)
+            return None
+        if self.main.busy:
+            self.main.notify("wait for the running job to finish (or cancel it)", error=True)
+            return None
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Export per-cell table", "cells.csv",
+                                                  "CSV (*.csv)")
+            if not path:
+                return None
+        path = Path(path)
+        if not path.suffix:
+            path = path.with_suffix(".csv")
+        if not path.parent.is_dir():
+            self.main.notify(f"folder {path.parent} does not exist", error=True)
+            return None
+        md = project.metadata
+        # the table is taken here, on the main thread: painting cannot change it meanwhile
+        table = detection_table(project.graph, pixel_size=md.pixel_size,
+                                frame_interval=md.frame_interval, time_unit=md.time_unit)
+        sep = SEPARATORS[self.sep_combo.currentText()]
+        decimal = DECIMALS[self.decimal_combo.currentText()]
+
+        def work(_report: Any) -> Path:
+            return _write_then_rename(path, lambda tmp: write_csv(table, tmp, sep=sep,
+                                                                  decimal=decimal))
+
+        self.export_cells_btn.setEnabled(False)
+        return self.main.run_in_worker(
+            work, text="writing the per-cell table…",
+            done=lambda out: self.main.notify(f"wrote {out} ({len(table)} rows)"),
+            finally_=lambda: self.export_cells_btn.setEnabled(True),
+        )
 
     # ------------------------------------------------------------------ plots
     def _update_axis_widgets(self) -> None:

@@ -1,8 +1,14 @@
 """Data tab: what the project is (shape, dtype, cells, tracks), its physical calibration
-(pixel size, frame interval — editable) and import of an image or a label movie."""
+(pixel size, frame interval — editable), import of an image or a label movie, and export of
+the tracking in the Cell Tracking Challenge format."""
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,18 +49,22 @@ class DataTab(QWidget):
         self.info.setWordWrap(True)
 
         self.name_edit = QLineEdit()
+        self.name_edit.setToolTip("Name of the experiment, stored with the project")
         self.pixel_size = QDoubleSpinBox()
         self.pixel_size.setRange(0.0, 1e4)
         self.pixel_size.setDecimals(4)
         self.pixel_size.setSpecialValueText("not set (px)")
         self.pixel_size.setSuffix(" µm")
-        self.pixel_size.setToolTip("Physical size of one pixel; 0 = unknown (results in px)")
+        self.pixel_size.setToolTip("Physical size of one pixel. Leave at 0 if unknown: "
+                                   "distances are then given in pixels")
         self.frame_interval = QDoubleSpinBox()
         self.frame_interval.setRange(0.0, 1e7)
         self.frame_interval.setDecimals(3)
         self.frame_interval.setSpecialValueText("not set")
-        self.frame_interval.setToolTip("Time between frames; 0 = unknown (results in frames)")
+        self.frame_interval.setToolTip("Time between two frames. Leave at 0 if unknown: times "
+                                       "are then given in frames")
         self.time_unit = QComboBox()
+        self.time_unit.setToolTip("Unit of the frame interval")
         self.time_unit.addItems(["s", "min", "h", "ms"])
         interval = QHBoxLayout()
         interval.addWidget(self.frame_interval, 1)
@@ -67,21 +77,31 @@ class DataTab(QWidget):
         form.addRow("Frame interval", interval)
 
         self.import_image_btn = QPushButton("Import image…")
-        self.import_image_btn.setToolTip("Open a TIFF / OME-TIFF movie as a new project")
+        self.import_image_btn.setToolTip("Open a movie (TIFF, OME-TIFF, CZI, ND2, LIF) as a "
+                                         "new project")
         self.import_labels_btn = QPushButton("Import labels…")
-        self.import_labels_btn.setToolTip("Open a label movie matching the chosen image")
+        self.import_labels_btn.setToolTip("Open a segmentation (a movie of cell masks, one "
+                                          "number per cell) matching the chosen image")
         imports = QHBoxLayout()
         imports.addWidget(self.import_image_btn)
         imports.addWidget(self.import_labels_btn)
+
+        self.export_ctc_btn = QPushButton("Export for Cell Tracking Challenge…")
+        self.export_ctc_btn.setToolTip(
+            "Write the segmentation and tracks in the Cell Tracking Challenge result format "
+            "(one mask image per frame and a lineage text file) into a folder you choose, "
+            "for the challenge's evaluation tools and other tracking software")
 
         layout = QVBoxLayout(self)
         layout.addWidget(self.info)
         layout.addWidget(calib)
         layout.addLayout(imports)
+        layout.addWidget(self.export_ctc_btn)
         layout.addStretch(1)
 
         self.import_image_btn.clicked.connect(self._on_import_image)
         self.import_labels_btn.clicked.connect(self._on_import_labels)
+        self.export_ctc_btn.clicked.connect(self._on_export_ctc)
         for w in (self.pixel_size, self.frame_interval):
             w.valueChanged.connect(self._apply_calibration)
         self.time_unit.currentTextChanged.connect(self._apply_calibration)
@@ -215,3 +235,84 @@ class DataTab(QWidget):
                                             scale=tuple(image.scale))
         self.main.labels_combo.set_layer(layer)
         return layer
+
+    # ------------------------------------------------------------------ export
+    def _on_export_ctc(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder for the Cell Tracking "
+                                                "Challenge files")
+        if path:
+            self.export_ctc(path)
+
+    def export_ctc(self, folder: str | Path) -> Any:
+        """Write the project's segmentation and tracks as a Cell Tracking Challenge result
+        (``mask000.tif``… and ``res_track.txt``) into ``folder``, in the background.
+
+        The files are written to a temporary folder inside ``folder`` and moved into place
+        when complete, the track file last; mask files of an earlier, longer export are
+        removed. Returns the worker, or None if the export was refused.
+        """
+        from h4tracks.core.io.ctc import export_ctc
+
+        folder = Path(folder)
+        if any(part.lower().endswith(".zarr") for part in folder.resolve().parts):
+            self.main.notify("Choose a folder outside the h4tracks project (.zarr), so the "
+                             "export does not mix with the project's own files.", error=True)
+            return None
+        if folder.exists() and not folder.is_dir():
+            self.main.notify(f"{folder} is a file, not a folder", error=True)
+            return None
+        if self.main.busy:
+            self.main.notify("wait for the running job to finish (or cancel it)", error=True)
+            return None
+        try:
+            project = self.main.current_project()
+        except H4TracksError as e:
+            self.main.notify(str(e), error=True)
+            return None
+        if project.labels is None:
+            self.main.notify("no segmentation to export: run one or import labels first",
+                             error=True)
+            return None
+        layer = self.main.project_labels_layer()
+        if layer is not None:
+            layer.editable = False  # the worker reads the labels: no painting meanwhile
+
+        def work(report: Callable[[int, int], None]) -> tuple[Path, int]:
+            folder.mkdir(parents=True, exist_ok=True)
+            return _export_into(folder, lambda tmp: export_ctc(project, tmp, progress=report))
+
+        def done(result: tuple[Path, int]) -> None:
+            out, n_tracks = result
+            self.main.notify(f"wrote {project.n_frames} mask images and {n_tracks} tracks "
+                             f"(Cell Tracking Challenge format) to {out}")
+
+        def finish() -> None:
+            if layer is not None:
+                layer.editable = True
+
+        return self.main.run_in_worker(work, text="exporting for the Cell Tracking Challenge…",
+                                       done=done, finally_=finish)
+
+
+_CTC_MASK = re.compile(r"^mask\d+\.tif$")
+_CTC_TRACKS = "res_track.txt"
+
+
+def _export_into(folder: Path, write: Callable[[Path], Path]) -> tuple[Path, int]:
+    """``write(tmp)`` a CTC result into a temporary folder inside ``folder``, then move its
+    files into ``folder`` (masks first, the track file last) and remove masks of an earlier
+    export that the new one does not have. Returns ``folder`` and the number of tracks."""
+    tmp = Path(tempfile.mkdtemp(prefix=".ctc-export-", dir=folder))
+    try:
+        write(tmp)
+        new = {f.name for f in tmp.iterdir()}
+        for old in folder.iterdir():
+            if old.is_file() and _CTC_MASK.match(old.name) and old.name not in new:
+                old.unlink()
+        for name in [*sorted(new - {_CTC_TRACKS}), _CTC_TRACKS]:
+            os.replace(tmp / name, folder / name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    n_tracks = sum(1 for line in (folder / _CTC_TRACKS).read_text().splitlines()
+                   if line.strip())
+    return folder, n_tracks

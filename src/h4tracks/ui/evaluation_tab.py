@@ -23,6 +23,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -32,6 +33,7 @@ from qtpy.QtWidgets import (
 from h4tracks.core.evaluation import EvaluationReport, curated_vs_auto, evaluate
 from h4tracks.core.segmentation.engine import parse_frames
 from h4tracks.errors import H4TracksError, InputError
+from h4tracks.ui.markers import show_markers
 
 if TYPE_CHECKING:
     from h4tracks.ui.main_widget import H4TracksWidget
@@ -52,10 +54,13 @@ class EvaluationTab(QWidget):
 
         self.frames_edit = QLineEdit()
         self.frames_edit.setPlaceholderText("all frames (or A:B, B excluded)")
-        self.frames_edit.setToolTip("Consecutive frames to score: empty = all, A:B = frames "
-                                    "A to B-1")
+        self.frames_edit.setToolTip("Consecutive frames to score: leave empty for all "
+                                    "frames, or A:B for frames A to B-1")
         self.ref_combo = QComboBox()
         self.ref_combo.addItems([AUTO_REFERENCE, EXTERNAL_REFERENCE])
+        self.ref_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.ref_combo.setMinimumContentsLength(14)
         self.ref_combo.setToolTip("Curated vs automatic: the curated project is the reference, "
                                   "the snapshot kept when segmentation/tracking ran is scored. "
                                   "External: the project is scored against a reference")
@@ -64,7 +69,8 @@ class EvaluationTab(QWidget):
         self.file_btn = QPushButton("File…")
         self.file_btn.setToolTip("Choose a label movie (TIFF)")
         self.folder_btn = QPushButton("Folder…")
-        self.folder_btn.setToolTip("Choose a project (.zarr) or a CTC ground-truth folder")
+        self.folder_btn.setToolTip("Choose an h4tracks project (.zarr) or a Cell Tracking "
+                                   "Challenge ground-truth folder")
         ref_row = QHBoxLayout()
         ref_row.addWidget(self.ref_path, 1)
         ref_row.addWidget(self.file_btn)
@@ -85,11 +91,14 @@ class EvaluationTab(QWidget):
                                                              .ResizeToContents)
         self.results.horizontalHeader().setStretchLastSection(True)
         self.results.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.results.setMinimumHeight(200)
+        # the table grows with the panel, and is small when the panel is small
+        self.results.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.results.setMinimumHeight(120)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.export_btn = QPushButton("Export report…")
-        self.export_btn.setToolTip("Write the report as JSON, Markdown and HTML")
+        self.export_btn.setToolTip("Save the report in three files: a web page (HTML), a "
+                                   "text version (Markdown) and a machine-readable one (JSON)")
 
         form = QFormLayout()
         form.addRow("Frames", self.frames_edit)
@@ -99,9 +108,8 @@ class EvaluationTab(QWidget):
         layout.addLayout(form)
         layout.addLayout(run_row)
         layout.addWidget(self.summary)
-        layout.addWidget(self.results)
+        layout.addWidget(self.results, 1)
         layout.addWidget(self.export_btn)
-        layout.addStretch(1)
 
         self.ref_combo.currentIndexChanged.connect(lambda _i: self._update_widgets())
         self.file_btn.clicked.connect(self._choose_file)
@@ -204,17 +212,8 @@ class EvaluationTab(QWidget):
         else:
             result, reference = (None if auto is None else auto.graph), project.graph
         points, kinds = flagged_points(report.errors, result, reference)
-        viewer = self.main.viewer
-        name = "evaluation errors"
-        if name in viewer.layers:
-            viewer.layers.remove(name)
-        if not len(points):
-            return None
-        px = project.metadata.pixel_size or 1.0
-        return viewer.add_points(
-            points, name=name, features={"error": kinds}, size=12, symbol="ring",
-            face_color="transparent", border_color="error", border_width=0.15,
-            scale=(1.0, px, px), out_of_slice_display=False)
+        return show_markers(self.main.viewer, "evaluation errors", points, kinds,
+                            project.metadata.pixel_size)
 
     def show_report(self, report: EvaluationReport) -> None:
         """Show a report's numbers in the results table."""
@@ -279,5 +278,5 @@ class EvaluationTab(QWidget):
         except (H4TracksError, OSError) as e:
             self.main.notify(str(e), error=True)
             return None
-        self.main.notify(f"wrote {out[0]} (+ .md, .html)")
+        self.main.notify(f"wrote {out[0]} and the same report as Markdown and HTML")
         return out

@@ -138,6 +138,13 @@ class H4TracksWidget(SafetyMixin, QWidget):
         self.scroll.setWidgetResizable(True)
         self.scroll.setWidget(self.tabs)
         self.scroll.setMinimumHeight(200)
+        # wrapped labels in a narrow dock need height-for-width, or Qt clips them
+        policy = self.tabs.sizePolicy()
+        policy.setHeightForWidth(True)
+        self.tabs.setSizePolicy(policy)
+        # a short tab must not scroll as far as the tallest one: only the shown page counts
+        self.tabs.currentChanged.connect(self._fit_tab)
+        self._fit_tab(self.tabs.currentIndex())
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
         layout.addLayout(form)
@@ -171,6 +178,16 @@ class H4TracksWidget(SafetyMixin, QWidget):
         #: asks whether to restore a recovery copy (project, time written) -> bool
         self.ask_restore: Callable[[Project, Any], bool] = self._ask_restore
         self._init_safety()
+
+    def _fit_tab(self, index: int) -> None:
+        from qtpy.QtWidgets import QSizePolicy
+
+        for i in range(self.tabs.count()):
+            page = self.tabs.widget(i)
+            vertical = (QSizePolicy.Policy.Preferred if i == index
+                        else QSizePolicy.Policy.Ignored)
+            page.setSizePolicy(QSizePolicy.Policy.Preferred, vertical)
+        self.tabs.updateGeometry()
 
     # ------------------------------------------------------------------ properties
     @property

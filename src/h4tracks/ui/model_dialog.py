@@ -53,7 +53,8 @@ class AddModelDialog(QDialog):
         self.diameter = QDoubleSpinBox()
         self.diameter.setRange(0.0, 1000.0)
         self.diameter.setSpecialValueText("model's own")
-        self.diameter.setToolTip("Typical cell diameter in pixels; 0 = the model's own")
+        self.diameter.setToolTip("Typical cell diameter in pixels; leave at 0 to use the size "
+                                 "the model was trained on")
         self.flow = QDoubleSpinBox()
         self.flow.setRange(0.0, 10.0)
         self.flow.setSingleStep(0.1)

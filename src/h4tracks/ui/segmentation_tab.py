@@ -63,6 +63,38 @@ CLICK_MODES = {
 _SCRATCH = "from scratch"
 
 
+def _compact(combo: QComboBox, chars: int = 14) -> None:
+    """Let a combo box with long entries be narrower than its longest entry (elided)."""
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(chars)
+
+
+class WrappedLabel(QLabel):
+    """A word-wrapped label that keeps the height its text needs at its current width.
+
+    In the scrolling tab panel a plain word-wrapped label can be squeezed to fewer lines
+    than its text needs (its minimum height is guessed for a wider label); this one sets
+    its minimum height from its width whenever either or the text changes.
+    """
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self.setWordWrap(True)
+
+    def setText(self, text: str) -> None:  # a Qt override
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        height = self.heightForWidth(self.width()) if self.text() else 0
+        if height >= 0 and height != self.minimumHeight():
+            self.setMinimumHeight(height)
+
+
 class SegmentationTab(QWidget):
     """Model choice, Cellpose parameters, run/preview, training, and curation tools."""
 
@@ -79,12 +111,14 @@ class SegmentationTab(QWidget):
         # -- model ------------------------------------------------------------------------
         self.model_combo = QComboBox()
         self.model_combo.setToolTip("Cellpose model to segment with")
-        self.add_model_btn = QPushButton("Add custom Cellpose model…")
-        self.add_model_btn.setToolTip("Register a Cellpose 3 weights file (.pth)")
+        _compact(self.model_combo)
+        self.add_model_btn = QPushButton("Add Cellpose model…")
+        self.add_model_btn.setToolTip("Add a model trained elsewhere with Cellpose 3 (its "
+                                      "weights file) to the list")
         self.remove_model_btn = QPushButton("Remove")
-        self.remove_model_btn.setToolTip("Forget this custom/trained model (the file stays)")
-        self.model_info = QLabel("")
-        self.model_info.setWordWrap(True)
+        self.remove_model_btn.setToolTip("Remove this added or trained model from the list "
+                                         "(its file on disk is kept)")
+        self.model_info = WrappedLabel()
         model_row = QHBoxLayout()
         model_row.addWidget(self.add_model_btn, 1)
         model_row.addWidget(self.remove_model_btn)
@@ -94,29 +128,38 @@ class SegmentationTab(QWidget):
         self.diameter.setRange(0.0, 1000.0)
         self.diameter.setDecimals(1)
         self.diameter.setSpecialValueText("model's own")
-        self.diameter.setToolTip("Typical cell diameter in pixels; 0 = the model's own")
+        self.diameter.setToolTip("Typical cell diameter in pixels. Leave at 0 to use the "
+                                 "diameter the model was trained for")
         self.flow_threshold = QDoubleSpinBox()
         self.flow_threshold.setRange(0.0, 10.0)
         self.flow_threshold.setSingleStep(0.1)
-        self.flow_threshold.setToolTip("Maximum flow error of a kept mask (higher: more masks)")
+        self.flow_threshold.setToolTip("How far a mask may differ from the cell shapes the "
+                                       "model predicts; higher keeps more (and rougher) "
+                                       "masks, lower only clean ones")
         self.cellprob_threshold = QDoubleSpinBox()
         self.cellprob_threshold.setRange(-6.0, 6.0)
         self.cellprob_threshold.setSingleStep(0.5)
-        self.cellprob_threshold.setToolTip("Pixels above this are cell (lower: larger masks)")
+        self.cellprob_threshold.setToolTip("How sure the model must be that a pixel belongs "
+                                           "to a cell; lower gives larger masks and more "
+                                           "faint cells")
         self.min_size = QSpinBox()
         self.min_size.setRange(0, 1_000_000)
-        self.min_size.setToolTip("Masks smaller than this many pixels are removed")
+        self.min_size.setToolTip("Cells smaller than this many pixels are removed")
         self.frames_edit = QLineEdit()
         self.frames_edit.setPlaceholderText("all frames (or A:B, 0,7,14)")
-        self.frames_edit.setToolTip("Frames to segment: empty = all; A:B (B excluded); a list. "
-                                    "Preview: empty = the first 5 frames")
-        self.gpu = QCheckBox("Use GPU (CUDA) if available")
+        self.frames_edit.setToolTip("Frames to segment: leave empty for all frames; A:B for "
+                                    "frames A to B-1; or a list such as 0,7,14. Preview "
+                                    "uses the first 5 frames when left empty")
+        self.gpu = QCheckBox("Use the graphics card (GPU) if available")
+        self.gpu.setToolTip("Much faster on a computer with an NVIDIA graphics card; "
+                            "otherwise the processor is used")
         self.overwrite_curated = QCheckBox("Re-segment curated frames too")
         self.overwrite_curated.setToolTip("Curated frames (any frame you edited or marked) are "
                                           "kept as they are unless this is checked")
 
         model_box = QGroupBox("Model")
         form = QFormLayout(model_box)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Model", self.model_combo)
         form.addRow(model_row)
         form.addRow(self.model_info)
@@ -137,25 +180,29 @@ class SegmentationTab(QWidget):
         run_row = QHBoxLayout()
         run_row.addWidget(self.run_btn, 1)
         run_row.addWidget(self.preview_btn)
-        self.report = QLabel("")
-        self.report.setWordWrap(True)
+        self.report = WrappedLabel()
 
         # -- training -----------------------------------------------------------------------
         self.train_frames = QLineEdit()
         self.train_frames.setToolTip("Curated frames whose labels are the training masks")
         self.train_name = QLineEdit("my-model")
-        self.train_name.setToolTip("Name of the new model")
+        self.train_name.setToolTip("Name of the new model in the model list")
         self.base_combo = QComboBox()
-        self.base_combo.setToolTip("Model to fine-tune, or train from scratch")
+        self.base_combo.setToolTip("Model to start from (it is adapted to your cells), or "
+                                   "train a new one from scratch")
+        _compact(self.base_combo)
         self.epochs = QSpinBox()
         self.epochs.setRange(0, 100_000)
         self.epochs.setValue(0)
-        self.epochs.setSpecialValueText("auto (scaled to the frames)")
+        self.epochs.setSpecialValueText("auto")
+        self.epochs.setToolTip("How many passes over the training frames. Leave at auto to "
+                               "choose from the number of frames")
         self.minutes = QDoubleSpinBox()
         self.minutes.setRange(0.0, 10_000.0)
         self.minutes.setDecimals(1)
         self.minutes.setSpecialValueText("no limit")
-        self.minutes.setToolTip("Stop training after this many minutes (0 = run all epochs)")
+        self.minutes.setToolTip("Stop training after this many minutes. Leave at 0 to run "
+                                "all epochs")
         self.train_btn = QPushButton("Train from curated frames")
         self.train_btn.setToolTip("Train a model on the curated frames (in the background); "
                                   "it is then chosen as the model to segment with")
@@ -165,6 +212,7 @@ class SegmentationTab(QWidget):
                                       "stay as they are")
         train_box = QGroupBox("Train a model")
         tform = QFormLayout(train_box)
+        tform.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         tform.addRow("Frames", self.train_frames)
         tform.addRow("New model name", self.train_name)
         tform.addRow("Start from", self.base_combo)

@@ -15,7 +15,6 @@ redo (the main widget's ``edited`` signal).
 
 from __future__ import annotations
 
-import re
 import time
 import types
 import typing
@@ -35,6 +34,7 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QStackedWidget,
     QVBoxLayout,
@@ -91,8 +91,9 @@ class ParamsForm(QWidget):
     """Editors for the fields of a pydantic parameter model, built from the model itself.
 
     ``float`` -> spin box (bounds from ``gt``/``ge``/``le``), ``float | None`` -> spin box
-    whose minimum means None, ``int`` -> spin box, ``bool`` -> check box, ``Literal`` ->
-    combo box. Labels come from the field names, tooltips from the field descriptions.
+    whose minimum means None (shown as "auto"), ``int`` -> spin box, ``bool`` -> check box,
+    ``Literal`` -> combo box. Labels are the fields' ``title``, tooltips their
+    ``description``, both written in the core for the user.
     """
 
     def __init__(self, model: type[BaseModel]) -> None:
@@ -103,19 +104,31 @@ class ParamsForm(QWidget):
         self._optional: set[str] = set()
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
+        # a long label goes above its editor instead of widening the panel
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         for name, field in model.model_fields.items():
             editor = self._editor(name, field)
             if editor is None:
                 continue  # e.g. the global method's learnt weights: not typed in by hand
             editor.setToolTip(field.description or "")
             self.editors[name] = editor
-            text = name.replace("_", " ").capitalize()
+            text = field.title or name.replace("_", " ").capitalize()
             if isinstance(editor, QCheckBox):
                 editor.setText(text)
                 form.addRow(editor)
             else:
-                form.addRow(text, editor)
+                label = QLabel(text)
+                label.setToolTip(field.description or "")
+                form.addRow(label, editor)
         self.set_params(model())
+
+    def setVisible(self, visible: bool) -> None:  # a Qt override
+        # in the method stack only the shown form counts for the height: a short form
+        # (LAP) does not keep the empty space of the longest one (global)
+        super().setVisible(visible)
+        policy = QSizePolicy.Policy.Preferred if visible else QSizePolicy.Policy.Ignored
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, policy)
+        self.updateGeometry()
 
     def _editor(self, name: str, field: Any) -> QWidget | None:
         ann = field.annotation
@@ -153,8 +166,8 @@ class ParamsForm(QWidget):
         lowest = lo if name in self._optional or not strict else lo + 0.01
         box.setRange(lowest, hi)
         if name in self._optional:
-            m = re.search(r"None = (\w+)", field.description or "")
-            box.setSpecialValueText(f"= {m.group(1).replace('_', ' ')}" if m else "auto")
+            # the minimum means None: the tracker chooses (the tooltip says how)
+            box.setSpecialValueText("auto")
         return box
 
     def values(self) -> dict[str, Any]:
@@ -219,17 +232,22 @@ class TrackingTab(QWidget):
             self.method_combo.addItem(label, key)
             self.forms[key] = ParamsForm(model)
             self.params_stack.addWidget(self.forms[key])
-        self.method_combo.setToolTip("LAP links cells by centroid distance (gap closing, "
-                                     "divisions); Overlap links cells whose masks overlap; "
-                                     "Global solves all links and divisions of the movie "
-                                     "at once")
+        self.method_combo.setToolTip("LAP links each cell to the nearest cell of the next "
+                                     "frame (can bridge missing frames and find divisions). "
+                                     "Overlap links cells whose masks overlap. Global chooses "
+                                     "all links and divisions of the movie together (best for "
+                                     "crowded, dividing cells; slower)")
+        # long method names are elided rather than widening the panel
+        self.method_combo.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.method_combo.setMinimumContentsLength(16)
         self.run_btn = QPushButton("Run tracking")
         self.run_btn.setToolTip("Track every cell of the movie in the background; replaces the "
                                 "project's tracks (one undo step)")
         self.retrack_btn = QPushButton("Re-track using my corrections")
         self.retrack_btn.setToolTip(
-            "Global method: fit its costs to the links in your curated frames, then re-track "
-            "the movie keeping those links (needs 2+ consecutive curated frames)")
+            "Learn from the links in your curated frames (at least 2 consecutive ones) and "
+            "re-track the rest of the movie with the global method, keeping your links")
         self.report = QLabel("")
         self.report.setWordWrap(True)
         method_box = QGroupBox("Tracker")
@@ -260,7 +278,8 @@ class TrackingTab(QWidget):
         # -- filter / delete ------------------------------------------------------------
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("track ids, e.g. 3, 7, 12-15")
-        self.filter_edit.setToolTip("Track ids (as in napari's Tracks layer); A-B is a range")
+        self.filter_edit.setToolTip("Track numbers as shown in the Tracks layer, separated by "
+                                    "commas; A-B is a range")
         self.show_btn = QPushButton("Show")
         self.show_btn.setToolTip("Show only these tracks in the Tracks layer (the project is "
                                  "not changed)")

@@ -20,32 +20,34 @@ class LapParams(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
     max_distance: float = Field(
-        45.0, gt=0,
-        description="Largest centroid displacement (px) between consecutive frames for two "
-        "cells to be linked.",
+        45.0, gt=0, title="Max. step (px)",
+        description="How far (in pixels) a cell's centre may move from one frame to the next "
+        "and still be linked. Choose a little more than the largest real step of a cell.",
     )
     max_gap: int = Field(
-        0, ge=0,
-        description="Largest number of frames a cell may be missing and still be linked "
-        "across the gap (gap closing); 0 = no gap closing.",
+        0, ge=0, title="Max. missing frames",
+        description="How many frames in a row a cell may be missing (not segmented) and still "
+        "be linked across the gap. 0 links consecutive frames only.",
     )
     gap_distance: float | None = Field(
-        None, gt=0,
-        description="Largest displacement (px) across a gap; None = max_distance.",
+        None, gt=0, title="Max. step across a gap (px)",
+        description="How far (in pixels) a cell may move while it is missing. Leave at auto "
+        "to use the max. step.",
     )
     divisions: bool = Field(
-        False, description="Detect divisions (a track starting next to another cell's track "
-        "becomes that cell's daughter)."
+        False, title="Detect divisions",
+        description="Look for dividing cells: a track that starts next to another cell "
+        "becomes that cell's daughter.",
     )
     division_distance: float | None = Field(
-        None, gt=0,
-        description="Largest distance (px) between a mother in frame t and a daughter in "
-        "frame t+1; None = max_distance.",
+        None, gt=0, title="Max. mother–daughter distance (px)",
+        description="How far (in pixels) a daughter may be from its mother in the frame "
+        "before. Leave at auto to use the max. step.",
     )
     area_weight: float = Field(
-        0.0, ge=0,
-        description="Weight of the relative area change in the linking cost: "
-        "cost = distance² × (1 + area_weight × |a1 − a2| / max(a1, a2)); 0 = distance only.",
+        0.0, ge=0, title="Size change penalty",
+        description="How strongly a change of cell size between frames counts against a "
+        "link. 0 links by distance only; higher values prefer partners of similar size.",
     )
 
     @property
@@ -65,20 +67,20 @@ class OverlapParams(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     min_overlap: float = Field(
-        0.3, gt=0, le=1,
-        description="Smallest overlap score for two cells of consecutive frames to be linked "
-        "(see ``measure``).",
+        0.3, gt=0, le=1, title="Min. overlap",
+        description="How much two cells of consecutive frames must overlap to be linked, "
+        "from 0 (barely touching) to 1 (fully overlapping); see the overlap measure.",
     )
     measure: Literal["fraction", "iou"] = Field(
-        "fraction",
-        description="Overlap score: 'fraction' = shared pixels / area of the smaller of the "
-        "two cells (a daughter lying inside its mother scores 1), 'iou' = shared pixels / "
-        "pixels of the union.",
+        "fraction", title="Overlap measure",
+        description="fraction: shared pixels divided by the area of the smaller cell (a "
+        "daughter lying inside its mother counts as full overlap). iou: shared pixels "
+        "divided by the pixels covered by either cell.",
     )
     divisions: bool = Field(
-        True,
-        description="Give a cell a second child when an otherwise unlinked cell of the next "
-        "frame overlaps it above min_overlap.",
+        True, title="Detect divisions",
+        description="Give a cell a second daughter when a cell of the next frame that is "
+        "not linked otherwise overlaps it enough.",
     )
 
 
@@ -89,46 +91,61 @@ class GlobalParams(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     max_distance: float | None = Field(
-        None, gt=0,
-        description="Largest distance (px) between a cell and the position its parent is "
-        "expected at (after motion compensation); None = estimated from the data "
-        "(3 × the typical displacement, at least one cell radius).",
+        None, gt=0, title="Max. step (px)",
+        description="How far (in pixels) a cell may be from where it is expected, after the "
+        "movement of the whole field is taken into account. Leave at auto to estimate it "
+        "from the movie (3 times the typical step, at least one cell radius).",
     )
     max_gap: int = Field(
-        1, ge=0, description="Largest number of frames a cell may be missing (gap closing)."
+        1, ge=0, title="Max. missing frames",
+        description="How many frames in a row a cell may be missing (not segmented) and "
+        "still be linked across the gap.",
     )
-    divisions: bool = Field(True, description="Offer divisions (one mother, two daughters).")
+    divisions: bool = Field(
+        True, title="Detect divisions",
+        description="Allow a cell to divide into two daughters.",
+    )
     appear_cost: float | None = Field(
-        None, ge=0,
-        description="Cost of a track starting; None = half the cost of a link at "
-        "max_distance. Lowered linearly to 0 towards the image border.",
+        None, ge=0, title="Penalty for a new track",
+        description="How much starting a new track costs; higher values give fewer, longer "
+        "tracks. Leave at auto to use half the cost of a typical link. New tracks are cheaper "
+        "near the image border, where cells enter the field.",
     )
     disappear_cost: float | None = Field(
-        None, ge=0, description="Cost of a track ending; None = as appear_cost."
+        None, ge=0, title="Penalty for an ending track",
+        description="How much ending a track costs; higher values give fewer, longer tracks. "
+        "Leave at auto to use the penalty for a new track.",
     )
     border_margin: float | None = Field(
-        None, ge=0,
-        description="Width (px) of the border band where appearing/disappearing is cheaper; "
-        "None = one typical cell diameter.",
+        None, ge=0, title="Border width (px)",
+        description="Width (in pixels) of the band along the image border where tracks may "
+        "start and end more easily (cells entering or leaving the field). Leave at auto to "
+        "use one typical cell diameter.",
     )
     # defaults measured on dense colonies (benchmarks/bench_global.py): 'drift' scored the
     # same TRA as 'local' at half the time, and 10-frame windows the same TRA as 50-frame
     # ones while keeping every HiGHS problem small (200 frames × 450 cells: 87 s vs no
     # solution within the time limit)
     motion: Literal["none", "drift", "local"] = Field(
-        "drift",
-        description="Motion compensation: 'drift' = whole-frame shift by phase correlation, "
-        "'local' = drift plus a local motion field from the links of a first pass (for "
-        "collective motion of crowded cells; two solves).",
+        "drift", title="Motion correction",
+        description="none: cells are expected where they were. drift: the whole field may "
+        "shift between frames (stage drift). local: drift plus the local flow of crowded, "
+        "collectively moving cells (slower: the movie is tracked twice).",
     )
     window: int = Field(
-        10, ge=3,
-        description="Frames per solve window for long movies (windows overlap by a few "
-        "frames; the links of the overlap are fixed from the previous window). Windows "
-        "shorter than 2 × max_gap + 3 frames (4 when max_gap is 0) are lengthened to that.",
+        10, ge=3, title="Frames solved together",
+        description="Long movies are tracked in overlapping pieces of this many frames; "
+        "longer pieces take more time and memory. Pieces are made long enough for the "
+        "allowed missing frames.",
     )
     weights: dict[str, float] | None = Field(
-        None, description="Feature weights (see global_link.DEFAULT_WEIGHTS); None = defaults, "
-        "missing keys take the default.",
+        None, title="Feature weights",
+        description="How much distance, mask overlap, size change and the shape of a division "
+        "count when links are chosen. Learnt by re-tracking with your corrections; leave "
+        "empty for the defaults (a feature left out keeps its default).",
     )
-    time_limit: float = Field(60.0, gt=0, description="Solver time limit (s) per window.")
+    time_limit: float = Field(
+        60.0, gt=0, title="Time limit per piece (s)",
+        description="Longest time (in seconds) spent on each piece of the movie; the best "
+        "tracking found by then is kept. Raise it if tracking fails for lack of time.",
+    )
