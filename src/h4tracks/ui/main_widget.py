@@ -368,9 +368,16 @@ class H4TracksWidget(SafetyMixin, QWidget):
         worker.errored.connect(self._on_error)
         if failed is not None:
             worker.errored.connect(failed)
-        worker.finished.connect(lambda: self._set_busy(None))
-        if finally_ is not None:
-            worker.finished.connect(finally_)
+        def ended() -> None:
+            # one slot, clean-up first: two slots would be two queued events, and between
+            # them the widget would look idle while the job's clean-up had not run yet
+            try:
+                if finally_ is not None:
+                    finally_()
+            finally:
+                self._set_busy(None)
+
+        worker.finished.connect(ended)
         self._set_busy(worker, text, cancellable)
         worker.start()
         return worker
