@@ -237,6 +237,22 @@ def test_close_keys_cancel_then_save(gui, tmp_path):
     assert 2 not in np.unique(open_project(path).labels.frame(3))
 
 
+def test_closing_the_dock_asks_first(gui, tmp_path):
+    """The dock's own close button (its title bar's x) asks too: Cancel keeps the panel."""
+    from qtpy.QtTest import QTest
+    from qtpy.QtWidgets import QDockWidget, QPushButton
+
+    _saved_with_edit(gui, tmp_path)
+    dock = gui.widget.parent()
+    while not isinstance(dock, QDockWidget):
+        dock = dock.parent()
+    button = dock.findChildren(QPushButton, "QTitleBarCloseButton")[0]
+    gui.answer("cancel")
+    QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+    gui.qtbot.waitUntil(gui.answered, timeout=10_000)
+    assert dock.isVisible() and gui.widget.has_unsaved_work()
+
+
 # ------------------------------------------------------------------------------ 4
 def test_working_project_without_saving(gui):
     w = gui.widget
