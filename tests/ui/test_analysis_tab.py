@@ -12,8 +12,9 @@ from qtpy.QtCore import Qt
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import Project
 from h4tracks.core.synthetic import make_movie
-from h4tracks.ui.analysis_tab import PLOT_DOCK, AnalysisTab
+from h4tracks.ui.analysis_tab import AnalysisTab
 from h4tracks.ui.main_widget import H4TracksWidget
+from h4tracks.ui.plot_panel import PLOT_DOCK
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +104,13 @@ def test_per_cell_csv_from_the_button(setup, qtbot, tmp_path, monkeypatch):
 def test_plot_kinds_save_and_lasso(setup, tmp_path):
     w, tab, _project = setup
     for kind in ("histogram", "rose", "msd", "scatter"):
-        fig = tab.make_plot(kind)
+        fig = tab.plots.make_plot(kind)
         assert fig is not None and fig.axes, kind
-        assert tab.plot.figure is fig
-    assert tab.plot.has_lasso  # scatter is the last one
+        assert tab.plots.plot.figure is fig
+    assert tab.plots.plot.has_lasso  # scatter is the last one
     assert PLOT_DOCK in w.viewer.window.dock_widgets
-    png = tab.save_figure(tmp_path / "fig.png")
-    svg = tab.save_figure(tmp_path / "fig.svg")
+    png = tab.plots.save_figure(tmp_path / "fig.png")
+    svg = tab.plots.save_figure(tmp_path / "fig.svg")
     assert png.stat().st_size > 0 and svg.read_text().lstrip().startswith("<?xml")
     _lasso_shows_only_selected_tracks_and_reset(setup)
 
@@ -119,34 +120,34 @@ def _lasso_shows_only_selected_tracks_and_reset(setup):
     layer = next(lyr for lyr in w.viewer.layers if isinstance(lyr, Tracks))
     full = np.asarray(layer.data).copy()
     n_nodes, n_edges = len(project.graph), project.graph.n_edges
-    tab.x_combo.setCurrentText(tab.table.find("start_x"))
-    tab.y_combo.setCurrentText(tab.table.find("start_y"))
-    tab.make_plot("scatter")
+    tab.plots.x_combo.setCurrentText(tab.table.find("start_x"))
+    tab.plots.y_combo.setCurrentText(tab.table.find("start_y"))
+    tab.plots.make_plot("scatter")
     # a polygon around the tracks that start in the left half of the image
     xs = tab.table[tab.table.find("start_x")]
     left = tab.table["track_id"][xs < 48]
     assert 0 < left.size < len(tab.table)
     verts = [(-1, -1), (48, -1), (48, 97), (-1, 97)]
-    selected = tab.plot.on_lasso(verts)
+    selected = tab.plots.plot.on_lasso(verts)
     np.testing.assert_array_equal(np.sort(selected), np.sort(left))
     shown = np.unique(np.asarray(layer.data)[:, 0]).astype(int)
     np.testing.assert_array_equal(shown, np.sort(left))
     # a view only: the project keeps every node and edge
     assert len(project.graph) == n_nodes and project.graph.n_edges == n_edges
-    tab.reset_btn.click()
+    tab.plots.reset_btn.click()
     np.testing.assert_array_equal(np.asarray(layer.data), full)
-    assert tab.plot.selected is None
+    assert tab.plots.plot.selected is None
 
     # with the main widget's TracksView (owner of the project's Tracks layer) the lasso
     # goes through its filter, so later refreshes keep the selection
     from h4tracks.ui.tracks_view import TracksView
 
     w.tracks_view = view = getattr(w, "tracks_view", None) or TracksView(w)
-    tab.plot.on_lasso(verts)
+    tab.plots.plot.on_lasso(verts)
     assert view.filter == frozenset(int(i) for i in left)
     shown = np.unique(np.asarray(view.layer().data)[:, 0]).astype(int)
     np.testing.assert_array_equal(shown, np.sort(left))
-    tab.reset_selection()
+    tab.plots.reset_selection()
     assert view.filter is None
     assert len(np.asarray(view.layer().data)) == len(full)
     assert len(project.graph) == n_nodes and project.graph.n_edges == n_edges
@@ -186,26 +187,32 @@ def test_assistant_flags_and_navigation(make_napari_viewer, qtbot):
     qtbot.addWidget(w)
     tab = AnalysisTab(w)
     w.tabs.addTab(tab, "Analysis")
+    panel = tab.assistant
     w.show_project(project)
-    tab.margin.setValue(8)
-    rep = tab.find_suspicious()
+    panel.margin.setValue(8)
+    rep = panel.find_suspicious()
     assert [(f.t, f.label) for f in rep["early_end"]] == [(3, 2)]
     assert (5, 4) in [(f.t, f.label) for f in rep["area_jump"]]
     assert [(f.t, f.label) for f in rep["small_cell"]] == [(6, 5)]
-    assert tab.flag_combo.currentData() == "early_end"
+    assert panel.flag_combo.currentData() == "early_end"
 
-    tab.flag_combo.setCurrentIndex(list(tab.flag_combo.itemData(i) for i in range(
-        tab.flag_combo.count())).index("area_jump"))
-    items = tab.current_flags()
-    first = tab.next_btn.click() or items[tab.flag_index]
+    panel.flag_combo.setCurrentIndex(list(panel.flag_combo.itemData(i) for i in range(
+        panel.flag_combo.count())).index("area_jump"))
+    items = panel.current_flags()
+    first = panel.next_btn.click() or items[panel.flag_index]
     assert w.viewer.dims.current_step[0] == first.t
     # camera centre in world units (pixel size 0.5)
     np.testing.assert_allclose(w.viewer.scene.camera.center[-2:], (first.y * 0.5, first.x * 0.5))
-    assert f"frame {first.t}" in tab.flag_label.text()
+    assert f"frame {first.t}" in panel.flag_label.text()
     if len(items) > 1:
-        second = tab.next_flag()
+        second = panel.next_flag()
         assert w.viewer.dims.current_step[0] == second.t
-        back = tab.previous_flag()
+        back = panel.previous_flag()
         assert back == first
-    # the assistant adds no layer
-    assert len(w.viewer.layers) == 3
+    # every flag is marked on its cell, with its reason; painting stays in the labels layer
+    marks = w.viewer.layers["suspicious cells"]
+    assert len(marks.data) == rep.total and len(w.viewer.layers) == 4
+    assert set(marks.features["reason"]) >= {f.reason for f in rep["small_cell"]}
+    assert w.viewer.layers.selection.active is not marks
+    panel.find_suspicious()  # run again: the layer is replaced, not added
+    assert len(w.viewer.layers) == 4

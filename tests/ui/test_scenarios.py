@@ -267,8 +267,8 @@ def test_working_project_without_saving(gui):
     wait_idle(gui)
     assert analysis.table is not None and len(analysis.table) > 0, w.status.text()
     assert "no project" not in w.status.text()
-    gui.press(analysis.find_btn)
-    assert analysis.suspicious is not None, w.status.text()
+    gui.press(analysis.assistant.find_btn)
+    assert analysis.assistant.suspicious is not None, w.status.text()
     assert "no project" not in w.status.text()
     assert w.project.path is None  # still the working project, never saved
 
