@@ -261,17 +261,8 @@ class DataTab(QWidget):
         if folder.exists() and not folder.is_dir():
             self.main.notify(f"{folder} is a file, not a folder", error=True)
             return None
-        if self.main.busy:
-            self.main.notify("wait for the running job to finish (or cancel it)", error=True)
-            return None
-        try:
-            project = self.main.current_project()
-        except H4TracksError as e:
-            self.main.notify(str(e), error=True)
-            return None
-        if project.labels is None:
-            self.main.notify("no segmentation to export: run one or import labels first",
-                             error=True)
+        project = self.main.labels_project("export", need_layer=False)
+        if project is None:
             return None
         layer = self.main.project_labels_layer()
         if layer is not None:

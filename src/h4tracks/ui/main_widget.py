@@ -352,6 +352,23 @@ class H4TracksWidget(ProjectLayersMixin, SafetyMixin, QWidget):
             return None
         return self.project
 
+    def labels_project(self, purpose: str, *, need_layer: bool = True) -> Project | None:
+        """The current project if it has labels for ``purpose`` ("track", "curate", …),
+        else None after saying why in one sentence (also while a job runs: it may be
+        writing the labels)."""
+        if self.busy:
+            self.notify("wait for the running job to finish (or cancel it)", error=True)
+            return None
+        try:
+            project = self.current_project()
+        except H4TracksError as e:
+            self.notify(str(e), error=True)
+            return None
+        if project.labels is None or (need_layer and self.project_labels_layer() is None):
+            self.notify(f"no segmentation to {purpose}: run one or import labels", error=True)
+            return None
+        return project
+
     def apply_action(self, action: Action, *, merge: bool = False,
                      job_result: bool = False) -> bool:
         """Apply an edit to the current project through the shared undo history.

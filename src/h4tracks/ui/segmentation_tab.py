@@ -532,19 +532,7 @@ class SegmentationTab(QWidget):
     # ------------------------------------------------------------------ curation
     def _labels_project(self) -> Project | None:
         """The current project if it has labels to curate, else None after saying why."""
-        if self.main.busy:  # a worker may be writing the labels (keys work while it runs)
-            self.main.notify("wait for the running job to finish (or cancel it)", error=True)
-            return None
-        try:
-            project = self.main.current_project()
-        except H4TracksError as e:
-            self.main.notify(str(e), error=True)
-            return None
-        if project.labels is None or self.main.project_labels_layer() is None:
-            self.main.notify("no segmentation to curate: run one or import labels",
-                             error=True)
-            return None
-        return project
+        return self.main.labels_project("curate")
 
     def toggle_mode(self, mode: str) -> None:
         """Switch click mode ``mode`` on, or off when it is already on."""

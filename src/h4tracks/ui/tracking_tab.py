@@ -354,18 +354,7 @@ class TrackingTab(QWidget):
 
     def _labels_project(self) -> Project | None:
         """The current project if it has labels to track, else None after saying why."""
-        if self.main.busy:
-            self.main.notify("wait for the running job to finish (or cancel it)", error=True)
-            return None
-        try:
-            project = self.main.current_project()
-        except H4TracksError as e:
-            self.main.notify(str(e), error=True)
-            return None
-        if project.labels is None or self.main.project_labels_layer() is None:
-            self.main.notify("no segmentation to track: run one or import labels", error=True)
-            return None
-        return project
+        return self.main.labels_project("track")
 
     # ------------------------------------------------------------------ run
     def params(self, method: str | None = None) -> BaseModel:
