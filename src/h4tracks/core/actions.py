@@ -148,10 +148,15 @@ class MarkCurated(Action):
         return self._frames
 
     def apply(self, project: Project) -> None:
+        before = project.curated_frames
         project.set_curated(self._frames, self.curated)
+        # only frames whose mark changed are unmarked again by the inverse: marking a frame
+        # that was already curated, then undoing, must leave it curated
+        self._changed = (project.curated_frames - before) | (before - project.curated_frames)
 
     def inverse(self) -> MarkCurated:
-        return MarkCurated(self._frames, not self.curated)
+        changed = getattr(self, "_changed", self._frames)
+        return MarkCurated(changed, not self.curated)
 
 
 class SetMetadata(Action):
@@ -267,6 +272,10 @@ class SetLabelPixels(Action):
         labels = editable_labels(project)
         if self.indices.size == 0:
             return
+        # start from a graph that matches the labels: a stroke napari wrote (and nothing
+        # read the graph since) must have cost its erased cells their links before this
+        # edit brings the cells back and its group re-adds those links
+        project.sync_graph()
         frame = labels.frame(self.t)
         current = frame.ravel()[self.indices]
         if not np.array_equal(current, self.old):

@@ -84,6 +84,7 @@ def stroke_action(project: Project, atoms: Sequence[Any], description: str = "pa
         return None
     changes: list[SetLabelPixels] = []
     lost_links: list[Action] = []
+    seen: set[tuple] = set()
     graph = project._graph  # not synced on purpose: erased cells still have their links
     for t, (idx, old, new) in sorted(stroke_changes(atoms, labels.shape).items()):
         diff = old != new
@@ -98,9 +99,13 @@ def stroke_action(project: Project, atoms: Sequence[Any], description: str = "pa
             if node not in graph:
                 continue
             pred = graph.predecessor(node)
-            if pred is not None:
-                lost_links.append(RemoveEdge(pred, node))
-            lost_links.extend(RemoveEdge(node, c) for c in graph.successors(node))
+            links = ([(pred, node)] if pred is not None else []) + [
+                (node, c) for c in graph.successors(node)]
+            # a stroke over several frames can erase both cells of a link: record it once
+            for link in links:
+                if link not in seen:
+                    seen.add(link)
+                    lost_links.append(RemoveEdge(*link))
     if not changes:
         return None
     project.note_labels_used(max(int(c.new.max()) for c in changes))
