@@ -244,7 +244,6 @@ class RunStep(Action):
                              auto_graph=None if auto is None else auto.graph,
                              auto_info=before.auto_info))
         if self.new_frames is not None:
-            project.sync_graph()
             movie = project.labels
             assert movie is not None
             project.note_labels_used(_resync(graph, movie, written))
@@ -256,8 +255,6 @@ class RunStep(Action):
             after.auto_graph = without_frames_links(auto.graph, written)
         else:
             after.auto_graph = merge_snapshot_links(auto.graph, graph, curated)
-        if self.new_frames is not None:
-            after.labels = self.new_frames
         self._before, self._after = before, after
         _put(project, _State(**{**after.__dict__, "labels": None}))
         if not after.auto_from_labels and self.new_frames is not None:

@@ -21,17 +21,18 @@ the metadata and saved), so no undo/redo sequence can give two cells one id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from h4tracks.core.actions import Action, History
 from h4tracks.core.painting import stroke_action
 from h4tracks.core.project import Project
-from h4tracks.core.runs import RunStep, frame_ranges
-from h4tracks.errors import H4TracksError
+from h4tracks.core.segmentation.engine import SegmentReport, segment_in_blocks
+from h4tracks.core.store import save_project
+from h4tracks.core.tracking import compute_retracking, compute_tracking
 
-__all__ = ["Session", "compute_retracking"]
+__all__ = ["Session"]
 
 
 class Session:
@@ -84,51 +85,13 @@ class Session:
         return stroke_action(self.project, atoms, description)
 
     # ------------------------------------------------------------------ runs
-    def segment(
-        self, model: Any = None, *, frames: Any = None, checkpoint: Callable[[], None] | None
-        = None, checkpoint_every: int = 50, progress: Callable[[int, int], None] | None = None,
-        overwrite_curated: bool = False, **kwargs: Any,
-    ) -> Any:
-        """Segment frames (see :func:`~h4tracks.core.segmentation.engine.segment_project`)
-        and apply the result; with ``checkpoint``, every block of ``checkpoint_every`` frames
-        is its own step, applied and then checkpointed (saved). Returns the report."""
-        from h4tracks.core.segmentation.engine import (
-            SegmentReport,
-            compute_segmentation,
-            plan_frames,
-        )
-
-        chosen, skipped = plan_frames(self.project, frames, overwrite_curated)
-        size = len(chosen) if checkpoint is None else max(1, int(checkpoint_every))
-        blocks = [chosen[i:i + size] for i in range(0, len(chosen), size)]
-        total = SegmentReport([], len(chosen), False, 0.0, 0, "", None)
-        for block in blocks:
-            offset = len(total.frames)
-            run = compute_segmentation(
-                self.project, model, frames=block, overwrite_curated=True,
-                progress=None if progress is None else (
-                    lambda d, _n, o=offset: progress(o + d, len(chosen))),
-                **kwargs,
-            )
-            r = run.report
-            run.provenance["kept_curated"] = frame_ranges(skipped)
-            total.frames += r.frames
-            total.cancelled, total.model, total.message = r.cancelled, r.model, r.message
-            total.seconds += r.seconds
-            total.n_cells += r.n_cells
-            if r.frames:
-                self.apply(run.step())
-                if checkpoint is not None:
-                    checkpoint()
-            if r.cancelled:
-                break
-        total.skipped = skipped
-        return total
+    def segment(self, model: Any = None, **kwargs: Any) -> SegmentReport:
+        """Segment frames and apply the result (one step; with ``checkpoint``, one step per
+        block): see :func:`~h4tracks.core.segmentation.engine.segment_in_blocks`."""
+        return segment_in_blocks(self.project, self.apply, model, **kwargs)
 
     def track(self, method: str = "lap", params: Any = None, **kwargs: Any) -> Any:
         """Track all cells and apply the result as one step; returns the new lineage."""
-        from h4tracks.core.tracking import compute_tracking
-
         self.apply(compute_tracking(self.project, method, params, **kwargs))
         return self.project.graph
 
@@ -142,29 +105,7 @@ class Session:
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path | None = None, **kwargs: Any) -> Path:
         """Save the project (see :func:`h4tracks.core.store.save_project`)."""
-        from h4tracks.core.store import save_project
-
         return save_project(self.project, path, **kwargs)
 
     def __repr__(self) -> str:
         return f"Session({self.project!r}, steps={len(self.history)})"
-
-
-def compute_retracking(project: Project, frames: Sequence[int],
-                       params: Any = None) -> tuple[RunStep, dict[str, float]]:
-    """Re-tracking from the user's corrections, computed without changing the project.
-
-    Returns the run step (apply it with :meth:`Session.apply`) and the fitted weights.
-    """
-    from h4tracks.core.tracking import GlobalParams
-    from h4tracks.core.tracking.learning import retrack_with_corrections
-
-    params = params if params is not None else GlobalParams()
-    frames = [int(t) for t in frames]
-    if len(frames) < 2:
-        raise H4TracksError("curate at least 2 consecutive frames before re-tracking")
-    graph, weights = retrack_with_corrections(project, frames, params, return_weights=True)
-    step = RunStep("retrack", {"learned_from": frames, **params.model_dump(),
-                               "method": "global", "weights": weights}, graph=graph,
-                   description="re-tracking with your corrections")
-    return step, weights

@@ -44,12 +44,12 @@ from qtpy.QtWidgets import (
 from h4tracks.core.actions import Action, ActionGroup
 from h4tracks.core.runs import RunStep
 from h4tracks.core.segmentation.curation import label_at
-from h4tracks.core.session import compute_retracking
 from h4tracks.core.tracking import (
     GlobalParams,
     LapParams,
     OverlapParams,
     add_links,
+    compute_retracking,
     compute_tracking,
     delete_tracks,
     link,

@@ -316,14 +316,49 @@ def segment_project(
     SegmentReport
         Frames done, whether it was cancelled, time, cells found, the model's name.
     """
-    from h4tracks.core.actions import History
-    from h4tracks.core.session import Session
+    return segment_in_blocks(
+        project, lambda step: step.apply(project), model, params=params, frames=frames,
+        cores=cores, gpu=gpu, registry=registry, progress=progress, cancel=cancel,
+        checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+        overwrite_curated=overwrite_curated)
 
-    # a script keeps no undo steps: one-step history, so blocks of a long run are not held
-    return Session(project, History(max_length=1)).segment(
-        model, params=params, frames=frames, cores=cores, gpu=gpu, registry=registry,
-        progress=progress, cancel=cancel, checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every, overwrite_curated=overwrite_curated)
+
+def segment_in_blocks(
+    project: Project, apply: Callable[[RunStep], Any], model: Any = None, *,
+    frames: str | Sequence[int] | None = None, checkpoint: Callable[[], None] | None = None,
+    checkpoint_every: int = 50, progress: Callable[[int, int], None] | None = None,
+    overwrite_curated: bool = False, **kwargs: Any,
+) -> SegmentReport:
+    """Segment frames and hand each result to ``apply`` (e.g.
+    :meth:`h4tracks.core.session.Session.apply`): one step for the whole run, or with
+    ``checkpoint`` one step per block of ``checkpoint_every`` frames, each applied and then
+    checkpointed (saved) with its own provenance entry. ``kwargs`` go to
+    :func:`compute_segmentation`. Returns the report of all blocks together."""
+    chosen, skipped = plan_frames(project, frames, overwrite_curated)
+    size = len(chosen) if checkpoint is None else max(1, int(checkpoint_every))
+    total = SegmentReport([], len(chosen), False, 0.0, 0, "", None)
+    for start in range(0, len(chosen), size):
+        offset = len(total.frames)
+        run = compute_segmentation(
+            project, model, frames=chosen[start:start + size], overwrite_curated=True,
+            progress=None if progress is None else (
+                lambda d, _n, o=offset: progress(o + d, len(chosen))),
+            **kwargs,
+        )
+        r = run.report
+        run.provenance["kept_curated"] = frame_ranges(skipped)
+        total.frames += r.frames
+        total.cancelled, total.model, total.message = r.cancelled, r.model, r.message
+        total.seconds += r.seconds
+        total.n_cells += r.n_cells
+        if r.frames:
+            apply(run.step())
+            if checkpoint is not None:
+                checkpoint()
+        if r.cancelled:
+            break
+    total.skipped = skipped
+    return total
 
 
 def preview(
@@ -374,5 +409,6 @@ __all__ = [
     "preview",
     "resolve_model",
     "segment_frame",
+    "segment_in_blocks",
     "segment_project",
 ]

@@ -7,7 +7,7 @@ return a :class:`~h4tracks.core.graph.TrackGraph`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from h4tracks.core.runs import RunStep
@@ -30,6 +30,7 @@ __all__ = [
     "LapParams",
     "OverlapParams",
     "add_links",
+    "compute_retracking",
     "compute_tracking",
     "delete_tracks",
     "detect",
@@ -103,6 +104,26 @@ def compute_tracking(
     graph, params = _track(project, method, params, progress, cancel, cores=cores)
     return RunStep("track", {"method": method, **params.model_dump()}, graph=graph,
                    description=f"tracking ({method})")
+
+
+def compute_retracking(
+    project: Project, frames: Sequence[int], params: GlobalParams | None = None,
+) -> tuple[RunStep, dict[str, float]]:
+    """Re-tracking from the user's corrections, computed without changing the project.
+
+    Learns the global tracker's costs from the curated ``frames``
+    (:func:`retrack_with_corrections`) and returns the run as one undoable step (apply it with
+    :meth:`h4tracks.core.session.Session.apply`) and the fitted weights.
+    """
+    params = params if params is not None else GlobalParams()
+    frames = [int(t) for t in frames]
+    if len(frames) < 2:
+        raise H4TracksError("curate at least 2 consecutive frames before re-tracking")
+    graph, weights = retrack_with_corrections(project, frames, params, return_weights=True)
+    step = RunStep("retrack", {"learned_from": frames, **params.model_dump(),
+                               "method": "global", "weights": weights}, graph=graph,
+                   description="re-tracking with your corrections")
+    return step, weights
 
 
 def track_project(
