@@ -189,7 +189,7 @@ def test_track_lap_and_overlap(files, capsys):
     assert open_project(files / "p.zarr").metadata.provenance[-1]["params"]["method"] == "overlap"
     assert main(["track", str(files / "p.zarr"), "--min-overlap", "7", "--method",
                  "overlap"]) == 2
-    assert "min_overlap" in capsys.readouterr().err
+    assert "--min-overlap must be <= 1" in capsys.readouterr().err
 
 
 def test_track_without_labels_is_an_error(files, capsys):
@@ -210,6 +210,23 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     assert [e["step"] for e in p.metadata.provenance] == ["segment", "track"]
     assert (out / "ctc" / "res_track.txt").is_file()
     assert (out / "ground_truth" / "01_GT" / "TRA" / "man_track.txt").is_file()
+    # the quality it prints is the evaluation of the saved project against its ground truth
+    import re
+
+    from h4tracks.core.evaluation import evaluate
+
+    rep = evaluate(out / "demo.zarr", out / "ground_truth" / "01_GT")
+    seg = re.search(r"SEG (\d\.\d{3})  AP@0\.5 (\d\.\d{3})", text)
+    tra = re.search(r"TRA (\d\.\d{3})  division F1 (\d\.\d{2}|-)", text)
+    assert seg and tra, text
+    assert float(seg[1]) == round(rep.segmentation.seg, 3)
+    assert float(seg[2]) == round(rep.segmentation.average_precision, 3)
+    assert float(tra[1]) == round(rep.tracking.tra, 3)
+    if rep.tracking.reference_divisions + rep.tracking.result_divisions:
+        assert float(tra[2]) == round(rep.tracking.division_f1, 2)
+    else:
+        assert tra[2] == "-"
+    assert "h4tracks demo --gui" in text
 
 
 def test_curate_and_segment_keeps_curated_frames(files, capsys, monkeypatch, tmp_path):
@@ -286,3 +303,18 @@ def test_train_with_the_recipe(files, capsys, monkeypatch, tmp_path):
     assert registry.get("s").provenance["choice"] == "scratch"
     with pytest.raises(SystemExit):  # one start or the other
         main(["train", str(tmp_path / "b.zarr"), "--name", "x", "--scratch", "--from", "d"])
+
+
+def test_help_and_light_commands_stay_light():
+    """``h4tracks --help`` (and building the parser every command goes through) imports no
+    heavy library: torch, Cellpose, napari and zarr load when a command needs them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from h4tracks.cli import build_parser; build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'cellpose', 'napari', 'zarr', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

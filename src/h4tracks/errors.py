@@ -15,3 +15,7 @@ class InputError(H4TracksError, ValueError):
 
 class ProjectFormatError(H4TracksError):
     """A path is not a readable h4tracks project."""
+
+
+class ProjectDamagedError(ProjectFormatError):
+    """Files of a saved project are missing or corrupt (``h4tracks check`` says which)."""

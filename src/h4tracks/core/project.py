@@ -27,7 +27,7 @@ TimeUnit = Literal["ms", "s", "min", "h"]
 class Metadata(BaseModel):
     """Descriptive metadata of a project (stored in the project's group attributes)."""
 
-    model_config = ConfigDict(validate_assignment=True, extra="forbid")
+    model_config = ConfigDict(validate_assignment=True, extra="forbid", allow_inf_nan=False)
 
     name: str | None = None
     pixel_size: float | None = Field(default=None, gt=0, description="µm per pixel")
@@ -175,6 +175,9 @@ class Project:
                 graph = measure_graph_nodes(self._labels)
         if graph is not None:
             self._graph = graph
+        # the id high-water mark is at least the largest id the labels hold now
+        table = self._graph.node_table()
+        self.note_labels_used(int(table["label"].max()) if table["label"].size else 0)
         self.auto = auto
 
     # ------------------------------------------------------------------ shape
@@ -242,6 +245,9 @@ class Project:
     def graph(self, graph: TrackGraph) -> None:
         self.sync_graph()
         self._graph = graph
+        # nodes mirror label ids: a graph set from outside may hold ids above the mark
+        table = graph.node_table()
+        self.note_labels_used(int(table["label"].max()) if table["label"].size else 0)
 
     def sync_graph(self) -> None:
         """Update the nodes of edited frames only (labels are the truth for centroids/areas)."""

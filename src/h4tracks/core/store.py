@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import sys
-import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -33,11 +32,25 @@ from typing import Any
 import numpy as np
 import zarr
 
+from h4tracks.core import lock as _lock
 from h4tracks.core.graph import TrackGraph
+from h4tracks.core.manifest import (
+    ARRAYS,
+    array_manifest,
+    chunk_codecs,
+    complete_array,
+    damage_message,
+    graph_manifest,
+    quick_verify,
+)
 from h4tracks.core.project import AutoSnapshot, LabelMovie, Metadata, Project
-from h4tracks.errors import H4TracksError, ProjectFormatError
+from h4tracks.errors import H4TracksError, ProjectDamagedError, ProjectFormatError
 
-FORMAT_VERSION = 1
+
+class StaleProjectError(H4TracksError):
+    """The project on disk changed since this copy was opened (a save would lose that)."""
+
+FORMAT_VERSION = 2  # 2: chunks carry crc32c checksums, the root keeps a manifest
 _ATTR = "h4tracks"
 _TILE = 2048  # frames larger than this are chunked in tiles
 _SAVING = ".saving-"
@@ -76,17 +89,27 @@ def _recover(path: Path) -> None:
 
 
 # ---------------------------------------------------------------------- open (lazy)
-def open_project(path: str | Path) -> Project:
+def open_project(path: str | Path, *, verify: bool = True) -> Project:
     """Open a saved project without reading pixel data.
 
     Image and labels stay zarr arrays on disk; only the lineage graph (small) and the metadata
     are read into memory.
 
+    Parameters
+    ----------
+    path
+        The ``.zarr`` project directory.
+    verify
+        Compare the files with the project's manifest (a directory listing, no pixels read)
+        and refuse a damaged project. ``h4tracks check --repair`` opens with ``False``.
+
     Raises
     ------
     ProjectFormatError
-        If the path is missing, not a zarr group, not an h4tracks project, from a newer
-        format version, or damaged.
+        If the path is missing, not a zarr group, not an h4tracks project, or from a newer
+        format version.
+    ProjectDamagedError
+        If files are missing or unreadable (the message says to run ``h4tracks check``).
     """
     path = Path(path).expanduser().resolve()
     _recover(path)
@@ -108,12 +131,23 @@ def open_project(path: str | Path) -> Project:
             f"{path}: project format version {version!r} is newer than this h4tracks "
             f"understands ({FORMAT_VERSION}); update h4tracks"
         )
+    problems: list[str] = []
+    graphs: dict[str, TrackGraph] = {}
+
+    def graph_at(name: str, info: dict[str, Any]) -> TrackGraph:
+        try:
+            graphs[name] = _read_graph(path / name, info)
+        except Exception as e:  # any unreadable graph is damage, reported once
+            problems.append(f"the {name} graph cannot be read ({type(e).__name__})")
+            return TrackGraph()
+        return graphs[name]
+
     try:
         root = zarr.open_group(path, mode="r", zarr_format=3)
         image = root["image"]
         labels = root.get("labels")
         if labels is not None and "tracks" in root:
-            graph = _read_graph(path / "tracks", attrs.get("tracks", {}))
+            graph = graph_at("tracks", attrs.get("tracks", {}))
         else:
             graph = TrackGraph()
         metadata = Metadata(**attrs.get("metadata", {}))
@@ -122,24 +156,31 @@ def open_project(path: str | Path) -> Project:
             auto_attrs = attrs.get("auto") or {}
             auto_labels = root["auto/labels"] if "labels" in root["auto"] else None
             auto = AutoSnapshot(
-                auto_labels,
-                _read_graph(path / "auto" / "tracks", auto_attrs.get("tracks", {})),
-                auto_attrs.get("info", {}),
-                store_path=path,
+                auto_labels, graph_at("auto/tracks", auto_attrs.get("tracks", {})),
+                auto_attrs.get("info", {}), store_path=path,
             )
-    except ProjectFormatError:
-        raise
     except (KeyError, ValueError, OSError, TypeError) as e:
-        raise ProjectFormatError(f"{path}: damaged h4tracks project ({e})") from e
+        raise ProjectDamagedError(damage_message(path, [f"{type(e).__name__}: {e}"])) from e
+    if verify:
+        problems += quick_verify(path, attrs, graphs)
+        if problems:
+            raise ProjectDamagedError(damage_message(path, problems))
     movie = None if labels is None else LabelMovie(labels, store_path=path)
     try:
         project = Project(image, movie, graph=graph, metadata=metadata, auto=auto)
     except H4TracksError as e:
-        raise ProjectFormatError(f"{path}: damaged h4tracks project ({e})") from e
+        raise ProjectDamagedError(damage_message(path, [str(e)])) from e
     project.path = path
     project.image_store_path = path
+    project.generation = int(attrs.get("generation", 0))  # type: ignore[attr-defined]
     _remember_saved(project)
     return project
+
+
+def project_generation(path: str | Path) -> int | None:
+    """The generation number of the project saved at ``path`` (None if there is none)."""
+    attrs = _root_attrs(Path(path))
+    return None if attrs is None else int(attrs.get("generation", 0))
 
 
 # ---------------------------------------------------------------------- graph <-> GEFF
@@ -230,7 +271,8 @@ def _write_movie(
     # hard-linking and deleting a version cheap
     arr = zarr.create_array(dst, shape=shape, chunks=_chunks(shape), dtype=dtype,
                             fill_value=0, zarr_format=3,
-                            chunk_key_encoding={"name": "default", "separator": "."})
+                            chunk_key_encoding={"name": "default", "separator": "."},
+                            **chunk_codecs())
     for t in range(shape[0]):
         if cancel is not None and cancel():
             raise H4TracksError("save cancelled; the project on disk is unchanged")
@@ -245,11 +287,14 @@ def _save_labels(movie: LabelMovie, dst: Path, reuse: Path | None,
     """Write a label movie, reusing unchanged frames' chunk files from ``reuse``."""
     if reuse is not None and (reuse / "labels").is_dir():
         _link_tree(reuse / "labels", dst, _frame_chunk_prefixes(movie.dirty))
-        arr = zarr.open_array(dst, mode="r+", zarr_format=3)
-        for i, (t, frame) in enumerate(sorted(movie.edited_frames.items())):
-            arr[t] = frame
-            if progress is not None:
-                progress(i + 1, len(movie.edited_frames))
+        # an edited frame that became empty is written too: a missing chunk means damage
+        # (the array takes the setting when it is opened)
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            arr = zarr.open_array(dst, mode="r+", zarr_format=3)
+            for i, (t, frame) in enumerate(sorted(movie.edited_frames.items())):
+                arr[t] = frame
+                if progress is not None:
+                    progress(i + 1, len(movie.edited_frames))
     else:
         _write_movie(movie, dst, np.dtype(np.uint32), progress=progress, frames=movie.frame)
 
@@ -344,9 +389,46 @@ def save_project(
         path = project.path
     # resolve(): saving through a symlink must replace the target, not the link
     dest = Path(path).expanduser().resolve()
+    if not dest.parent.is_dir():
+        raise H4TracksError(f"folder {dest.parent} does not exist")
+    reason = getattr(project, "read_only", None)
+    if reason and _same_dir(dest, project.path):
+        # refused before waiting for the lock: the other program may hold it for hours
+        raise _lock.ReadOnlyError(
+            f"{dest.name} was opened read-only ({reason}); save it under a new name to keep "
+            "your changes"
+        )
+    # one writer at a time: the destination is locked for the whole save. The source of a
+    # "save as" is not locked (another program may be writing it for hours, and the user
+    # must still be able to keep their edits elsewhere): its generation is compared before
+    # and after its files are linked instead, so a copy never mixes two of its versions.
+    with _lock.path_lock(dest):
+        return _save_locked(project, dest, progress=progress, overwrite=overwrite)
+
+
+def _check_generation(project: Project, dest: Path) -> int:
+    """The generation the new version gets; refuses to overwrite a newer version on disk."""
+    attrs = _root_attrs(dest)
+    on_disk = int(attrs.get("generation", 0)) if attrs is not None else 0
+    mine = getattr(project, "generation", None)
+    if attrs is not None and _same_dir(dest, project.path) and mine is not None \
+            and on_disk != mine:
+        by = attrs.get("saved_by") or {}
+        who = f" by {by.get('command')} at {str(by.get('time', ''))[11:19]}" \
+            if by.get("command") else ""
+        raise StaleProjectError(
+            f"{dest.name} was saved{who} after you opened it; your changes were not written "
+            "(so that neither version is lost): save them under a new name, or reopen the "
+            "project and redo them"
+        )
+    return max(on_disk, mine or 0) + 1
+
+
+def _save_locked(
+    project: Project, dest: Path, *, progress: Callable[[str, int, int], None] | None,
+    overwrite: bool,
+) -> Path:
     _recover(dest)
-    if project.path is not None:
-        _recover(project.path)
     if dest.exists():
         if not is_project(dest):
             raise H4TracksError(
@@ -354,11 +436,18 @@ def save_project(
             )
         if not overwrite and not _same_dir(dest, project.path):
             raise H4TracksError(f"{dest} already exists (pass overwrite to replace it)")
-    if not dest.parent.is_dir():
-        raise H4TracksError(f"folder {dest.parent} does not exist")
+    _lock.check_writable(dest)
+    generation = _check_generation(project, dest)
     project.sync_graph()
+    labels_now = project._graph.node_table()["label"]
+    # keep the id high-water mark at least at the ids the labels hold (it only grows)
+    project.note_labels_used(int(labels_now.max()) if labels_now.size else 0)
     src = project.path if project.path is not None and is_project(project.path) else None
     saved = getattr(project, "_saved_state", None) if src is not None else None
+    src_attrs = _root_attrs(src) if src is not None else None
+    src_manifest = (src_attrs or {}).get("manifest")
+    src_generation = (src_attrs or {}).get("generation")
+    # we hold the lock, so leftovers of earlier saves belong to writers that are gone
     _remove_stale(dest)
     tmp = dest.parent / f".{dest.name}{_SAVING}{uuid.uuid4().hex[:8]}"
 
@@ -376,14 +465,18 @@ def save_project(
         if labels is not None:
             reuse = src if _same_dir(labels.store_path, src) else None
             _save_labels(labels, tmp / "labels", reuse, stage("labels"))
+        from h4tracks import __version__
+
         attrs: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "kind": "h4tracks project",
             "metadata": json.loads(project.metadata.model_dump_json()),
+            "written_by": f"h4tracks {__version__}",
+            "generation": generation,
+            "saved_by": {"command": _lock.command_name, "pid": os.getpid(),
+                         "time": _now()},
         }
-        from h4tracks import __version__
-
-        attrs["written_by"] = f"h4tracks {__version__}"
+        manifest: dict[str, Any] = {}
         graph = project._graph
         if labels is not None:
             if saved is not None and saved["graph"] == (id(graph), graph.revision) and (
@@ -393,6 +486,7 @@ def save_project(
                 attrs["tracks"] = {"next_track_id": graph.next_track_id}
             else:
                 attrs["tracks"] = _write_graph(graph, tmp / "tracks")
+            manifest["tracks"] = graph_manifest(graph)
         auto = project.auto
         if auto is not None:
             (tmp / "auto").mkdir()
@@ -411,21 +505,60 @@ def save_project(
                 _write_graph(auto.graph, tmp / "auto" / "tracks")
             attrs["auto"] = {"info": auto.info,
                              "tracks": {"next_track_id": auto.graph.next_track_id}}
+            manifest["auto/tracks"] = graph_manifest(auto.graph)
+        for name in ARRAYS:
+            if (tmp / name / "zarr.json").is_file():
+                _complete(tmp / name, name, src, src_manifest)
+                manifest[name] = array_manifest(tmp / name)
+        attrs["manifest"] = manifest
         # the root metadata is written last: a directory without it is not a project
         root = zarr.open_group(tmp, mode="a", zarr_format=3)
         root.attrs[_ATTR] = attrs
         _fsync_dir(tmp)
+        if src is not None and not _same_dir(src, dest) and \
+                (_root_attrs(src) or {}).get("generation") != src_generation:
+            raise H4TracksError(
+                f"{src.name} was saved by another program while it was being copied to "
+                f"{dest.name}; nothing was written — save again"
+            )
         old = _swap(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
-        # Deleting the previous version is slow on some filesystems and not needed for
-        # consistency; a leftover (e.g. the process exits first) is removed by the next save.
-        threading.Thread(target=shutil.rmtree, args=(old, True), daemon=True).start()
+        # removed before returning (no daemon thread a process exit could cut short); the
+        # new version hard-links the unchanged files, so this only unlinks names
+        shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(dest.parent)
     _reopen(project, dest)
+    project.generation = generation  # type: ignore[attr-defined]
+    project.read_only = None  # type: ignore[attr-defined]  # this copy is now the writer's
     return dest
+
+
+def _now() -> str:
+    import datetime as _dt
+
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+def _complete(array_dir: Path, name: str, src: Path | None, src_manifest: Any) -> None:
+    """Make sure every chunk file of a new version's array exists.
+
+    An array taken over from a version that had a manifest must be complete already: a gap
+    means the saved project lost files, and saving over it would make the loss permanent.
+    Arrays from projects saved before format 2 get their empty chunks written.
+    """
+    if isinstance(src_manifest, dict) and name in src_manifest:
+        from h4tracks.core.manifest import missing_chunks
+
+        missing = missing_chunks(array_dir)
+        if missing:
+            assert src is not None
+            frames = sorted({c[0] for c in missing})
+            raise ProjectDamagedError(damage_message(
+                src, [f"{len(missing)} {name} chunk file(s) missing (frames {frames[:10]})"]))
+    complete_array(array_dir)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from qtpy.QtWidgets import QFileDialog
 
+from h4tracks.core import lock
 from h4tracks.core.project import Project
 from h4tracks.core.store import open_project
 from h4tracks.errors import H4TracksError
@@ -197,7 +198,15 @@ class ProjectLayersMixin:
             self.notify(str(e), error=True)
             return None
         self.show_project(project)
-        self.notify(f"opened {project.path}")
+        if lock.locked(project.path):
+            # another program (a batch run, a terminal) is changing it: look, but save
+            # elsewhere, so neither side overwrites the other
+            holder = lock.describe_holder(project.path)
+            project.read_only = f"{holder} was changing it"
+            self.notify(f"{project.path.name} is being changed by {holder}: opened read-only "
+                        "— use Save as to keep your edits", error=True)
+        else:
+            self.notify(f"opened {project.path}")
         self._offer_recovery(project)
         return project
 

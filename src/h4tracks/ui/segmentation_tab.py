@@ -9,6 +9,7 @@ viewer and act on the project's labels layer at the clicked pixel of the current
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,12 @@ def _compact(combo: QComboBox, chars: int = 14) -> None:
     combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
     combo.setMinimumContentsLength(chars)
 
+
+
+def _loading(text: str) -> str:
+    """The status of a Cellpose job: the first one also loads torch and Cellpose (seconds),
+    which the panel deliberately did not import when it opened."""
+    return text if "cellpose.models" in sys.modules else f"loading Cellpose, then {text}"
 
 class WrappedLabel(QLabel):
     """A word-wrapped label that keeps the height its text needs at its current width.
@@ -410,7 +417,7 @@ class SegmentationTab(QWidget):
             if layer is not None:
                 layer.editable = True
 
-        return self.main.run_in_worker(work, text=f"segmenting with {entry.name}…",
+        return self.main.run_in_worker(work, text=_loading(f"segmenting with {entry.name}…"),
                                        done=done, cancellable=True, finally_=finish)
 
     def _report(self, r: SegmentReport, verb: str) -> None:
@@ -440,7 +447,7 @@ class SegmentationTab(QWidget):
             self.show_preview(project, frames, masks)
             self._report(report, "previewed")
 
-        return self.main.run_in_worker(work, text=f"previewing {entry.name}…", done=done,
+        return self.main.run_in_worker(work, text=_loading(f"previewing {entry.name}…"), done=done,
                                        cancellable=True)
 
     def show_preview(self, project: Project, frames: Sequence[int], masks: np.ndarray) -> Any:
@@ -526,7 +533,7 @@ class SegmentationTab(QWidget):
             self.refresh_models(select=entry.name)
             self.main.notify(f"trained {entry.name}: {res.summary()}")
 
-        return self.main.run_in_worker(work, text=f"training {name}…", done=done,
+        return self.main.run_in_worker(work, text=_loading(f"training {name}…"), done=done,
                                        cancellable=True)
 
     # ------------------------------------------------------------------ curation

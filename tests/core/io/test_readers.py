@@ -555,3 +555,13 @@ def test_validate_labels_array() -> None:
         validate_labels_array(np.zeros((3, 4, 5), np.uint32), shape=(3, 4, 6))
     with pytest.raises(InputError, match=r"2D \(Y, X\) or 3D"):
         validate_labels_array(np.zeros((2, 3, 4, 5), np.uint32))
+
+
+@pytest.mark.parametrize("shape", [(100,), (1, 100), (6, 1, 100), (5, 4, 100)])
+def test_files_too_small_to_hold_cells_are_refused(tmp_path, shape) -> None:
+    """A 1-D signal (or frames a few pixels high) is not a movie: one sentence, no project."""
+    path = tmp_path / "signal.tif"
+    tifffile.imwrite(path, np.arange(int(np.prod(shape)), dtype=np.uint16).reshape(shape))
+    with pytest.raises(InputError, match="too small to hold cells") as info:
+        read_image(path)
+    assert "\n" not in str(info.value)

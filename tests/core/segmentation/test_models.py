@@ -311,3 +311,31 @@ def test_demo_model_missing_is_clear(cfg, tmp_path, empty_cellpose_cache):
     entry = demo_entry().model_copy(update={"path": str(tmp_path / "gone.pth")})
     with pytest.raises(H4TracksError, match=r"demo model file .* is missing"):
         load_cellpose_model(entry)
+
+
+def test_concurrent_adds_keep_every_entry(cfg, weights_file):
+    """Six programs registering models at once (two terminals, a training in napari): the
+    registry's lock makes each read-modify-write whole, so no entry is lost."""
+    code = (
+        "import sys; from h4tracks.core.segmentation.models import ModelRegistry; "
+        "ModelRegistry().add_custom(sys.argv[1], sys.argv[2])"
+    )
+    env = dict(os.environ, H4TRACKS_CONFIG_DIR=str(cfg))
+    names = [f"m{i}" for i in range(6)]  # each process imports torch: six are plenty here
+    procs = [subprocess.Popen([sys.executable, "-c", code, n, str(weights_file)], env=env,
+                              stderr=subprocess.PIPE, text=True) for n in names]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert {e.name for e in ModelRegistry().custom_entries()} == set(names)
+    assert len(ModelRegistry().custom_entries()) == 6
+    assert sorted(p.name for p in cfg.iterdir() if p.name.endswith(".tmp")) == []
+
+
+def test_corrupt_registry_is_one_sentence_and_kept(cfg, weights_file):
+    cfg.mkdir(parents=True)
+    (cfg / "models.json").write_text('{"models": [ {"name": ')
+    with pytest.raises(H4TracksError, match="corrupt") as info:
+        ModelRegistry().add_custom("mine", weights_file)
+    assert "\n" not in str(info.value)
+    assert (cfg / "models.json").read_text() == '{"models": [ {"name": '

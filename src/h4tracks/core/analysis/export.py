@@ -15,6 +15,7 @@ import numpy as np
 
 from h4tracks.core.analysis.metrics import Table, detection_table, filter_tracks, summarize
 from h4tracks.core.graph import TrackGraph
+from h4tracks.core.outputs import atomic_file, check_output_path
 from h4tracks.errors import InputError
 
 __all__ = ["write_csv", "write_detections_csv", "write_track_report"]
@@ -56,7 +57,8 @@ def write_csv(
     table
         A :class:`~h4tracks.core.analysis.metrics.Table` (e.g. from ``track_metrics``).
     path
-        Output file; its folder must exist.
+        Output file; its folder must exist and must not be inside a project. The file is
+        written completely or not at all (a previous file stays on failure).
     sep
         Field separator (one character).
     decimal
@@ -78,14 +80,17 @@ def write_csv(
     if not isinstance(table, Table):
         raise InputError(f"expected a Table, got {type(table).__name__}")
     path = Path(path)
-    if not path.parent.is_dir():
-        raise InputError(f"folder {path.parent} does not exist")
+    check_output_path(path)
     cols = [_format_column(table[c], decimal) for c in table.columns]
-    with path.open("w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
-        writer = csv.writer(fh, delimiter=sep, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(table.columns)
-        writer.writerows(zip(*cols, strict=True))
+    with atomic_file(path, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as fh:
+        _write_rows(fh, table.columns, cols, sep)
     return path
+
+
+def _write_rows(fh, header: list[str], cols: list[list[str]], sep: str) -> None:
+    writer = csv.writer(fh, delimiter=sep, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    writer.writerow(header)
+    writer.writerows(zip(*cols, strict=True))
 
 
 def write_detections_csv(
@@ -153,8 +158,15 @@ def write_track_report(
     out["passes_filters"] = mask
     summary = _with_filter_rows(summarize(table, mask), table, mask, min_length, min_movement)
     summary_path = path.with_name(f"{path.stem}_summary{path.suffix or '.csv'}")
-    write_csv(out, path, sep=sep, decimal=decimal, bom=bom)
-    write_csv(summary, summary_path, sep=sep, decimal=decimal, bom=bom)
+    check_output_path(path)
+    check_output_path(summary_path)
+    encoding = "utf-8-sig" if bom else "utf-8"
+    # both files or neither: the summary is committed only if the track file is complete
+    with atomic_file(path, "w", encoding=encoding, newline="") as fh, \
+            atomic_file(summary_path, "w", encoding=encoding, newline="") as fh_summary:
+        for table_, handle in ((out, fh), (summary, fh_summary)):
+            cols = [_format_column(table_[c], decimal) for c in table_.columns]
+            _write_rows(handle, table_.columns, cols, sep)
     return path, summary_path
 
 

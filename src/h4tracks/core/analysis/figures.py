@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 from h4tracks.core.analysis.metrics import Table, msd_curves, units_for
 from h4tracks.core.graph import TrackGraph
+from h4tracks.core.outputs import atomic_file
 from h4tracks.errors import InputError
 
 __all__ = ["histogram", "msd_plot", "rose_plot", "save_figure", "scatter"]
@@ -203,7 +204,10 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 150) -> Path:
     Raises
     ------
     InputError
-        For any other suffix, or a missing folder.
+        For any other suffix, a missing folder or a path inside a project.
+    H4TracksError
+        If the file cannot be written (full disk, permission denied...); the file is then
+        left as it was.
     """
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
@@ -211,7 +215,6 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 150) -> Path:
         raise InputError(
             f"figures can be saved as .png or .svg, not {path.suffix or 'without a suffix'!r}"
         )
-    if not path.parent.is_dir():
-        raise InputError(f"folder {path.parent} does not exist")
-    fig.savefig(path, format=fmt, dpi=dpi)
+    with atomic_file(path, "wb") as fh:
+        fig.savefig(fh, format=fmt, dpi=dpi)
     return path

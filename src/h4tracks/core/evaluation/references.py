@@ -271,6 +271,12 @@ def curated_vs_auto(
     report = evaluate(result, reference, frames=ts, segmentation=segmentation,
                       tracking=tracking)
     report.curated_frames = sorted(set(ts) & project.curated_frames)
+    lost = sorted(set(ts) & set(info.get("lost_frames", [])))
+    if lost:
+        report.notes.append(
+            f"The automatic result of frames {lost} was lost and could not be rebuilt (see "
+            "`h4tracks check`): there the automatic side is empty, so those frames count as "
+            "misses.")
     if not report.curated_frames:
         report.notes.append("None of these frames is curated: the score compares the "
                             "automatic result with itself wherever nothing was edited.")

@@ -8,7 +8,6 @@ import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from h4tracks.core.evaluation.segmentation import (
     segmentation_from_overlaps,
 )
 from h4tracks.core.evaluation.tracking import TrackingMetrics, tracking_from_overlaps
+from h4tracks.core.outputs import atomic_file
 from h4tracks.errors import InputError
 
 __all__ = ["EvaluationReport", "evaluate"]
@@ -85,13 +85,15 @@ class EvaluationReport:
         return _nan_to_none(jsonable(out))
 
     def to_json(self, path: str | os.PathLike[str] | None = None) -> str:
-        """The report as JSON text, also written to ``path`` if given."""
+        """The report as JSON text, also written to ``path`` if given.
+
+        The file is written completely or not at all (see
+        :func:`h4tracks.core.outputs.atomic_file`) and never inside a project.
+        """
         text = json.dumps(self.as_dict(), indent=2)
         if path is not None:
-            try:
-                Path(path).write_text(text + "\n", encoding="utf-8")
-            except OSError as err:
-                raise InputError(f"Cannot write {path}: {err.strerror or err}.") from err
+            with atomic_file(path, "w", encoding="utf-8") as fh:
+                fh.write(text + "\n")
         return text
 
     def _rows(self) -> list[tuple[str, list[tuple[str, str]]]]:

@@ -19,6 +19,7 @@ Frame numbers have 3 digits, or 4 for movies longer than 1000 frames.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from h4tracks.core.outputs import atomic_folder
 from h4tracks.errors import InputError
 
 __all__ = ["export_ctc", "graph_to_ctc", "lineage_from_labels", "read_ctc", "write_ctc"]
@@ -108,8 +110,11 @@ def write_ctc(
     Parameters
     ----------
     directory
-        Target folder, created if needed. Frame files of an earlier export in the folders
-        written to are replaced, so that no stale frame survives.
+        Target folder, created if needed; refused inside an h4tracks project. The files are
+        written to a hidden folder beside it that takes its place when complete, so a
+        failure (full disk, Ctrl-C...) leaves the previous export as it was. Frame files of
+        an earlier export are replaced, so that no stale frame survives; other files in the
+        folder are kept.
     labels
         ``(T, Y, X)`` integer label movie, value = track id. Saved as uint16 if the largest id
         is below 65536, else uint32.
@@ -135,7 +140,9 @@ def write_ctc(
     ------
     InputError
         If an argument is invalid or the lineage does not match the labels (the message names
-        the first bad track).
+        the first bad track), or ``directory`` is inside a project.
+    H4TracksError
+        ``"cannot write PATH: REASON"`` if the files cannot be written.
     """
     if kind not in _KINDS:
         raise InputError(f"kind must be 'res' or 'gt', got {kind!r}.")
@@ -158,16 +165,27 @@ def write_ctc(
     digits = 3 if n_t <= 1000 else 4
     dtype = np.uint16 if labels.max(initial=0) < 65536 else np.uint32
 
+    # Each folder is written beside its target and swapped in when complete (a failure
+    # leaves the previous export); files that are not part of the export survive.
     if kind == "res":
-        _write_frames(root, "mask", _RES_MASK, labels, dtype, digits)
-        _write_track_file(root / "res_track.txt", lineage)
+        with atomic_folder(root, overwrite=True, parents=True,
+                           keep=lambda n: not (_RES_MASK.match(n) or n == "res_track.txt")
+                           ) as tmp:
+            _write_frames(tmp, "mask", labels, dtype, digits)
+            _write_track_file(tmp / "res_track.txt", lineage)
         return root
     gt = root / f"{sequence}_GT"
-    _write_frames(gt / "TRA", "man_track", _TRA_MASK, labels, dtype, digits)
-    _write_track_file(gt / "TRA" / "man_track.txt", lineage)
-    _write_frames(gt / "SEG", "man_seg", _SEG_MASK, labels, dtype, digits)
-    if image is not None:
-        _write_frames(root / sequence, "t", _RAW, image, image.dtype, digits)
+    with contextlib.ExitStack() as stack:
+        tmp_gt = stack.enter_context(atomic_folder(
+            gt, overwrite=True, parents=True, keep=lambda n: n not in ("TRA", "SEG")))
+        _write_frames(tmp_gt / "TRA", "man_track", labels, dtype, digits)
+        _write_track_file(tmp_gt / "TRA" / "man_track.txt", lineage)
+        _write_frames(tmp_gt / "SEG", "man_seg", labels, dtype, digits)
+        if image is not None:
+            tmp_raw = stack.enter_context(atomic_folder(
+                root / sequence, overwrite=True, parents=True,
+                keep=lambda n: not _RAW.match(n)))
+            _write_frames(tmp_raw, "t", image, image.dtype, digits)
     return gt
 
 
@@ -330,30 +348,19 @@ def _presence(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, n
 def _write_frames(
     folder: Path,
     prefix: str,
-    pattern: re.Pattern[str],
     movie: np.ndarray,
     dtype: np.dtype | type,
     digits: int,
 ) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        names = {f"{prefix}{t:0{digits}d}.tif" for t in range(movie.shape[0])}
-        # Drop frames of an earlier, longer export so the folder describes one movie only.
-        for old in folder.iterdir():
-            if pattern.match(old.name) and old.name not in names:
-                old.unlink()
-        for t in range(movie.shape[0]):
-            tifffile.imwrite(folder / f"{prefix}{t:0{digits}d}.tif", movie[t].astype(dtype))
-    except OSError as err:
-        raise InputError(f"Cannot write CTC frames to {folder}: {err.strerror or err}.") from err
+    """Write ``movie`` frame by frame into the new (temporary) ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for t in range(movie.shape[0]):
+        tifffile.imwrite(folder / f"{prefix}{t:0{digits}d}.tif", movie[t].astype(dtype))
 
 
 def _write_track_file(path: Path, lineage: np.ndarray) -> None:
     text = "".join(f"{i} {b} {e} {p}\n" for i, b, e, p in lineage.tolist())
-    try:
-        path.write_text(text, encoding="ascii")
-    except OSError as err:
-        raise InputError(f"Cannot write {path}: {err.strerror or err}.") from err
+    path.write_text(text, encoding="ascii")
 
 
 # --------------------------------------------------------------------------------------------

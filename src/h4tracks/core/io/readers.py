@@ -58,6 +58,8 @@ _KNOWN_DIMS = "TCZYXS"
 _GENERATED_CHANNEL = re.compile(r"Channel:\d+:\d+")
 # tifffile log messages that mean the IFD chain runs past the end of the file (truncation).
 _FATAL_TIFF_LOG = ("invalid page offset", "invalid offset to page", "corrupted tag list")
+#: smallest frame side (px): a smaller "movie" is a 1-D signal or a file read on wrong axes
+MIN_FRAME_SIDE = 8
 _RGB_MESSAGE = "RGB images are not supported: convert to grayscale or save channels separately"
 
 
@@ -148,6 +150,7 @@ def read_image(
         If the file is missing, unreadable, damaged, or not a single-channel 2D movie.
     """
     resolved = _open_movie(path, channel=channel, time_axis=time_axis, scene=scene)
+    _check_frame_size(tuple(resolved.data.shape), resolved.name)
     _check_image_dtype(resolved.data.dtype, resolved.name)
     _read_first_frame(resolved.data, resolved.name)
     pixel_size, frame_interval = _read_calibration(resolved)
@@ -330,9 +333,26 @@ def _as_movie_shape(shape: Sequence[int]) -> tuple[int, ...]:
     return (1, *shape) if len(shape) == 2 else shape
 
 
+def _check_frame_size(shape: tuple[int, ...], name: str) -> None:
+    """Refuse a file whose frames cannot hold cells (a 1-D signal read as a 1 x N movie)."""
+    if min(shape[-2:]) < MIN_FRAME_SIDE:
+        raise InputError(
+            f"{name}: frames of {shape[-2]} x {shape[-1]} px are too small to hold cells (at "
+            f"least {MIN_FRAME_SIDE} x {MIN_FRAME_SIDE} px); is it a 1-D signal, or were its "
+            "axes read wrongly (see --time-axis)?"
+        )
+
+
 def _check_image_dtype(dtype: np.dtype, name: str) -> None:
     dtype = np.dtype(dtype)
     if dtype.kind in "iuf":
+        if not _storable(dtype):
+            # e.g. the 'long long' int64 tifffile returns on Linux, or float128
+            raise InputError(
+                f"{name}: the pixel type {dtype} of this data cannot be stored in a project; "
+                "save the movie as 16/32-bit integers or float32 (e.g. Fiji: Image > Type > "
+                "32-bit)"
+            )
         return
     if dtype.kind == "b":
         hint = "convert it to uint8"
@@ -341,6 +361,19 @@ def _check_image_dtype(dtype: np.dtype, name: str) -> None:
     else:
         hint = "save the movie with an integer or float pixel type"
     raise InputError(f"{name}: image pixels must be real numbers, got {dtype} ({hint})")
+
+
+def _storable(dtype: np.dtype) -> bool:
+    """Whether the project format (zarr 3) can store pixels of exactly this numpy dtype."""
+    try:
+        from zarr.core.dtype import parse_dtype
+    except ImportError:  # another zarr version: let the store decide
+        return True
+    try:
+        parse_dtype(dtype, zarr_format=3)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
 def _check_label_dtype(dtype: np.dtype, name: str) -> None:

@@ -41,7 +41,7 @@ PREVIEW_FRAMES = 5
 class SegmentParams(BaseModel):
     """Cellpose parameters of a segmentation run (defaults from the model entry)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     diameter: float | None = Field(
         None, gt=0, description="cell diameter in px; None = the model's own"

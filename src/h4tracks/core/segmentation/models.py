@@ -18,11 +18,13 @@ cellpose and torch are imported lazily so that importing this module stays cheap
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -79,11 +81,37 @@ def config_dir() -> Path:
     return Path(platformdirs.user_config_dir("h4tracks"))
 
 
-def builtin_model_names() -> list[str]:
-    """cellpose's built-in model names, without duplicates, in cellpose's order."""
+@functools.lru_cache(maxsize=1)
+def _cellpose_model_names() -> tuple[str, ...]:
+    """``cellpose.models.MODEL_NAMES`` read from its source, without importing cellpose.
+
+    Importing cellpose imports torch (seconds): listing the models when the napari panel
+    opens must not pay for that. The literal list is parsed with :mod:`ast`; if cellpose
+    ever computes it, cellpose is imported after all.
+    """
+    import ast
+    import importlib.util
+    import sys
+
+    module = sys.modules.get("cellpose.models")
+    if module is not None:
+        return tuple(module.MODEL_NAMES)
+    spec = importlib.util.find_spec("cellpose")  # finds the package, runs nothing
+    if spec is not None and spec.submodule_search_locations:
+        source = Path(next(iter(spec.submodule_search_locations))) / "models.py"
+        with contextlib.suppress(OSError, SyntaxError, ValueError):
+            for node in ast.parse(source.read_text(encoding="utf-8")).body:
+                if isinstance(node, ast.Assign) and any(
+                        isinstance(t, ast.Name) and t.id == "MODEL_NAMES" for t in node.targets):
+                    return tuple(ast.literal_eval(node.value))
     from cellpose.models import MODEL_NAMES
 
-    return list(dict.fromkeys(MODEL_NAMES))
+    return tuple(MODEL_NAMES)
+
+
+def builtin_model_names() -> list[str]:
+    """cellpose's built-in model names, without duplicates, in cellpose's order."""
+    return list(dict.fromkeys(_cellpose_model_names()))
 
 
 def builtin_cache_file(name: str) -> Path:
@@ -233,6 +261,22 @@ class ModelRegistry:
         )
 
     # -- edits -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _editing(self) -> Iterator[None]:
+        """Hold the registry's lock for one read-modify-write: two programs adding models at
+        once (two ``h4tracks models --add``, a training in napari) both keep their entry."""
+        from h4tracks.core.lock import path_lock
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise H4TracksError(
+                f"Cannot create the folder of the model registry {self.path.parent} "
+                f"({exc.strerror or exc})."
+            ) from exc
+        with path_lock(self.path, command="h4tracks model registry"):
+            yield
+
     def add_custom(
         self,
         name: str,
@@ -260,11 +304,6 @@ class ModelRegistry:
             raise InputError(
                 f"Model name {name!r} is a built-in model name; choose another name."
             )
-        custom = self._load()  # raises on a corrupt file, so it is never overwritten
-        if any(e.name == name for e in custom) and not replace:
-            raise InputError(
-                f"A model named {name!r} already exists; pass replace=True to overwrite it."
-            )
         _check_weights_file(file)
         try:
             entry = ModelEntry(name=name, kind=kind, path=str(file), **params)
@@ -273,18 +312,26 @@ class ModelRegistry:
                 f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in exc.errors()
             )
             raise InputError(f"Invalid model parameters for {name!r} ({first}).") from exc
-        custom = [e for e in custom if e.name != name] + [entry]
-        self._save(custom)
+        with self._editing():
+            custom = self._load()  # raises on a corrupt file, so it is never overwritten
+            if any(e.name == name for e in custom) and not replace:
+                raise InputError(
+                    f"A model named {name!r} already exists; replace it on purpose (CLI: "
+                    "--replace) or choose another name."
+                )
+            custom = [e for e in custom if e.name != name] + [entry]
+            self._save(custom)
         return entry
 
     def remove(self, name: str) -> None:
         """Forget custom/trained model ``name`` (its weights file is left alone)."""
         if name in builtin_model_names() or name == DEMO_MODEL:
             raise InputError(f"Model {name!r} is built in and cannot be removed.")
-        custom = self._load()
-        if not any(e.name == name for e in custom):
-            self.get(name)  # raises the "unknown model" error listing available names
-        self._save([e for e in custom if e.name != name])
+        with self._editing():
+            custom = self._load()
+            if not any(e.name == name for e in custom):
+                self.get(name)  # raises the "unknown model" error listing available names
+            self._save([e for e in custom if e.name != name])
 
 
 def load_cellpose_model(

@@ -67,7 +67,7 @@ from h4tracks.errors import InputError
 class RecipeParams(BaseModel):
     """Settings of :func:`train_recipe`; the defaults are meant to be left alone."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     minutes: float | None = Field(None, gt=0, description="total wall-time budget")
     epochs: int | None = Field(None, ge=2, description="total epochs (instead of minutes)")
@@ -296,94 +296,102 @@ def train_recipe(
         "precision": params.precision,
         "diam_mean": diameter if base is None else None,
     }
+    # every trial's weights file, removed however the run ends (Ctrl-C and SIGTERM included:
+    # an interrupted training must not leave tens of MB of hidden files behind)
+    trial_paths = [save_to.with_name(f".{save_to.stem}.trial-{n}.pth") for n in names]
     with torch_threads(cores):
-        base_state = None
-        if base is not None:
-            first = base()
-            # the base weights as they are now (save_to may be the base's own file), taken
-            # before validation (cellpose's CPU inference converts the network in place)
-            base_state = {k: v.detach().cpu().clone() for k, v in first.net.state_dict().items()}
-            result.base_score = validate(first)
-        # 1. trials: equal shares of trial_fraction of the budget
-        trial_epochs = max(2, int(total_epochs * params.trial_fraction / len(names)))
-        models: dict[str, Any] = {}
-        trial_files: dict[str, Path] = {}
-        for i, name in enumerate(names):
-            fine, lr, wd = CANDIDATES[name]
-            report(i / len(names) * params.trial_fraction, f"trial {name}")
-            file = save_to.with_name(f".{save_to.stem}.trial-{name}.pth")
-            # each trial gets its share of what is left (validations included)
-            share = params.trial_fraction / len(names) / max(
-                1e-6, 1 - i * params.trial_fraction / len(names))
-            tp = TrainParams(epochs=trial_epochs, minutes=remaining_minutes(share),
-                             learning_rate=lr,
-                             weight_decay=wd, validate_every=max(1, trial_epochs),
-                             **base_params)
-            try:
-                r = train_cellpose(tr_img, tr_mask, file, base=base() if fine else None,
-                                   params=tp, gpu=gpu, cancel=cancel, validate=validate)
-            except TrainingCancelled:
-                file.unlink(missing_ok=True)
-                best = _best_trial(result)
-                if best is not None:  # keep the best finished trial as the result
-                    trial_files[best].replace(save_to)
-                    models[best].path = save_to
-                _cleanup(trial_files.values())
-                raise TrainingCancelled(
-                    "Training cancelled during the trials"
-                    + (f"; the best trial ({best}) was saved to {save_to}." if best else "."),
-                    None if best is None else models[best],
-                ) from None
-            result.trials[name] = r.best_score or 0.0
-            trial_files[name] = file
-            models[name] = r
-        choice = max(result.trials, key=result.trials.get)  # type: ignore[arg-type]
-        result.choice = choice
-        # 2. main run: continue the winner from its trial weights
-        from h4tracks.core.segmentation.models import ModelEntry, load_cellpose_model
-
-        winner, _ = load_cellpose_model(ModelEntry(name=choice, kind="custom",
-                                                   path=str(trial_files[choice])), gpu=gpu)
-        fine, lr, wd = CANDIDATES[choice]
-        rest_epochs = max(2, total_epochs - trial_epochs * len(names))
-        if deadline is not None:
-            # a time budget becomes epochs at the winner's measured pace, so that the
-            # learning rate is annealed and the validations are spread over the time left
-            rest_epochs = _epochs_that_fit(
-                models[choice], deadline - time.perf_counter() - 2.0 * val_seconds[0])
-        main = TrainParams(epochs=rest_epochs, minutes=remaining_minutes(), learning_rate=lr,
-                           weight_decay=wd,
-                           validate_every=max(5, rest_epochs // MAIN_VALIDATIONS),
-                           patience=params.patience,
-                           **{**base_params, "diam_mean": None})
-        report(params.trial_fraction, f"training {choice}")
         try:
-            r = train_cellpose(
-                tr_img, tr_mask, save_to, base=winner, params=main, gpu=gpu, cancel=cancel,
-                validate=validate,
-                progress=lambda e, n, loss: report(
-                    params.trial_fraction + (1 - params.trial_fraction) * e / n,
-                    f"training {choice}: epoch {e}"))
-        except TrainingCancelled:
-            _cleanup(trial_files.values())
-            raise
-        trial_score = result.trials[choice]
-        if (r.best_score or 0.0) < trial_score:
-            # the continuation never beat the trial: keep the trial's weights
-            trial_files[choice].replace(save_to)
-            r.best_score = trial_score
-        _cleanup(trial_files.values())
-        if base_state is not None and (r.best_score or 0.0) <= (result.base_score or 0.0):
-            # training did not beat the base model on the user's held-out data (a base
-            # that already segments it well, or too small a budget): the saved model is
-            # the base model's weights, so re-segmenting with it can only keep the quality;
-            # its diameter is the curated cells', as for a trained model
-            import torch
+            base_state = None
+            if base is not None:
+                first = base()
+                # the base weights as they are now (save_to may be the base's own file), taken
+                # before validation (cellpose's CPU inference converts the network in place)
+                base_state = {k: v.detach().cpu().clone()
+                              for k, v in first.net.state_dict().items()}
+                result.base_score = validate(first)
+            # 1. trials: equal shares of trial_fraction of the budget
+            trial_epochs = max(2, int(total_epochs * params.trial_fraction / len(names)))
+            models: dict[str, Any] = {}
+            trial_files: dict[str, Path] = {}
+            for i, name in enumerate(names):
+                fine, lr, wd = CANDIDATES[name]
+                report(i / len(names) * params.trial_fraction, f"trial {name}")
+                file = save_to.with_name(f".{save_to.stem}.trial-{name}.pth")
+                # each trial gets its share of what is left (validations included)
+                share = params.trial_fraction / len(names) / max(
+                    1e-6, 1 - i * params.trial_fraction / len(names))
+                tp = TrainParams(epochs=trial_epochs, minutes=remaining_minutes(share),
+                                 learning_rate=lr,
+                                 weight_decay=wd, validate_every=max(1, trial_epochs),
+                                 **base_params)
+                try:
+                    r = train_cellpose(tr_img, tr_mask, file, base=base() if fine else None,
+                                       params=tp, gpu=gpu, cancel=cancel, validate=validate)
+                except TrainingCancelled:
+                    file.unlink(missing_ok=True)
+                    best = _best_trial(result)
+                    if best is not None:  # keep the best finished trial as the result
+                        trial_files[best].replace(save_to)
+                        models[best].path = save_to
+                    _cleanup(trial_files.values())
+                    raise TrainingCancelled(
+                        "Training cancelled during the trials"
+                        + (f"; the best trial ({best}) was saved to {save_to}." if best else "."),
+                        None if best is None else models[best],
+                    ) from None
+                result.trials[name] = r.best_score or 0.0
+                trial_files[name] = file
+                models[name] = r
+            choice = max(result.trials, key=result.trials.get)  # type: ignore[arg-type]
+            result.choice = choice
+            # 2. main run: continue the winner from its trial weights
+            from h4tracks.core.segmentation.models import ModelEntry, load_cellpose_model
 
-            base_state["diam_labels"] = torch.tensor([diameter], dtype=torch.float32)
-            torch.save(base_state, save_to)
-            result.choice = BASE_CHOICE
-            r.best_score = result.base_score
+            winner, _ = load_cellpose_model(ModelEntry(name=choice, kind="custom",
+                                                       path=str(trial_files[choice])), gpu=gpu)
+            fine, lr, wd = CANDIDATES[choice]
+            rest_epochs = max(2, total_epochs - trial_epochs * len(names))
+            if deadline is not None:
+                # a time budget becomes epochs at the winner's measured pace, so that the
+                # learning rate is annealed and the validations are spread over the time left
+                rest_epochs = _epochs_that_fit(
+                    models[choice], deadline - time.perf_counter() - 2.0 * val_seconds[0])
+            main = TrainParams(epochs=rest_epochs, minutes=remaining_minutes(), learning_rate=lr,
+                               weight_decay=wd,
+                               validate_every=max(5, rest_epochs // MAIN_VALIDATIONS),
+                               patience=params.patience,
+                               **{**base_params, "diam_mean": None})
+            report(params.trial_fraction, f"training {choice}")
+            try:
+                r = train_cellpose(
+                    tr_img, tr_mask, save_to, base=winner, params=main, gpu=gpu, cancel=cancel,
+                    validate=validate,
+                    progress=lambda e, n, loss: report(
+                        params.trial_fraction + (1 - params.trial_fraction) * e / n,
+                        f"training {choice}: epoch {e}"))
+            except TrainingCancelled:
+                _cleanup(trial_files.values())
+                raise
+            trial_score = result.trials[choice]
+            if (r.best_score or 0.0) < trial_score:
+                # the continuation never beat the trial: keep the trial's weights
+                trial_files[choice].replace(save_to)
+                r.best_score = trial_score
+            _cleanup(trial_files.values())
+            if base_state is not None and (r.best_score or 0.0) <= (result.base_score or 0.0):
+                # training did not beat the base model on the user's held-out data (a base
+                # that already segments it well, or too small a budget): the saved model is
+                # the base model's weights, so re-segmenting with it can only keep the quality;
+                # its diameter is the curated cells', as for a trained model
+                import torch
+
+                base_state["diam_labels"] = torch.tensor([diameter], dtype=torch.float32)
+                torch.save(base_state, save_to)
+                result.choice = BASE_CHOICE
+                r.best_score = result.base_score
+        finally:
+            _cleanup(trial_paths)
+
     result.train = r
     result.val_score = float(r.best_score or 0.0)
     result.epochs = sum(m.epochs for m in models.values()) + r.epochs  # epochs actually run

@@ -17,7 +17,8 @@ __all__ = ["GlobalParams", "LapParams", "OverlapParams"]
 class LapParams(BaseModel):
     """Parameters of the LAP tracker (Jaqaman et al. 2008), see :func:`~.lap.track_lap`."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False,
+                              allow_inf_nan=False)
 
     max_distance: float = Field(
         45.0, gt=0, title="Max. step (px)",
@@ -64,7 +65,7 @@ class LapParams(BaseModel):
 class OverlapParams(BaseModel):
     """Parameters of the mask-overlap tracker, see :func:`~.overlap.track_overlap`."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     min_overlap: float = Field(
         0.3, gt=0, le=1, title="Min. overlap",
@@ -88,7 +89,7 @@ class GlobalParams(BaseModel):
     """Parameters of the global, division-aware tracker, see
     :func:`~.global_link.track_global`. Costs are in log-odds units (see docs/tracking.md)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     max_distance: float | None = Field(
         None, gt=0, title="Max. step (px)",

@@ -1,0 +1,359 @@
+"""Commands that create, segment, track and curate a project."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from h4tracks.cli.common import print_table, progress_printer, writing
+from h4tracks.errors import H4TracksError
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from h4tracks.core.io.importing import import_project
+    from h4tracks.core.store import save_project
+
+    t0 = time.perf_counter()
+    project = import_project(
+        args.image, args.labels, channel=args.channel, time_axis=args.time_axis,
+        pixel_size=args.pixel_size, frame_interval=args.frame_interval,
+        time_unit=args.time_unit,
+    )
+    out = save_project(project, args.output, overwrite=args.overwrite,
+                       progress=progress_printer(args))
+    s = project.summary()
+    print(
+        f"created {out}: {s['shape (T, Y, X)'][0]} frames of "
+        f"{s['shape (T, Y, X)'][1]}x{s['shape (T, Y, X)'][2]} {s['dtype']}, "
+        f"{s['cells']} cells in the labels ({time.perf_counter() - t0:.1f} s)"
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from h4tracks.core.store import open_project
+
+    project = open_project(args.project)
+    print_table(project.summary())
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    import tifffile
+
+    from h4tracks.core.io.ctc import write_ctc
+    from h4tracks.core.outputs import atomic_file, check_output_path
+    from h4tracks.core.synthetic import SyntheticConfig, make_movie
+
+    out = Path(args.output)
+    check_output_path(out, create_parents=True)
+    if out.exists() and not out.is_dir():
+        raise H4TracksError(f"{out} exists and is not a folder")
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise H4TracksError(f"{out} exists and is not empty (pass --overwrite)")
+    cfg = SyntheticConfig(n_frames=args.frames, shape=(args.size, args.size),
+                          n_cells=args.cells, seed=args.seed)
+    t0 = time.perf_counter()
+    movie = make_movie(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out / "image.tif", "wb") as fh:
+        tifffile.imwrite(fh, movie.image, imagej=True, metadata={"axes": "TYX"},
+                         compression="zlib")
+    # minisblack + axes: tifffile would otherwise take a 3- or 4-frame stack for RGB
+    with atomic_file(out / "labels.tif", "wb") as fh:
+        tifffile.imwrite(fh, movie.labels, compression="zlib", photometric="minisblack",
+                         metadata={"axes": "TYX"})
+    write_ctc(out / "ctc", movie.labels, movie.lineage, kind="gt", image=movie.image)
+    print(
+        f"wrote {out}/image.tif, labels.tif and ctc/ (ground truth): {cfg.n_frames} frames, "
+        f"{movie.n_tracks} tracks, {movie.n_divisions} divisions "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
+    return 0
+
+
+def _project_for(path: str, output: str | None, args: argparse.Namespace) -> Path:
+    """Project ``path``, or a new project imported from the image ``path``."""
+    from h4tracks.core.store import is_project, open_project, save_project
+
+    if is_project(path):
+        if output is not None:
+            raise H4TracksError(f"{path} is already a project; -o is only for a plain image")
+        return Path(path)
+    from h4tracks.core.io.importing import import_project
+
+    src = Path(path)
+    if src.is_dir() and src.suffix == ".zarr":
+        open_project(path)  # raises the precise "not an h4tracks project" message
+    out = Path(output) if output else src.with_name(src.name.split(".")[0] + ".zarr")
+    project = import_project(src)
+    save_project(project, out, progress=progress_printer(args))
+    print(f"created project {out} from {src}")
+    return out
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from h4tracks.core.segmentation.engine import SegmentParams, resolve_model, segment_project
+    from h4tracks.core.store import open_project, save_project
+
+    path = _project_for(args.project, args.output, args)
+    entry = resolve_model(args.model)
+    params = SegmentParams.for_model(
+        entry, diameter=args.diameter, flow_threshold=args.flow_threshold,
+        cellprob_threshold=args.cellprob_threshold, min_size=args.min_size,
+    )
+    show = progress_printer(args)
+    with writing(path):
+        project = open_project(path)
+        try:
+            report = segment_project(
+                project, entry, params=params, frames=args.frames, cores=args.cores,
+                gpu=args.gpu,
+                progress=None if show is None else (lambda d, n: show("segment", d, n)),
+                checkpoint=lambda: save_project(project), checkpoint_every=args.save_every,
+                overwrite_curated=args.overwrite_curated,
+            )
+        except KeyboardInterrupt:
+            # blocks finished before the interrupt are applied with their provenance: save
+            # them (the block in progress is dropped), then stop
+            save_project(project)
+            raise
+    if report.message:
+        print(report.message, file=sys.stderr)
+    if report.skipped:
+        print(f"kept {len(report.skipped)} curated frame(s) as they were "
+              "(--overwrite-curated re-segments them)")
+    print(
+        f"segmented {len(report.frames)} frame(s) of {project.path} with {report.model}: "
+        f"{report.n_cells} cells, {report.seconds:.1f} s "
+        f"({report.frames_per_second:.2f} frames/s, {args.cores} core(s))"
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from h4tracks.core.segmentation.models import ModelRegistry
+    from h4tracks.core.segmentation.recipe import RecipeParams
+    from h4tracks.core.segmentation.training import train_from_project
+    from h4tracks.core.store import open_project
+
+    project = open_project(args.project)
+    if args.epochs is not None and args.minutes is not None:
+        raise H4TracksError("give --epochs or --minutes, not both")
+    params = RecipeParams(epochs=args.epochs, minutes=args.minutes)
+    # like the Segmentation tab: fine-tune the default model unless told otherwise (from
+    # scratch only, a few curated frames teach a network much less in the same time)
+    base = None if args.scratch else (args.base or ModelRegistry().default_entry().name)
+    show = progress_printer(args)
+    entry, result = train_from_project(
+        project, args.frames, args.name, base=base, params=params, cores=args.cores,
+        gpu=args.gpu, replace=args.replace,
+        progress=None if show is None else (
+            lambda d, n, loss: show("train", d, n,
+                                    f"loss {loss:.3f}" if isinstance(loss, float) else None)),
+    )
+    print(f"trained model {entry.name!r}: {result.summary()}; weights: {entry.path}")
+    return 0
+
+
+def _tracking_params(args: argparse.Namespace):
+    from h4tracks.core.tracking import GlobalParams, LapParams, OverlapParams
+
+    if args.method == "global":
+        given = {"max_distance": args.max_distance, "max_gap": args.max_gap,
+                 "motion": args.motion, "window": args.window}
+        return GlobalParams(**{k: v for k, v in given.items() if v is not None})
+    if args.method == "overlap":
+        given = {"min_overlap": args.min_overlap,
+                 "divisions": True if args.divisions else None}
+        return OverlapParams(**{k: v for k, v in given.items() if v is not None})
+    given = {"max_distance": args.max_distance, "max_gap": args.max_gap,
+             "gap_distance": args.gap_distance, "divisions": True if args.divisions else None}
+    return LapParams(**{k: v for k, v in given.items() if v is not None})
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from h4tracks.core.session import Session
+    from h4tracks.core.store import open_project, save_project
+
+    params = _tracking_params(args)  # a bad value is one line naming its flag (cli.errors)
+    show = progress_printer(args)
+    with writing(args.project):
+        project = open_project(args.project)
+        session = Session(project)
+        t0 = time.perf_counter()
+        if args.learn_from is not None:
+            from h4tracks.core.segmentation.engine import parse_frames
+
+            if args.method != "global":
+                raise H4TracksError("--learn-from needs --method global")
+            frames = parse_frames(args.learn_from, project.n_frames)
+            session.retrack(frames, params)
+            graph = project.graph
+        else:
+            graph = session.track(
+                args.method, params, cores=args.cores,
+                progress=None if show is None else (lambda d, n: show("track", d, n)))
+        dt = time.perf_counter() - t0
+        save_project(project)
+    print(f"tracked {project.path} ({args.method}): {len(graph)} cells in "
+          f"{graph.track_ids().size} tracks, {graph.n_edges} links, {graph.n_divisions} "
+          f"divisions ({dt:.1f} s)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from h4tracks.core.evaluation import evaluate
+    from h4tracks.core.io.ctc import export_ctc, write_ctc
+    from h4tracks.core.outputs import check_output_path
+    from h4tracks.core.project import Project
+    from h4tracks.core.segmentation.engine import segment_project
+    from h4tracks.core.store import save_project
+    from h4tracks.core.synthetic import SyntheticConfig, make_movie
+    from h4tracks.core.tracking import LapParams, track_project
+
+    out = Path(args.out)
+    check_output_path(out, create_parents=True)
+    if out.exists() and not out.is_dir():
+        raise H4TracksError(f"{out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    show = progress_printer(args)
+
+    def stage(name: str):
+        return None if show is None else (lambda d, n: show(name, d, n))
+
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    cfg = SyntheticConfig(n_frames=args.frames, shape=(args.size, args.size),
+                          n_cells=args.cells, seed=args.seed)
+    movie = make_movie(cfg)
+    gt = write_ctc(out / "ground_truth", movie.labels, movie.lineage, kind="gt",
+                   image=movie.image)
+    times["synthetic movie"] = time.perf_counter() - t0
+    project = Project(movie.image, metadata={"name": "h4tracks demo", "source": "synthetic"})
+    t0 = time.perf_counter()
+    report = segment_project(project, cores=args.cores, progress=stage("segment"))
+    times["segmentation"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    params = LapParams(max_distance=4 * cfg.speed + cfg.radius, max_gap=2, divisions=True)
+    graph = track_project(project, "lap", params, cores=args.cores, progress=stage("track"))
+    times["tracking"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    path = save_project(project, out / "demo.zarr", overwrite=True)
+    ctc = export_ctc(project, out / "ctc")
+    times["save + CTC export"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    quality = evaluate(project, gt)  # the ground truth the movie was made with
+    times["evaluation"] = time.perf_counter() - t0
+    if show is not None:
+        show.close()
+    print(f"h4tracks demo: {cfg.n_frames} synthetic frames of {args.size}x{args.size} "
+          f"({movie.n_tracks} true tracks, {movie.n_divisions} true divisions)")
+    print(f"  segmented with {report.model}: {report.n_cells} cells "
+          f"(truth: {int(sum(np.unique(f).size - 1 for f in movie.labels))})")
+    print(f"  tracked (LAP, gaps <= {params.max_gap}, divisions): {graph.track_ids().size} "
+          f"tracks, {graph.n_edges} links, {graph.n_divisions} divisions")
+    seg, tra = quality.segmentation, quality.tracking
+    print("  quality against the ground truth (1 = perfect):")
+    if seg is not None:
+        print(f"    segmentation  SEG {seg.seg:.3f}  AP@0.5 {seg.average_precision:.3f}  "
+              f"({seg.tp} of {seg.n_reference} true cells matched, {seg.fp} extra)")
+    if tra is not None:
+        f1 = "-" if tra.reference_divisions + tra.result_divisions == 0 else \
+            f"{tra.division_f1:.2f}"
+        print(f"    tracking      TRA {tra.tra:.3f}  division F1 {f1}  "
+              f"({tra.divisions_found} of {tra.reference_divisions} divisions found)")
+    for name, sec in times.items():
+        print(f"  {name:<18} {sec:6.1f} s")
+    print(f"  project: {path}\n  CTC result: {ctc}\n  CTC ground truth: {gt}")
+    print(f"next: look and curate in napari (h4tracks demo --gui, or Load {path.name} in the "
+          f"h4tracks panel); score again with h4tracks evaluate {path} --reference {gt}")
+    if args.gui:
+        _open_gui(path)
+    return 0
+
+
+def _open_gui(path: Path) -> None:
+    try:
+        import napari
+
+        from h4tracks.ui.main_widget import H4TracksWidget
+    except ImportError as e:
+        raise H4TracksError(f"--gui needs napari with a Qt binding ({e}); "
+                            'pip install "napari[pyqt6]"') from None
+    viewer = napari.Viewer(title="h4tracks demo")
+    widget = H4TracksWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="h4tracks", area="right")
+    widget.load(path)
+    napari.run()
+
+
+def cmd_curate(args: argparse.Namespace) -> int:
+    from h4tracks.core.actions import MarkCurated
+    from h4tracks.core.segmentation.engine import parse_frames
+    from h4tracks.core.session import Session
+    from h4tracks.core.store import open_project, save_project
+
+    if not (args.mark or args.unmark):  # only reports: no lock needed
+        project = open_project(args.project)
+    else:
+        with writing(args.project):
+            project = open_project(args.project)
+            session = Session(project)
+            if args.mark:
+                session.do(MarkCurated(parse_frames(args.mark, project.n_frames), True))
+            if args.unmark:
+                session.do(MarkCurated(parse_frames(args.unmark, project.n_frames), False))
+            save_project(project)
+    frames = project.summary()["curated frames"]
+    print(f"curated frames of {project.path}: {frames or 'none'}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Exit 0 when the project is sound (or was repaired), 1 when problems remain."""
+    from h4tracks.core.check import check_project, repair_project
+
+    show = progress_printer(args)
+    progress = None if show is None else show
+    if not args.repair:
+        report = check_project(args.project, progress=progress)
+        for line in report.lines():
+            print(line)
+        return 0 if report.ok else 1
+    with writing(args.project):
+        report = check_project(args.project, progress=progress)
+        for line in report.lines():
+            print(line)
+        if report.ok:
+            return 0
+        for line in repair_project(args.project, report, progress=progress):
+            print(f"repaired: {line}")
+        after = check_project(args.project)
+    for line in after.lines()[len(after.checked):]:
+        print(line)
+    return 0 if after.ok else 1
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from h4tracks.core.segmentation.models import ModelRegistry
+
+    reg = ModelRegistry()
+    if args.add:
+        name, path = args.add
+        reg.add_custom(name, path, diameter=args.diameter, replace=args.replace)
+        print(f"added model {name!r} ({path})")
+    elif args.remove:
+        reg.remove(args.remove)
+        print(f"removed model {args.remove!r} (its weights file is kept)")
+    else:
+        for e in reg.entries():
+            where = e.path or "(downloaded by cellpose on first use)"
+            print(f"{e.name:<20} {e.kind:<8} {where}")
+    return 0
+
+

@@ -1,0 +1,237 @@
+"""The argument parser, one sub-command per verb (exposed for the docs and tests)."""
+
+from __future__ import annotations
+
+import argparse
+
+from h4tracks.cli.commands import (
+    cmd_check,
+    cmd_curate,
+    cmd_demo,
+    cmd_info,
+    cmd_models,
+    cmd_new,
+    cmd_segment,
+    cmd_synth,
+    cmd_track,
+    cmd_train,
+)
+from h4tracks.cli.reports import cmd_analyze, cmd_evaluate, cmd_export
+from h4tracks.cli.types import (
+    Parser,
+    channel,
+    cores,
+    finite_float,
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    whole_number,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for the docs and tests)."""
+    from h4tracks import __version__
+
+    p = Parser(
+        prog="h4tracks",
+        description="Segment, track, curate and measure migrating cells in 2D time-lapse movies.",
+    )
+    p.add_argument("--version", action="version", version=f"h4tracks {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.add_argument("--wait", type=non_negative_float, metavar="SECONDS",
+                   help="how long to wait for another program that is changing the same "
+                   "project (default 10, or H4TRACKS_LOCK_WAIT)")
+    # the same flags after the command name (`h4tracks info X --debug`)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks on errors")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress output")
+    common.add_argument("--wait", type=non_negative_float, metavar="SECONDS",
+                        default=argparse.SUPPRESS,
+                        help="how long to wait for another program changing the project")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    new = sub.add_parser("new", parents=[common],
+                         help="create a project from an image (and a label movie)")
+    new.add_argument("image", help="time-lapse image (TIFF, OME-TIFF, ...)")
+    new.add_argument("--labels", help="label movie with the image's (T, Y, X) shape")
+    new.add_argument("-o", "--output", required=True, help="project to create (NAME.zarr)")
+    new.add_argument("--channel", type=channel, help="channel index or name (multi-channel)")
+    new.add_argument("--time-axis", choices=["auto", "T", "Z"], default="auto",
+                     help="axis holding time (auto: Z is time in a Z-only stack)")
+    new.add_argument("--pixel-size", type=positive_float, help="µm per pixel (overrides file)")
+    new.add_argument("--frame-interval", type=positive_float,
+                     help="time between frames (overrides file)")
+    new.add_argument("--time-unit", choices=["ms", "s", "min", "h"],
+                     help="unit of --frame-interval (default s)")
+    new.add_argument("--overwrite", action="store_true",
+                     help="replace an existing h4tracks project at --output")
+    new.set_defaults(func=cmd_new)
+
+    info = sub.add_parser("info", parents=[common], help="describe a project")
+    info.add_argument("project", help="NAME.zarr")
+    info.set_defaults(func=cmd_info)
+
+    chk = sub.add_parser("check", parents=[common],
+                         help="read every stored chunk and cross-check labels, tracks and "
+                         "metadata; --repair fixes what it can")
+    chk.add_argument("project", help="NAME.zarr")
+    chk.add_argument("--repair", action="store_true",
+                     help="restore damaged frames from the source image and the automatic "
+                     "snapshot, rebuild the tracks from the labels (a 'repair' step in the "
+                     "provenance)")
+    chk.set_defaults(func=cmd_check)
+
+    syn = sub.add_parser("synth", parents=[common],
+                         help="write a synthetic movie with ground truth")
+    syn.add_argument("-o", "--output", required=True, help="output folder")
+    syn.add_argument("--frames", type=positive_int, default=40)
+    syn.add_argument("--size", type=int_at_least(16), default=256,
+                     help="frame width and height (px)")
+    syn.add_argument("--cells", type=positive_int, default=15, help="cells in the first frame")
+    syn.add_argument("--seed", type=non_negative_int, default=0)
+    syn.add_argument("--overwrite", action="store_true")
+    syn.set_defaults(func=cmd_synth)
+
+    seg = sub.add_parser("segment", parents=[common],
+                         help="segment every frame with Cellpose (a plain image becomes a project)")
+    seg.add_argument("project", help="NAME.zarr, or an image to import first")
+    seg.add_argument("-o", "--output", help="project to create when PROJECT is an image")
+    seg.add_argument("--model", help="model name (see `h4tracks models`) or weights file; "
+                     "default: the shipped demo model")
+    seg.add_argument("--diameter", type=positive_float, help="cell diameter in px")
+    seg.add_argument("--flow-threshold", type=finite_float)
+    seg.add_argument("--cellprob-threshold", type=finite_float)
+    seg.add_argument("--min-size", type=non_negative_int, help="smallest mask kept (px)")
+    seg.add_argument("--frames", help="A:B (B exclusive), N, or a list 0,7,14; default all")
+    seg.add_argument("--cores", type=cores, default=cores("80%"),
+                     help="N, 40%% or 80%% of this machine's cores (default 80%%)")
+    seg.add_argument("--gpu", action="store_true", help="use CUDA if torch sees it")
+    seg.add_argument("--save-every", type=positive_int, default=50,
+                     help="save the project every N frames (bounds memory on long movies)")
+    keep = seg.add_mutually_exclusive_group()
+    keep.add_argument("--keep-curated", dest="overwrite_curated", action="store_false",
+                      help="leave curated frames as they are (the default)")
+    keep.add_argument("--overwrite-curated", dest="overwrite_curated", action="store_true",
+                      help="re-segment curated frames too")
+    seg.set_defaults(overwrite_curated=False)
+    seg.set_defaults(func=cmd_segment)
+
+    tr = sub.add_parser("train", parents=[common],
+                        help="train a Cellpose model on curated frames of a project")
+    tr.add_argument("project", help="NAME.zarr")
+    tr.add_argument("--frames", help="frames to train on: 0,7,14 or A:B "
+                    "(default: the project's curated frames)")
+    tr.add_argument("--name", required=True, help="name of the new model")
+    start = tr.add_mutually_exclusive_group()
+    start.add_argument("--from", dest="base",
+                       help="model to fine-tune (default: the default model, as `segment` and "
+                       "the Segmentation tab use); the recipe also tries training from "
+                       "scratch when the budget is 10+ minutes or 600+ epochs")
+    start.add_argument("--scratch", action="store_true",
+                       help="train a new network from scratch only (no base model)")
+    tr.add_argument("--epochs", type=whole_number,
+                    help="total epochs (default: scaled to the number of curated frames "
+                    "and the patch size)")
+    tr.add_argument("--minutes", type=positive_float, help="stop after this time")
+    tr.add_argument("--cores", type=cores, default=cores("80%"))
+    tr.add_argument("--gpu", action="store_true")
+    tr.add_argument("--replace", action="store_true", help="overwrite a model of that name")
+    tr.set_defaults(func=cmd_train)
+
+    tk = sub.add_parser("track", parents=[common], help="link the segmented cells into tracks")
+    tk.add_argument("project", help="NAME.zarr (segmented)")
+    tk.add_argument("--method", choices=["lap", "overlap", "global"], default="lap",
+                    help="lap: Jaqaman LAP; overlap: mask overlap; global: division-aware "
+                    "global linking (scipy/HiGHS), with motion compensation")
+    tk.add_argument("--max-distance", type=positive_float,
+                    help="LAP: largest frame-to-frame displacement (px, default 45)")
+    tk.add_argument("--max-gap", type=non_negative_int,
+                    help="LAP: frames a cell may be missed (default 0)")
+    tk.add_argument("--gap-distance", type=positive_float,
+                    help="LAP: largest displacement across a gap (px)")
+    tk.add_argument("--divisions", action="store_true", help="detect divisions")
+    tk.add_argument("--min-overlap", type=finite_float, help="overlap: smallest overlap to link")
+    tk.add_argument("--motion", choices=["none", "drift", "local"],
+                    help="global: motion compensation (default local)")
+    tk.add_argument("--window", type=whole_number, help="global: frames per solve window")
+    tk.add_argument("--learn-from", metavar="A:B",
+                    help="global: fit the costs to the links in these curated frames, then "
+                    "re-track the rest keeping the curated links")
+    tk.add_argument("--cores", type=cores, default=cores("80%"))
+    tk.set_defaults(func=cmd_track)
+
+    de = sub.add_parser("demo", parents=[common],
+                        help="synthetic movie -> segment -> track -> project + CTC export")
+    de.add_argument("--out", default="h4tracks_demo", help="output folder")
+    de.add_argument("--gui", action="store_true", help="open the result in napari")
+    de.add_argument("--frames", type=positive_int, default=20)
+    de.add_argument("--size", type=int_at_least(16), default=256)
+    de.add_argument("--cells", type=positive_int, default=15)
+    de.add_argument("--seed", type=non_negative_int, default=0)
+    de.add_argument("--cores", type=cores, default=cores("80%"))
+    de.set_defaults(func=cmd_demo)
+
+    ex = sub.add_parser("export", parents=[common], help="export tracks in a standard format")
+    ex.add_argument("project", help="NAME.zarr")
+    ex.add_argument("--format", choices=["ctc"], default="ctc",
+                    help="ctc: Cell Tracking Challenge result (mask###.tif + res_track.txt)")
+    ex.add_argument("-o", "--output", required=True, help="output folder")
+    ex.add_argument("--overwrite", action="store_true")
+    ex.set_defaults(func=cmd_export)
+
+    cu = sub.add_parser("curate", parents=[common],
+                        help="list, mark or unmark the frames you curated")
+    cu.add_argument("project", help="NAME.zarr")
+    cu.add_argument("--mark", help="frames to mark as curated: 0,7,14 or A:B")
+    cu.add_argument("--unmark", help="frames that are not curated any more")
+    cu.set_defaults(func=cmd_curate)
+
+    mo = sub.add_parser("models", parents=[common], help="list, add or remove Cellpose models")
+    mo.add_argument("--add", nargs=2, metavar=("NAME", "PATH"), help="register a weights file")
+    mo.add_argument("--diameter", type=positive_float, help="default diameter of --add")
+    mo.add_argument("--replace", action="store_true")
+    mo.add_argument("--remove", metavar="NAME")
+    mo.set_defaults(func=cmd_models)
+
+    an = sub.add_parser("analyze", parents=[common],
+                        help="per-track metrics to CSV (+ summary, detections, a figure)")
+    an.add_argument("project", help="NAME.zarr (tracked)")
+    an.add_argument("-o", "--output", required=True,
+                    help="track CSV (a NAME_summary.csv is written next to it)")
+    an.add_argument("--min-length", type=non_negative_int, help="filter: at least N detections")
+    an.add_argument("--min-movement", type=non_negative_float,
+                    help="filter: path length at least D (µm if calibrated, else px)")
+    an.add_argument("--sep", default=",", help="CSV separator (default ,)")
+    an.add_argument("--decimal", default=".", choices=[".", ","], help="decimal mark")
+    an.add_argument("--detections", metavar="DET.csv", help="also write one row per detection")
+    an.add_argument("--shape", action="store_true",
+                    help="add mask shape metrics (area, perimeter, solidity, ...)")
+    an.add_argument("--plot", choices=["scatter", "histogram", "rose", "msd"],
+                    help="figure of the tracks passing the filters")
+    an.add_argument("--x", help="column for scatter x / histogram (e.g. mean_speed)")
+    an.add_argument("--y", help="column for scatter y (e.g. directness)")
+    an.add_argument("--figure", metavar="FIG.png", help="figure file (.png or .svg)")
+    an.add_argument("--cores", type=cores, default=cores("80%"))
+    an.set_defaults(func=cmd_analyze)
+
+    ev = sub.add_parser("evaluate", parents=[common],
+                        help="score segmentation and tracking against a reference")
+    ev.add_argument("project", help="NAME.zarr")
+    ev.add_argument("--reference", metavar="REF",
+                    help="a project, a label movie (TIFF) or a CTC ground-truth folder; "
+                    "default: the curated project against its automatic snapshot")
+    ev.add_argument("--frames", help="A:B (B exclusive), consecutive; default all")
+    ev.add_argument("--json", metavar="OUT.json", help="write the full report as JSON")
+    ev.add_argument("--markdown", metavar="OUT.md", help="write a Markdown summary")
+    ev.add_argument("--html", metavar="OUT.html", help="write an HTML summary")
+    ev.set_defaults(func=cmd_evaluate)
+    return p
+
+
