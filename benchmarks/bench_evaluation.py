@@ -20,7 +20,7 @@ import numpy as np
 
 from h4tracks.core.evaluation import TrackingData, evaluate, lineage_edges
 from h4tracks.core.io.ctc import lineage_from_labels, write_ctc
-from h4tracks.core.synthetic import make_movie
+from h4tracks.datasets.synthetic import make_movie
 
 
 def _corrupt(labels: np.ndarray, seed: int = 1) -> np.ndarray:

@@ -3,11 +3,11 @@ laptrack (run: python benchmarks/bench_global.py [--quick]).
 
 Cases
 -----
-a. a dense dividing colony of rods (:func:`h4tracks.core.colony.make_colony`) with perfect
+a. a dense dividing colony of rods (:func:`h4tracks.testing.colony.make_colony`) with perfect
    masks, collective drift and a few stage jumps;
-b. the same movie with degraded masks (:func:`h4tracks.core.degrade.degrade_labels`: missed,
+b. the same movie with degraded masks (:func:`h4tracks.testing.degrade.degrade_labels`: missed,
    merged and split cells); the reference stays the perfect ground truth;
-c. migrating, dividing cells (:func:`h4tracks.core.synthetic.make_movie`);
+c. migrating, dividing cells (:func:`h4tracks.datasets.synthetic.make_movie`);
 d. run time only, on a bigger colony (200 frames, ~400 cells per frame once grown), as a ratio
    to laptrack.
 
@@ -33,12 +33,9 @@ from typing import Any
 import numpy as np
 
 from bench_tracking import laptrack_for  # the same laptrack settings as there
-from h4tracks.core.colony import make_colony
-from h4tracks.core.degrade import degrade_labels
 from h4tracks.core.evaluation import TrackingData, evaluate, lineage_edges
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.io.ctc import graph_to_ctc, write_ctc
-from h4tracks.core.synthetic import make_movie
 from h4tracks.core.tracking import (
     GlobalParams,
     LapParams,
@@ -48,6 +45,9 @@ from h4tracks.core.tracking import (
     track_lap,
     track_overlap,
 )
+from h4tracks.datasets.synthetic import make_movie
+from h4tracks.testing.colony import make_colony
+from h4tracks.testing.degrade import degrade_labels
 
 Tracker = Callable[[np.ndarray], TrackGraph]
 

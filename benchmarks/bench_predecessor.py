@@ -7,7 +7,7 @@ with ``--system-site-packages`` plus a ``.pth`` that adds this interpreter's sit
 napari, numpy, cellpose … are reused; the few import-time dependencies that are missing are
 installed pinned and without their dependencies). Its functions run in subprocesses of that
 venv's python, ours in this interpreter, on the same synthetic data
-(:func:`h4tracks.core.synthetic.make_movie`, ground-truth labels, label == track id):
+(:func:`h4tracks.datasets.synthetic.make_movie`, ground-truth labels, label == track id):
 
 1. LAP tracking: their ``_calculate_centroids_parallel`` + ``_match_centroids_parallel`` +
    ``_process_matches`` (what the "coordinate-based tracking" button runs: per-frame
@@ -333,8 +333,8 @@ def main() -> None:
 
     from h4tracks.core.evaluation import TrackingData, evaluate, lineage_edges
     from h4tracks.core.io.ctc import lineage_from_labels
-    from h4tracks.core.synthetic import make_movie
     from h4tracks.core.tracking import LapParams, detect, track_lap, track_overlap
+    from h4tracks.datasets.synthetic import make_movie
 
     m = make_movie(n_frames=args.frames, shape=(args.size, args.size), n_cells=args.cells,
                    radius=9.0, speed=2.0, division_rate=0.01, max_cells=200, seed=0)

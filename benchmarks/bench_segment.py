@@ -79,7 +79,7 @@ def main() -> None:
     from h4tracks.core.compute import MODES, available_cores, core_budget
     from h4tracks.core.project import Project
     from h4tracks.core.store import save_project
-    from h4tracks.core.synthetic import make_movie
+    from h4tracks.datasets.synthetic import make_movie
 
     movie = make_movie(n_frames=args.frames, shape=(args.size, args.size), n_cells=args.cells,
                        seed=5)

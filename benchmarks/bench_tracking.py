@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 from laptrack import LapTrack
 
-from h4tracks.core.synthetic import make_movie
 from h4tracks.core.tracking import Detections, LapParams, detect, track_lap, track_overlap
+from h4tracks.datasets.synthetic import make_movie
 
 
 def best_of(fn: Callable[[], Any], repeat: int = 3) -> tuple[float, Any]:

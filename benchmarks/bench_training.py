@@ -7,13 +7,13 @@ Run from the repository root::
 
 Synthetic datasets (``--datasets``):
 
-* ``migrating``: the project's migrating cells (``h4tracks.core.synthetic.make_movie``,
+* ``migrating``: the project's migrating cells (``h4tracks.datasets.synthetic.make_movie``,
   radius 8, SNR 6) — the kind of data the shipped demo model was trained on;
 * ``inverted``: the same with inverted contrast (``image = max - image``: dark cells on a
   bright background), which the demo model has not seen;
 * ``culture``: a dense culture at the scale of the issue's real one (~50 cells per 384²
   frame): ~55 touching rods (24 px wide) and round cells (radius 19) per frame
-  (``h4tracks.core.colony.make_colony``, ``cell_shape="mixed"``), which it has not seen;
+  (``h4tracks.testing.colony.make_colony``, ``cell_shape="mixed"``), which it has not seen;
 * ``colony``: a much denser colony of the same kind, ~400 touching rods (9 px wide) and
   round cells (radius 8) per 384² frame, whose seams are often barely visible (a stress test).
 
@@ -59,7 +59,7 @@ TEST_FRAMES = 6
 
 def datasets(size: int) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
     """name -> (images, labels, description); frames alternate train/test below."""
-    from h4tracks.core.synthetic import make_movie
+    from h4tracks.datasets.synthetic import make_movie
 
     out = {}
     m = make_movie(n_frames=TRAIN_FRAMES + TEST_FRAMES, shape=(size, size),
@@ -69,7 +69,7 @@ def datasets(size: int) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
     out["migrating"] = (img, m.labels, "make_movie, radius 8, SNR 6 (the demo model's kind)")
     out["inverted"] = (img.max() - img, m.labels,
                        "make_movie, radius 8, SNR 6, inverted contrast")
-    from h4tracks.core.colony import make_colony
+    from h4tracks.testing.colony import make_colony
 
     n = 40
     c = make_colony(n_frames=n, shape=(size, size), cell_shape="mixed", cell_width=9.0,

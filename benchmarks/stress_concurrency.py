@@ -30,7 +30,7 @@ import numpy as np
 from h4tracks.core.check import check_project
 from h4tracks.core.project import Project
 from h4tracks.core.store import open_project, save_project
-from h4tracks.core.synthetic import SyntheticConfig, make_movie
+from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
 
 CLI = [sys.executable, "-m", "h4tracks.cli"]
 

@@ -66,7 +66,7 @@ def run(out: Path, frames: int = 20, size: int = 256) -> list[Path]:
     from qtpy.QtWidgets import QFileDialog
 
     from h4tracks.core.io.ctc import write_ctc
-    from h4tracks.core.synthetic import SyntheticConfig, make_movie
+    from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
     from h4tracks.ui.main_widget import H4TracksWidget
 
     out.mkdir(parents=True, exist_ok=True)

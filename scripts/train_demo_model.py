@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from h4tracks.core.segmentation.training import TrainParams, train_cellpose
-from h4tracks.core.synthetic import make_movie
+from h4tracks.datasets.synthetic import make_movie
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "h4tracks" / "models" / "h4tracks_demo.pth"
 

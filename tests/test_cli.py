@@ -14,7 +14,7 @@ import tifffile
 from h4tracks.cli import main
 from h4tracks.core.segmentation.models import ModelRegistry
 from h4tracks.core.store import open_project
-from h4tracks.core.synthetic import SyntheticConfig, make_movie
+from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
 
 
 @pytest.fixture(scope="module")

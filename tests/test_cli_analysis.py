@@ -14,7 +14,7 @@ from h4tracks.core.graph import TrackGraph
 from h4tracks.core.io.ctc import write_ctc
 from h4tracks.core.project import Project
 from h4tracks.core.store import save_project
-from h4tracks.core.synthetic import make_movie
+from h4tracks.datasets.synthetic import make_movie
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,8 @@ import tifffile
 from h4tracks.cli import main
 from h4tracks.core.project import Project
 from h4tracks.core.store import open_project, save_project
-from h4tracks.core.synthetic import SyntheticConfig, make_movie
 from h4tracks.core.tracking import LapParams, track_project
+from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
 
 CLI = [sys.executable, "-m", "h4tracks.cli"]
 
@@ -148,6 +148,7 @@ def test_analyze_validates_everything_before_writing(work, capsys):
 
 def test_export_overwrite_replaces_only_the_export(work, capsys):
     assert run(["export", "P.zarr", "-o", "ctc"]) == 0
+    capsys.readouterr()  # its progress line
     (work / "ctc" / "notes.txt").write_text("mine")
     (work / "ctc" / "mask999.tif").write_bytes(b"stale")
     assert run(["export", "P.zarr", "-o", "ctc"]) == 2

@@ -25,7 +25,7 @@ from h4tracks.core.check import check_project
 from h4tracks.core.lock import ProjectLockedError, ReadOnlyError, path_lock
 from h4tracks.core.project import Project
 from h4tracks.core.store import StaleProjectError, open_project, save_project
-from h4tracks.core.synthetic import SyntheticConfig, make_movie
+from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
 
 CLI = [sys.executable, "-m", "h4tracks.cli"]
 

@@ -166,7 +166,7 @@ def test_interrupted_write_keeps_the_previous_copy(tmp_path: Path, monkeypatch) 
     def crash(*_a, **_k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("h4tracks.core.recovery._swap", crash)  # all written, not swapped
+    monkeypatch.setattr("h4tracks.core.recovery.swap", crash)  # all written, not swapped
     with pytest.raises(KeyboardInterrupt):
         write_recovery(session.project, dest)
     rec = read_recovery(dest)

@@ -632,9 +632,9 @@ def test_save_through_a_symlink_updates_the_target(tmp_path) -> None:
 def test_two_rename_fallback_swap(tmp_path, monkeypatch) -> None:
     """Where RENAME_EXCHANGE is missing the swap is two renames, and open recovers a swap
     interrupted between them."""
-    import h4tracks.core.store as store
+    import h4tracks.core.dirswap as dirswap
 
-    monkeypatch.setattr(store.sys, "platform", "darwin")
+    monkeypatch.setattr(dirswap.sys, "platform", "darwin")
     path = save_project(six_frame_project(), tmp_path / "p.zarr")
     q = open_project(path)
     q.labels[0, 0, 0] = 5
@@ -1001,7 +1001,7 @@ def test_save_as_refuses_a_source_saved_meanwhile(tmp_path, monkeypatch) -> None
     path = save_project(six_frame_project(), tmp_path / "p.zarr")
     mine = open_project(path)
     mine.labels[2, 0:2, 0:2] = 9
-    real_fsync = store._fsync_dir
+    real_fsync = store.fsync_dir
     fired = []
 
     def other_program_saves(folder):
@@ -1012,7 +1012,7 @@ def test_save_as_refuses_a_source_saved_meanwhile(tmp_path, monkeypatch) -> None
             other.set_curated([5])
             save_project(other)
 
-    monkeypatch.setattr(store, "_fsync_dir", other_program_saves)
+    monkeypatch.setattr(store, "fsync_dir", other_program_saves)
     with pytest.raises(H4TracksError, match="while it was being copied"):
         save_project(mine, tmp_path / "copy.zarr")
     assert fired and not (tmp_path / "copy.zarr").exists()

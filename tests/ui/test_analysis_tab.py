@@ -11,7 +11,7 @@ from qtpy.QtCore import Qt
 
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import Project
-from h4tracks.core.synthetic import make_movie
+from h4tracks.datasets.synthetic import make_movie
 from h4tracks.ui.analysis_tab import AnalysisTab
 from h4tracks.ui.main_widget import H4TracksWidget
 from h4tracks.ui.plot_panel import PLOT_DOCK

@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QFileDialog
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.io.ctc import graph_to_ctc, read_ctc
 from h4tracks.core.project import Project
-from h4tracks.core.synthetic import make_movie
+from h4tracks.datasets.synthetic import make_movie
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import tifffile
 from h4tracks.core.actions import SetLabelPixels
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import Project
-from h4tracks.core.synthetic import make_movie
+from h4tracks.datasets.synthetic import make_movie
 from h4tracks.ui.evaluation_tab import EvaluationTab
 from h4tracks.ui.main_widget import H4TracksWidget
 

@@ -10,7 +10,7 @@ import tifffile
 
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.store import is_project, open_project
-from h4tracks.core.synthetic import SyntheticConfig, make_movie
+from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
 from h4tracks.ui.layers import layer_project
 from h4tracks.ui.main_widget import H4TracksWidget
 

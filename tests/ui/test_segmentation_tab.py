@@ -13,7 +13,7 @@ from napari.utils.key_bindings import coerce_keybinding
 
 from h4tracks.core.project import Project
 from h4tracks.core.segmentation.models import ModelRegistry, demo_model_file
-from h4tracks.core.synthetic import make_movie
+from h4tracks.datasets.synthetic import make_movie
 from h4tracks.ui.hotkeys import HOTKEYS, duplicate_keys, key_of
 from h4tracks.ui.main_widget import H4TracksWidget
 from h4tracks.ui.segmentation_tab import PREVIEW_LAYER

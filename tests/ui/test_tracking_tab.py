@@ -13,8 +13,8 @@ from qtpy.QtWidgets import QMessageBox
 
 from h4tracks.core.actions import same_lineage
 from h4tracks.core.project import Project
-from h4tracks.core.synthetic import make_movie
 from h4tracks.core.tracking import LapParams, OverlapParams, track_project
+from h4tracks.datasets.synthetic import make_movie
 from h4tracks.ui import tracking_tab as tracking_module
 from h4tracks.ui.hotkeys import HOTKEYS, duplicate_keys, key_of
 from h4tracks.ui.layers import layer_project

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from h4tracks.cli.common import print_table, progress_printer, writing
+from h4tracks.core.frames import parse_frames
 from h4tracks.errors import H4TracksError
 
 
@@ -47,7 +48,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     from h4tracks.core.io.ctc import write_ctc
     from h4tracks.core.outputs import atomic_file, check_output_path
-    from h4tracks.core.synthetic import SyntheticConfig, make_movie
+    from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
 
     out = Path(args.output)
     check_output_path(out, create_parents=True)
@@ -187,8 +188,6 @@ def cmd_track(args: argparse.Namespace) -> int:
         session = Session(project)
         t0 = time.perf_counter()
         if args.learn_from is not None:
-            from h4tracks.core.segmentation.engine import parse_frames
-
             if args.method != "global":
                 raise H4TracksError("--learn-from needs --method global")
             frames = parse_frames(args.learn_from, project.n_frames)
@@ -213,8 +212,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from h4tracks.core.project import Project
     from h4tracks.core.segmentation.engine import segment_project
     from h4tracks.core.store import save_project
-    from h4tracks.core.synthetic import SyntheticConfig, make_movie
     from h4tracks.core.tracking import LapParams, track_project
+    from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
 
     out = Path(args.out)
     check_output_path(out, create_parents=True)
@@ -294,7 +293,6 @@ def _open_gui(path: Path) -> None:
 
 def cmd_curate(args: argparse.Namespace) -> int:
     from h4tracks.core.actions import MarkCurated
-    from h4tracks.core.segmentation.engine import parse_frames
     from h4tracks.core.session import Session
     from h4tracks.core.store import open_project, save_project
 

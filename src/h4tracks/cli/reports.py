@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from h4tracks.cli.common import check_outputs, progress_printer
+from h4tracks.core.frames import parse_frames
 from h4tracks.errors import H4TracksError
 
 
@@ -109,7 +110,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from h4tracks.core.evaluation import curated_vs_auto, evaluate
     from h4tracks.core.outputs import atomic_file
-    from h4tracks.core.segmentation.engine import parse_frames
     from h4tracks.core.store import open_project
 
     check_outputs({"--json": args.json, "--markdown": args.markdown, "--html": args.html})

@@ -30,10 +30,12 @@ from typing import Any
 import numpy as np
 import zarr
 
+from h4tracks.core.frames import ranges_text
+from h4tracks.core.geff_io import read_geff_graph
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.manifest import ARRAYS, missing_chunks
 from h4tracks.core.measure import measure_frame
-from h4tracks.core.project import AutoSnapshot, Project, measure_graph_nodes, ranges_text
+from h4tracks.core.project import AutoSnapshot, Project, measure_graph_nodes
 from h4tracks.errors import H4TracksError, ProjectFormatError
 
 __all__ = ["CheckReport", "Finding", "check_project", "repair_project"]
@@ -140,7 +142,7 @@ def check_project(path: str | Path, *, progress: Progress | None = None) -> Chec
     ProjectFormatError
         If ``path`` is not an h4tracks project at all.
     """
-    from h4tracks.core.store import _read_graph, _root_attrs, is_project
+    from h4tracks.core.store import is_project, root_attrs
 
     path = Path(path).expanduser().resolve()
     if not is_project(path):
@@ -149,7 +151,7 @@ def check_project(path: str | Path, *, progress: Progress | None = None) -> Chec
 
         open_project(path, verify=False)
         raise ProjectFormatError(f"{path}: not an h4tracks project")
-    attrs = _root_attrs(path) or {}
+    attrs = root_attrs(path) or {}
     manifest = attrs.get("manifest") if isinstance(attrs.get("manifest"), dict) else None
     findings: list[Finding] = []
     checked: dict[str, str] = {}
@@ -196,7 +198,7 @@ def check_project(path: str | Path, *, progress: Progress | None = None) -> Chec
                                         "rebuild it from the labels (its links are lost)"))
             continue
         try:
-            graph = _read_graph(path / gname, graph_info[gname])
+            graph = read_geff_graph(path / gname, graph_info[gname])
         except Exception as e:
             findings.append(Finding(gname, f"the {gname} graph cannot be read "
                                     f"({type(e).__name__})",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 
 MODES = {"40%": 0.4, "80%": 0.8}
 
@@ -49,3 +51,19 @@ def core_budget(mode: str | int | float | None = "40%") -> int:
     if mode < 1:
         raise ValueError(f"number of cores must be at least 1, got {mode}")
     return min(int(mode), n)
+
+
+@contextlib.contextmanager
+def torch_threads(cores: int | None) -> Iterator[None]:
+    """Limit torch's intra-op threads to ``cores`` for the duration of the block."""
+    import torch  # heavy, optional until a network runs: imported on use
+
+    if cores is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(cores)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from h4tracks.core.frames import ranges_text
 from h4tracks.errors import ProjectDamagedError
 
 __all__ = ["ARRAYS", "GRAPHS", "array_manifest", "chunk_codecs", "complete_array",
@@ -106,7 +107,6 @@ def graph_manifest(graph: Any) -> dict[str, int]:
 
 
 def _frames_text(coords: Iterable[tuple[int, ...]]) -> str:
-    from h4tracks.core.project import ranges_text
 
     return ranges_text(sorted({c[0] for c in coords})) or "-"
 

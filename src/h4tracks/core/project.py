@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from h4tracks.core.frames import ranges_text
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.label_movie import LabelMovie, as_frame_index
 from h4tracks.core.measure import measure_frame, measure_movie
@@ -72,21 +73,6 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return repr(value)
-
-
-def ranges_text(frames: list[int]) -> str | None:
-    """``[0, 1, 2, 5]`` -> ``"0-2, 5"`` (None when empty)."""
-    if not frames:
-        return None
-    runs, start, prev = [], frames[0], frames[0]
-    for t in [*frames[1:], None]:
-        if t is not None and t == prev + 1:
-            prev = t
-            continue
-        runs.append(f"{start}-{prev}" if prev > start else f"{start}")
-        if t is not None:
-            start = prev = t
-    return ", ".join(runs)
 
 
 def provenance_entry(step: str, **params: Any) -> dict[str, Any]:

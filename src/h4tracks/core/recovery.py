@@ -35,11 +35,11 @@ from numcodecs import Zstd
 
 from h4tracks import __version__
 from h4tracks.core.actions import Action
+from h4tracks.core.dirswap import ASIDE, fsync_dir, recover, same_dir, swap
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import AutoSnapshot, LabelMovie, Metadata, Project, jsonable
 from h4tracks.core.runs import _put, _resync, _State
 from h4tracks.core.stash import FrameStash
-from h4tracks.core.store import _ASIDE, _fsync_dir, _recover, _same_dir, _swap
 from h4tracks.errors import H4TracksError
 
 __all__ = ["Recovery", "discard_recovery", "read_recovery", "recovery_path", "saved_identity",
@@ -142,7 +142,7 @@ def write_recovery(project: Project, dest: str | Path) -> Path:
     """
     dest = Path(dest).expanduser()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    _recover(dest)
+    recover(dest)
     if dest.exists() and not _is_recovery(dest):
         raise H4TracksError(f"{dest} exists and is not a recovery copy; refusing to replace it")
     for p in dest.parent.glob(f".{dest.name}{_WRITING}*"):  # left by a crash while writing
@@ -162,7 +162,7 @@ def write_recovery(project: Project, dest: str | Path) -> Path:
         if labels is not None:
             # frames not edited are those of the saved labels, unless the movie is not the
             # saved one (never saved, or replaced wholesale): then every frame differs
-            saved = _same_dir(labels.store_path, project.path)
+            saved = same_dir(labels.store_path, project.path)
             ts = sorted(labels.edited_frames) if saved else list(range(n))
             _write(tmp / "labels.npz", _frame_items(labels, ts))
             manifest["labels"] = ts
@@ -175,7 +175,7 @@ def write_recovery(project: Project, dest: str | Path) -> Path:
                     # recovered labels, then the frames where the two may differ
                     kind, ts = "labels", sorted({*auto.labels.edited_frames,
                                                  *labels.edited_frames})
-                elif _same_dir(auto.store_path, project.path) and _same_dir(
+                elif same_dir(auto.store_path, project.path) and same_dir(
                         auto.labels.store_path, project.path):
                     kind, ts = "saved", sorted(auto.labels.edited_frames)
                 else:
@@ -187,14 +187,14 @@ def write_recovery(project: Project, dest: str | Path) -> Path:
         md["max_label"] = max(md["max_label"], hi)  # ids in edited frames not yet synced
         _write(tmp / "metadata.json", json.dumps(md).encode())
         _write(tmp / _MANIFEST, json.dumps(manifest, indent=1).encode())
-        _fsync_dir(tmp)
-        old = _swap(tmp, dest)
+        fsync_dir(tmp)
+        old = swap(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return dest
 
 
@@ -264,7 +264,7 @@ def read_recovery(dest: str | Path) -> Recovery | None:
         If the copy is damaged or from a newer h4tracks (one sentence; discard it).
     """
     dest = Path(dest).expanduser()
-    _recover(dest)
+    recover(dest)
     if not dest.exists():
         return None
     try:
@@ -299,7 +299,7 @@ def read_recovery(dest: str | Path) -> Recovery | None:
 def discard_recovery(dest: str | Path) -> None:
     """Remove the recovery copy ``dest`` (nothing happens when there is none)."""
     dest = Path(dest).expanduser()
-    for pattern in (_WRITING, _ASIDE):  # half-written copies, asides of a two-rename swap
+    for pattern in (_WRITING, ASIDE):  # half-written copies, asides of a two-rename swap
         for p in dest.parent.glob(f".{dest.name}{pattern}*"):
             shutil.rmtree(p, ignore_errors=True)
     if dest.exists() and not _is_recovery(dest):  # never delete a folder that is not ours

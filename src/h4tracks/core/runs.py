@@ -31,20 +31,11 @@ from h4tracks.core.measure import measure_frame
 from h4tracks.core.project import AutoSnapshot, LabelMovie, Project, provenance_entry
 from h4tracks.core.stash import FrameStash
 
-__all__ = ["RunStep", "frame_ranges", "without_frames_links"]
+__all__ = ["RunStep", "without_frames_links"]
 
 # below this many links to cut, the graph is edited in place (track ids of untouched tracks
 # kept); above it, rebuilding it in one vectorised pass is much faster
 _LOOP_EDGES = 2000
-
-
-def frame_ranges(frames: Any) -> list[list[int]]:
-    """``[[start, stop), ...]`` runs of consecutive frames (compact provenance)."""
-    f = np.sort(np.asarray(list(frames), np.int64))
-    if f.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(f) != 1) + 1
-    return [[int(r[0]), int(r[-1]) + 1] for r in np.split(f, breaks)]
 
 
 def without_frames_links(graph: TrackGraph, frames: Any) -> TrackGraph:

@@ -18,12 +18,9 @@ at any point leaves either the complete previous version or the complete new one
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import json
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +30,16 @@ import numpy as np
 import zarr
 
 from h4tracks.core import lock as _lock
+from h4tracks.core.dirswap import (
+    SAVING,
+    fsync_dir,
+    link_tree,
+    recover,
+    remove_stale,
+    same_dir,
+    swap,
+)
+from h4tracks.core.geff_io import read_geff_graph, write_geff_graph
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.manifest import (
     ARRAYS,
@@ -53,14 +60,12 @@ class StaleProjectError(H4TracksError):
 FORMAT_VERSION = 2  # 2: chunks carry crc32c checksums, the root keeps a manifest
 _ATTR = "h4tracks"
 _TILE = 2048  # frames larger than this are chunked in tiles
-_SAVING = ".saving-"
-_ASIDE = ".previous-"
 
 Progress = Callable[[int, int], None]
 
 
 # ---------------------------------------------------------------------- format checks
-def _root_attrs(path: Path) -> dict[str, Any] | None:
+def root_attrs(path: Path) -> dict[str, Any] | None:
     meta = path / "zarr.json"
     try:
         doc = json.loads(meta.read_text())
@@ -76,16 +81,7 @@ def _root_attrs(path: Path) -> dict[str, Any] | None:
 def is_project(path: str | Path) -> bool:
     """Whether ``path`` is an h4tracks project directory (cheap: reads one small file)."""
     path = Path(path)
-    return path.is_dir() and _root_attrs(path) is not None
-
-
-def _recover(path: Path) -> None:
-    """Finish an interrupted two-rename swap (only used where RENAME_EXCHANGE is missing)."""
-    if path.exists():
-        return
-    aside = sorted(path.parent.glob(f".{path.name}{_ASIDE}*"))
-    if aside:
-        os.replace(aside[-1], path)
+    return path.is_dir() and root_attrs(path) is not None
 
 
 # ---------------------------------------------------------------------- open (lazy)
@@ -112,12 +108,12 @@ def open_project(path: str | Path, *, verify: bool = True) -> Project:
         If files are missing or unreadable (the message says to run ``h4tracks check``).
     """
     path = Path(path).expanduser().resolve()
-    _recover(path)
+    recover(path)
     if not path.exists():
         raise ProjectFormatError(f"{path}: no such project")
     if not path.is_dir():
         raise ProjectFormatError(f"{path}: an h4tracks project is a .zarr directory, not a file")
-    attrs = _root_attrs(path)
+    attrs = root_attrs(path)
     if attrs is None:
         kind = "a zarr group" if (path / "zarr.json").exists() or (path / ".zgroup").exists() \
             else "a zarr store"
@@ -136,7 +132,7 @@ def open_project(path: str | Path, *, verify: bool = True) -> Project:
 
     def graph_at(name: str, info: dict[str, Any]) -> TrackGraph:
         try:
-            graphs[name] = _read_graph(path / name, info)
+            graphs[name] = read_geff_graph(path / name, info)
         except Exception as e:  # any unreadable graph is damage, reported once
             problems.append(f"the {name} graph cannot be read ({type(e).__name__})")
             return TrackGraph()
@@ -179,80 +175,13 @@ def open_project(path: str | Path, *, verify: bool = True) -> Project:
 
 def project_generation(path: str | Path) -> int | None:
     """The generation number of the project saved at ``path`` (None if there is none)."""
-    attrs = _root_attrs(Path(path))
+    attrs = root_attrs(Path(path))
     return None if attrs is None else int(attrs.get("generation", 0))
-
-
-# ---------------------------------------------------------------------- graph <-> GEFF
-def _node_ids(t: np.ndarray, label: np.ndarray) -> np.ndarray:
-    # (t, label) packed into one int64 GEFF node id: t in the high 32 bits
-    return (np.asarray(t, np.int64) << 32) | np.asarray(label, np.int64)
-
-
-def _write_graph(graph: TrackGraph, path: Path) -> dict[str, Any]:
-    from geff import GeffMetadata
-    from geff._typing import PropDictNpArray
-    from geff.core_io import write_arrays
-    from geff_spec import Axis
-
-    tab = graph.node_table()
-    edges = graph.edge_array()
-    ids = _node_ids(tab["t"], tab["label"])
-    edge_ids = np.stack([_node_ids(edges[:, 0], edges[:, 1]), _node_ids(edges[:, 2], edges[:, 3])],
-                        axis=1) if edges.size else np.empty((0, 2), np.int64)
-    props = {k: PropDictNpArray(values=v, missing=None) for k, v in tab.items()}
-    meta = GeffMetadata(
-        directed=True,
-        node_props_metadata={},
-        edge_props_metadata={},
-        axes=[
-            Axis(name="t", type="time", unit="frame"),
-            Axis(name="y", type="space", unit="pixel"),
-            Axis(name="x", type="space", unit="pixel"),
-        ],
-        track_node_props={"tracklet": "track_id"},
-    )
-    write_arrays(str(path), ids, props, edge_ids, None, meta, zarr_format=3,
-                 structure_validation=False)
-    return {"next_track_id": graph.next_track_id, "revision": graph.revision}
-
-
-def _read_graph(path: Path, info: dict[str, Any]) -> TrackGraph:
-    from geff.core_io import read_to_memory
-
-    if not path.exists():
-        return TrackGraph()
-    mem = read_to_memory(str(path), structure_validation=False)
-    props = mem["node_props"]
-    nodes = {k: np.asarray(props[k]["values"]) for k in ("t", "label", "y", "x", "area",
-                                                          "track_id")}
-    ids = np.asarray(mem["edge_ids"], np.int64).reshape(-1, 2)
-    mask = np.int64(0xFFFFFFFF)
-    edges = np.stack([ids[:, 0] >> 32, ids[:, 0] & mask, ids[:, 1] >> 32, ids[:, 1] & mask], 1)
-    graph = TrackGraph.from_arrays(nodes, edges, next_track_id=info.get("next_track_id"))
-    graph.revision = 0
-    return graph
 
 
 # ---------------------------------------------------------------------- save
 def _chunks(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return (1, min(shape[1], _TILE), min(shape[2], _TILE))
-
-
-def _link_tree(src: Path, dst: Path, skip: Callable[[str], bool] | None = None) -> None:
-    """Recreate ``src`` under ``dst`` with hard links (copies where links are impossible),
-    leaving out files whose path relative to ``src`` satisfies ``skip``."""
-    for dirpath, _dirnames, filenames in os.walk(src):
-        rel = Path(dirpath).relative_to(src)
-        (dst / rel).mkdir(parents=True, exist_ok=True)
-        for f in filenames:
-            if skip is not None and skip((rel / f).as_posix()):
-                continue
-            s, d = Path(dirpath) / f, dst / rel / f
-            try:
-                os.link(s, d)
-            except OSError:  # other filesystem, or no hard links there (FAT, some shares)
-                shutil.copy2(s, d)
 
 
 def _frame_chunk_prefixes(frames: set[int]) -> Callable[[str], bool]:
@@ -286,7 +215,7 @@ def _save_labels(movie: LabelMovie, dst: Path, reuse: Path | None,
                  progress: Progress | None) -> None:
     """Write a label movie, reusing unchanged frames' chunk files from ``reuse``."""
     if reuse is not None and (reuse / "labels").is_dir():
-        _link_tree(reuse / "labels", dst, _frame_chunk_prefixes(movie.dirty))
+        link_tree(reuse / "labels", dst, _frame_chunk_prefixes(movie.dirty))
         # an edited frame that became empty is written too: a missing chunk means damage
         # (the array takes the setting when it is opened)
         with zarr.config.set({"array.write_empty_chunks": True}):
@@ -297,35 +226,6 @@ def _save_labels(movie: LabelMovie, dst: Path, reuse: Path | None,
                     progress(i + 1, len(movie.edited_frames))
     else:
         _write_movie(movie, dst, np.dtype(np.uint32), progress=progress, frames=movie.frame)
-
-
-def _same_dir(a: Path | None, b: Path | None) -> bool:
-    return a is not None and b is not None and Path(a).absolute() == Path(b).absolute()
-
-
-def _swap(new: Path, dest: Path) -> Path | None:
-    """Put ``new`` at ``dest`` atomically; returns where the previous version went."""
-    if not dest.exists():
-        os.rename(new, dest)
-        return None
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = getattr(libc, "renameat2", None)
-        if fn is not None:
-            at_fdcwd, rename_exchange = -100, 2
-            rc = fn(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(dest), rename_exchange)
-            if rc == 0:
-                return new  # `new` now holds the previous version
-    aside = dest.parent / f".{dest.name}{_ASIDE}{uuid.uuid4().hex[:8]}"
-    os.rename(dest, aside)
-    os.rename(new, dest)
-    return aside
-
-
-def _remove_stale(dest: Path) -> None:
-    for pattern in (f".{dest.name}{_SAVING}*", f".{dest.name}{_ASIDE}*"):
-        for p in dest.parent.glob(pattern):
-            shutil.rmtree(p, ignore_errors=True)
 
 
 def _saved_state(project: Project) -> dict[str, Any]:
@@ -344,14 +244,14 @@ def _remember_saved(project: Project) -> None:
 
 def is_saved(project: Project) -> bool:
     """Whether the project equals its saved version on disk."""
-    if project.path is None or not _same_dir(project.image_store_path, project.path):
+    if project.path is None or not same_dir(project.image_store_path, project.path):
         return False
     labels = project.labels
-    if labels is not None and (labels.dirty or not _same_dir(labels.store_path, project.path)):
+    if labels is not None and (labels.dirty or not same_dir(labels.store_path, project.path)):
         return False
     auto = project.auto
     if auto is not None and auto.labels is not None and (
-        auto.labels.dirty or not _same_dir(auto.labels.store_path, project.path)
+        auto.labels.dirty or not same_dir(auto.labels.store_path, project.path)
     ):
         return False
     return getattr(project, "_saved_state", None) == _saved_state(project)
@@ -392,7 +292,7 @@ def save_project(
     if not dest.parent.is_dir():
         raise H4TracksError(f"folder {dest.parent} does not exist")
     reason = getattr(project, "read_only", None)
-    if reason and _same_dir(dest, project.path):
+    if reason and same_dir(dest, project.path):
         # refused before waiting for the lock: the other program may hold it for hours
         raise _lock.ReadOnlyError(
             f"{dest.name} was opened read-only ({reason}); save it under a new name to keep "
@@ -408,10 +308,10 @@ def save_project(
 
 def _check_generation(project: Project, dest: Path) -> int:
     """The generation the new version gets; refuses to overwrite a newer version on disk."""
-    attrs = _root_attrs(dest)
+    attrs = root_attrs(dest)
     on_disk = int(attrs.get("generation", 0)) if attrs is not None else 0
     mine = getattr(project, "generation", None)
-    if attrs is not None and _same_dir(dest, project.path) and mine is not None \
+    if attrs is not None and same_dir(dest, project.path) and mine is not None \
             and on_disk != mine:
         by = attrs.get("saved_by") or {}
         who = f" by {by.get('command')} at {str(by.get('time', ''))[11:19]}" \
@@ -428,13 +328,13 @@ def _save_locked(
     project: Project, dest: Path, *, progress: Callable[[str, int, int], None] | None,
     overwrite: bool,
 ) -> Path:
-    _recover(dest)
+    recover(dest)
     if dest.exists():
         if not is_project(dest):
             raise H4TracksError(
                 f"{dest} exists and is not an h4tracks project; refusing to replace it"
             )
-        if not overwrite and not _same_dir(dest, project.path):
+        if not overwrite and not same_dir(dest, project.path):
             raise H4TracksError(f"{dest} already exists (pass overwrite to replace it)")
     _lock.check_writable(dest)
     generation = _check_generation(project, dest)
@@ -444,12 +344,12 @@ def _save_locked(
     project.note_labels_used(int(labels_now.max()) if labels_now.size else 0)
     src = project.path if project.path is not None and is_project(project.path) else None
     saved = getattr(project, "_saved_state", None) if src is not None else None
-    src_attrs = _root_attrs(src) if src is not None else None
+    src_attrs = root_attrs(src) if src is not None else None
     src_manifest = (src_attrs or {}).get("manifest")
     src_generation = (src_attrs or {}).get("generation")
     # we hold the lock, so leftovers of earlier saves belong to writers that are gone
-    _remove_stale(dest)
-    tmp = dest.parent / f".{dest.name}{_SAVING}{uuid.uuid4().hex[:8]}"
+    remove_stale(dest)
+    tmp = dest.parent / f".{dest.name}{SAVING}{uuid.uuid4().hex[:8]}"
 
     def stage(name: str) -> Progress | None:
         return None if progress is None else (lambda d, n: progress(name, d, n))
@@ -457,13 +357,13 @@ def _save_locked(
     try:
         tmp.mkdir()
         # image: never edited, so reuse the saved one whenever it is this project's own
-        if src is not None and _same_dir(project.image_store_path, src):
-            _link_tree(src / "image", tmp / "image")
+        if src is not None and same_dir(project.image_store_path, src):
+            link_tree(src / "image", tmp / "image")
         else:
             _write_movie(project.image, tmp / "image", project.dtype, progress=stage("image"))
         labels = project.labels
         if labels is not None:
-            reuse = src if _same_dir(labels.store_path, src) else None
+            reuse = src if same_dir(labels.store_path, src) else None
             _save_labels(labels, tmp / "labels", reuse, stage("labels"))
         from h4tracks import __version__
 
@@ -482,10 +382,10 @@ def _save_locked(
             if saved is not None and saved["graph"] == (id(graph), graph.revision) and (
                 src / "tracks"
             ).is_dir():
-                _link_tree(src / "tracks", tmp / "tracks")
+                link_tree(src / "tracks", tmp / "tracks")
                 attrs["tracks"] = {"next_track_id": graph.next_track_id}
             else:
-                attrs["tracks"] = _write_graph(graph, tmp / "tracks")
+                attrs["tracks"] = write_geff_graph(graph, tmp / "tracks")
             manifest["tracks"] = graph_manifest(graph)
         auto = project.auto
         if auto is not None:
@@ -494,15 +394,15 @@ def _save_locked(
             auto_state = (id(auto), id(auto.graph), auto.graph.revision)
             if auto.labels is not None:
                 # per-frame snapshot: only the frames a run replaced are written
-                reuse = src / "auto" if src is not None and _same_dir(
+                reuse = src / "auto" if src is not None and same_dir(
                     auto.labels.store_path, src) else None
                 _save_labels(auto.labels, tmp / "auto" / "labels", reuse, stage("snapshot"))
-            if saved is not None and saved["auto"] == auto_state and _same_dir(
+            if saved is not None and saved["auto"] == auto_state and same_dir(
                 auto.store_path, src
             ) and (src / "auto" / "tracks").is_dir():
-                _link_tree(src / "auto" / "tracks", tmp / "auto" / "tracks")
+                link_tree(src / "auto" / "tracks", tmp / "auto" / "tracks")
             if not (tmp / "auto" / "tracks").is_dir():
-                _write_graph(auto.graph, tmp / "auto" / "tracks")
+                write_geff_graph(auto.graph, tmp / "auto" / "tracks")
             attrs["auto"] = {"info": auto.info,
                              "tracks": {"next_track_id": auto.graph.next_track_id}}
             manifest["auto/tracks"] = graph_manifest(auto.graph)
@@ -514,14 +414,14 @@ def _save_locked(
         # the root metadata is written last: a directory without it is not a project
         root = zarr.open_group(tmp, mode="a", zarr_format=3)
         root.attrs[_ATTR] = attrs
-        _fsync_dir(tmp)
-        if src is not None and not _same_dir(src, dest) and \
-                (_root_attrs(src) or {}).get("generation") != src_generation:
+        fsync_dir(tmp)
+        if src is not None and not same_dir(src, dest) and \
+                (root_attrs(src) or {}).get("generation") != src_generation:
             raise H4TracksError(
                 f"{src.name} was saved by another program while it was being copied to "
                 f"{dest.name}; nothing was written — save again"
             )
-        old = _swap(tmp, dest)
+        old = swap(tmp, dest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -529,7 +429,7 @@ def _save_locked(
         # removed before returning (no daemon thread a process exit could cut short); the
         # new version hard-links the unchanged files, so this only unlinks names
         shutil.rmtree(old, ignore_errors=True)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     _reopen(project, dest)
     project.generation = generation  # type: ignore[attr-defined]
     project.read_only = None  # type: ignore[attr-defined]  # this copy is now the writer's
@@ -559,15 +459,6 @@ def _complete(array_dir: Path, name: str, src: Path | None, src_manifest: Any) -
             raise ProjectDamagedError(damage_message(
                 src, [f"{len(missing)} {name} chunk file(s) missing (frames {frames[:10]})"]))
     complete_array(array_dir)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _reopen(project: Project, dest: Path) -> None:

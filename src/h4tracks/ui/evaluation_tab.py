@@ -31,7 +31,7 @@ from qtpy.QtWidgets import (
 )
 
 from h4tracks.core.evaluation import EvaluationReport, curated_vs_auto, evaluate
-from h4tracks.core.segmentation.engine import parse_frames
+from h4tracks.core.frames import parse_frames
 from h4tracks.errors import H4TracksError, InputError
 from h4tracks.ui.markers import show_markers
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from h4tracks.core.graph import TrackGraph
-from h4tracks.core.synthetic import SyntheticConfig, make_movie
+from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
 
 
 def migrating_cells() -> list[tuple]:

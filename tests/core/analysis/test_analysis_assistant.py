@@ -14,7 +14,7 @@ from h4tracks.core.analysis.assistant import (
 )
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import Project
-from h4tracks.core.synthetic import make_movie
+from h4tracks.datasets.synthetic import make_movie
 from h4tracks.errors import InputError
 
 SHAPE = (10, 100, 100)

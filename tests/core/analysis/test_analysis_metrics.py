@@ -378,7 +378,7 @@ def test_synthetic_movie_end_to_end():
     """A small synthetic movie with divisions: lineage columns agree with the CTC table and
     the shape table merges in."""
     from h4tracks.core.analysis import shape_metrics
-    from h4tracks.core.synthetic import make_movie
+    from h4tracks.datasets.synthetic import make_movie
 
     mov = make_movie(n_frames=12, shape=(96, 96), n_cells=5, radius=6.0,
                      division_rate=0.15, seed=2)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from h4tracks.core.synthetic import SyntheticMovie, make_movie
+from h4tracks.datasets.synthetic import SyntheticMovie, make_movie
 
 Ctc = tuple[np.ndarray, np.ndarray]
 

@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from h4tracks.core.io.ctc import lineage_from_labels, read_ctc, write_ctc
-from h4tracks.core.synthetic import SyntheticMovie, make_movie
+from h4tracks.datasets.synthetic import SyntheticMovie, make_movie
 from h4tracks.errors import InputError
 
 

@@ -17,7 +17,7 @@ from h4tracks.core.segmentation.engine import (
 )
 from h4tracks.core.segmentation.models import DEMO_MODEL, ModelRegistry, load_cellpose_model
 from h4tracks.core.store import open_project, save_project
-from h4tracks.core.synthetic import make_movie
+from h4tracks.datasets.synthetic import make_movie
 from h4tracks.errors import H4TracksError, InputError
 
 #: AP@0.5 the demo model must reach on unseen synthetic frames (measured ~0.9, see docs)

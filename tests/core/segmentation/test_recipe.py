@@ -16,7 +16,7 @@ from h4tracks.core.segmentation.recipe import (
     train_recipe,
 )
 from h4tracks.core.segmentation.training import TrainingCancelled, train_from_project
-from h4tracks.core.synthetic import make_movie
+from h4tracks.datasets.synthetic import make_movie
 from h4tracks.errors import InputError
 
 TINY = RecipeParams(epochs=4, patch_size=64, batch_size=4, candidates=["scratch"])
@@ -155,10 +155,10 @@ def test_training_on_curated_frames_improves_held_out_ap(tmp_path):
     clearly (measured: AP@0.5 0.31 -> 0.75 and 0.29 -> 0.74 for seeds 5 and 7, ~35 s on
     1 core with bfloat16 steps). Frames of 128² are too small for validation strips of 4
     cell diameters, so the last curated frame is held out whole."""
-    from h4tracks.core.colony import make_colony
     from h4tracks.core.segmentation.engine import SegmentParams, segment_frame
     from h4tracks.core.segmentation.models import ModelEntry
     from h4tracks.core.segmentation.training import mask_diameters
+    from h4tracks.testing.colony import make_colony
 
     colony = make_colony(n_frames=14, shape=(128, 128), n_start_cells=10, seed=5)
     images, labels = colony.image[5:], colony.labels[5:]  # 19-30 rods per frame

@@ -21,7 +21,7 @@ from h4tracks.core.segmentation.training import (
     train_cellpose,
     train_from_project,
 )
-from h4tracks.core.synthetic import make_movie
+from h4tracks.datasets.synthetic import make_movie
 from h4tracks.errors import InputError
 
 TINY = TrainParams(epochs=2, patch_size=64, batch_size=2, images_per_epoch=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from h4tracks.core.synthetic import make_movie
+from h4tracks.datasets.synthetic import make_movie
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from h4tracks.core.evaluation.segmentation import (
     segmentation_from_overlaps,
 )
 from h4tracks.core.evaluation.tracking import TrackingMetrics, tracking_from_overlaps
+from h4tracks.core.frames import ranges_text
 from h4tracks.core.outputs import atomic_file
 from h4tracks.errors import InputError
 
@@ -106,7 +107,6 @@ class EvaluationReport:
              if self.frames else "-"),
         ]
         if self.curated_frames is not None:
-            from h4tracks.core.project import ranges_text
 
             head.append(("Curated among them", f"{ranges_text(self.curated_frames) or 'none'}"
                          f" ({len(self.curated_frames)})"))

@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from h4tracks.core.runs import RunStep, frame_ranges
+from h4tracks.core.compute import torch_threads
+from h4tracks.core.frames import frame_ranges, parse_frames
+from h4tracks.core.runs import RunStep
 from h4tracks.core.segmentation.models import ModelEntry, ModelRegistry, load_cellpose_model
-from h4tracks.core.segmentation.training import torch_threads
 from h4tracks.core.stash import FrameStash
 from h4tracks.errors import InputError
 
@@ -82,42 +83,6 @@ class SegmentReport:
     @property
     def frames_per_second(self) -> float:
         return len(self.frames) / self.seconds if self.seconds > 0 else float("nan")
-
-
-def parse_frames(spec: str | Sequence[int] | range | None, n_frames: int) -> list[int]:
-    """Frame indices from ``None`` (all), ``"A:B"`` (B exclusive, either may be empty),
-    ``"A"``, ``"0,7,14"`` or a sequence of ints; negative indices count from the end."""
-    if spec is None:
-        return list(range(n_frames))
-    if isinstance(spec, str):
-        text = spec.strip()
-        try:
-            if ":" in text:
-                a, _, b = text.partition(":")
-                start = int(a) if a.strip() else 0
-                stop = int(b) if b.strip() else n_frames
-                ranged = list(range(n_frames))[slice(start, stop)]
-            else:
-                frames = [int(x) for x in text.split(",") if x.strip()]
-        except ValueError:
-            raise InputError(
-                f"Frames {spec!r} are not understood; use A:B, a number, or a list like 0,7,14."
-            ) from None
-        if ":" in text:
-            return ranged or _empty(spec, n_frames)
-    else:
-        frames = [int(x) for x in spec]
-    out = []
-    for f in frames:
-        g = f + n_frames if f < 0 else f
-        if not 0 <= g < n_frames:
-            raise InputError(f"Frame {f} is out of range: the movie has {n_frames} frames.")
-        out.append(g)
-    return list(dict.fromkeys(out)) or _empty(spec, n_frames)
-
-
-def _empty(spec: Any, n_frames: int) -> list[int]:
-    raise InputError(f"Frames {spec!r} select no frame of a {n_frames}-frame movie.")
 
 
 def resolve_model(model: str | Path | ModelEntry | None,

@@ -47,6 +47,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from h4tracks.core.compute import torch_threads
+from h4tracks.core.evaluation.segmentation import frame_overlap, match_instances
 from h4tracks.core.segmentation.training import (
     FINETUNE_LR,
     FINETUNE_WEIGHT_DECAY,
@@ -58,7 +60,6 @@ from h4tracks.core.segmentation.training import (
     check_training_data,
     mask_diameters,
     ref_patch_share,
-    torch_threads,
     train_cellpose,
 )
 from h4tracks.errors import InputError
@@ -146,8 +147,6 @@ class RecipeResult:
 
 def _match_counts(reference: np.ndarray, predicted: np.ndarray) -> tuple[int, int, int]:
     """(true positives at IoU 0.5, reference cells, predicted cells) of one frame."""
-    from h4tracks.core.evaluation.segmentation import frame_overlap, match_instances
-
     ov = frame_overlap(np.asarray(reference), np.asarray(predicted))
     return match_instances(ov, 0.5)[0].size, ov.ref_labels.size, ov.pred_labels.size
 

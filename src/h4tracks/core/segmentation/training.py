@@ -39,6 +39,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from h4tracks.core.compute import torch_threads
+from h4tracks.core.frames import parse_frames
 from h4tracks.errors import H4TracksError, InputError
 
 logger = logging.getLogger(__name__)
@@ -124,22 +126,6 @@ class TrainResult:
     precision: str = "float32"  # what the training steps ran in
     step_seconds: float = 0.0  # of ``seconds``: spent in training steps
     check_seconds: float = 0.0  # of ``seconds``: spent validating (with BatchNorm re-estimation)
-
-
-@contextlib.contextmanager
-def torch_threads(cores: int | None) -> Iterator[None]:
-    """Limit torch's intra-op threads to ``cores`` for the duration of the block."""
-    import torch
-
-    if cores is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(cores)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _as_network_input(image: np.ndarray) -> np.ndarray:
@@ -519,7 +505,7 @@ def train_from_project(
         The registered entry (kind ``"trained"``, with provenance) and the run's details. A
         cancelled run raises :class:`TrainingCancelled`; its partial model is not registered.
     """
-    from h4tracks.core.segmentation.engine import parse_frames, resolve_model
+    from h4tracks.core.segmentation.engine import resolve_model
     from h4tracks.core.segmentation.models import ModelRegistry, config_dir, load_cellpose_model
 
     registry = registry or ModelRegistry()

@@ -1,6 +1,6 @@
 """Synthetic 2D movies of dense, proliferating colonies (bacteria-like rods or round cells).
 
-Unlike :mod:`h4tracks.core.synthetic` (sparse migrating cells), a colony starts from a few
+Unlike :mod:`h4tracks.datasets.synthetic` (sparse migrating cells), a colony starts from a few
 cells that grow exponentially and divide every ~``cycle_frames`` frames, so tracks are short,
 divisions frequent and after a few doublings hundreds of cells touch each other. Cells are
 capsules (a segment of half-length ``h`` dilated by a radius ``rad``; round cells have
@@ -16,7 +16,7 @@ capsules (a segment of half-length ``h`` dilated by a radius ``rad``; round cell
    distance (cells are drawn slightly inflated, so neighbours in contact share a border);
    an optional stage jump shifts the whole field of view for a few frames.
 
-The ground truth has the CTC convention of :class:`~h4tracks.core.synthetic.SyntheticMovie`:
+The ground truth has the CTC convention of :class:`~h4tracks.datasets.synthetic.SyntheticMovie`:
 label value == track id and a lineage ``(id, first, last, parent)``. A cell that leaves the
 field of view (or is squeezed below a visible size) ends its track; if it comes back it starts
 a new track without parent. A division is recorded only when the mother was visible in the
@@ -32,14 +32,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from h4tracks.core.synthetic import (
+# the colony reuses the synthetic movies' camera, fragment clean-up and parameter checks
+from h4tracks.datasets._render import _Camera, _fix_fragments
+from h4tracks.datasets.synthetic import (
     SyntheticMovie,
-    _Camera,
     _check_camera,
     _check_int,
     _check_range,
     _check_shape,
-    _fix_fragments,
 )
 from h4tracks.errors import InputError
 

@@ -1,4 +1,4 @@
-"""Tests of the synthetic movie generator (h4tracks.core.synthetic)."""
+"""Tests of the synthetic movie generator (h4tracks.datasets.synthetic)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 
 from h4tracks.core.io.ctc import lineage_from_labels
-from h4tracks.core.synthetic import SyntheticConfig, SyntheticMovie, make_movie
+from h4tracks.datasets.synthetic import SyntheticConfig, SyntheticMovie, make_movie
 from h4tracks.errors import InputError
 
 # Crowded and proliferating: touching cells and divisions are guaranteed to show up.

@@ -1,5 +1,5 @@
-"""Tests of the dense-colony generator (h4tracks.core.colony) and degraded masks
-(h4tracks.core.degrade)."""
+"""Tests of the dense-colony generator (h4tracks.testing.colony) and degraded masks
+(h4tracks.testing.degrade)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from skimage.measure import regionprops
 
-from h4tracks.core.colony import ColonyConfig, make_colony
-from h4tracks.core.degrade import degrade_labels
 from h4tracks.core.io.ctc import lineage_from_labels
-from h4tracks.core.synthetic import SyntheticMovie
+from h4tracks.datasets.synthetic import SyntheticMovie
 from h4tracks.errors import InputError
+from h4tracks.testing.colony import ColonyConfig, make_colony
+from h4tracks.testing.degrade import degrade_labels
 
 SMALL = {"n_frames": 40, "shape": (160, 160), "n_start_cells": 4, "max_cells": 200, "seed": 3}
 

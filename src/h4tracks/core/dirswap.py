@@ -1,0 +1,85 @@
+"""Directories replaced atomically: a new version is built beside the old one (hard links for
+what did not change), then swapped in with one ``renameat2(RENAME_EXCHANGE)`` (Linux) or two
+renames with recovery on open (elsewhere). Used by the project store and the recovery copy."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["ASIDE", "SAVING", "fsync_dir", "link_tree", "recover", "remove_stale", "same_dir",
+           "swap"]
+
+#: infixes of the hidden siblings of ``NAME``: ``.NAME.saving-XXXX`` (a version being
+#: built) and ``.NAME.previous-XXXX`` (the old version during a two-rename swap)
+SAVING = ".saving-"
+ASIDE = ".previous-"
+
+
+def recover(path: Path) -> None:
+    """Finish an interrupted two-rename swap (only used where RENAME_EXCHANGE is missing)."""
+    if path.exists():
+        return
+    aside = sorted(path.parent.glob(f".{path.name}{ASIDE}*"))
+    if aside:
+        os.replace(aside[-1], path)
+
+
+def link_tree(src: Path, dst: Path, skip: Callable[[str], bool] | None = None) -> None:
+    """Recreate ``src`` under ``dst`` with hard links (copies where links are impossible),
+    leaving out files whose path relative to ``src`` satisfies ``skip``."""
+    for dirpath, _dirnames, filenames in os.walk(src):
+        rel = Path(dirpath).relative_to(src)
+        (dst / rel).mkdir(parents=True, exist_ok=True)
+        for f in filenames:
+            if skip is not None and skip((rel / f).as_posix()):
+                continue
+            s, d = Path(dirpath) / f, dst / rel / f
+            try:
+                os.link(s, d)
+            except OSError:  # other filesystem, or no hard links there (FAT, some shares)
+                shutil.copy2(s, d)
+
+
+def same_dir(a: Path | None, b: Path | None) -> bool:
+    return a is not None and b is not None and Path(a).absolute() == Path(b).absolute()
+
+
+def swap(new: Path, dest: Path) -> Path | None:
+    """Put ``new`` at ``dest`` atomically; returns where the previous version went."""
+    if not dest.exists():
+        os.rename(new, dest)
+        return None
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = getattr(libc, "renameat2", None)
+        if fn is not None:
+            at_fdcwd, rename_exchange = -100, 2
+            rc = fn(at_fdcwd, os.fsencode(new), at_fdcwd, os.fsencode(dest), rename_exchange)
+            if rc == 0:
+                return new  # `new` now holds the previous version
+    aside = dest.parent / f".{dest.name}{ASIDE}{uuid.uuid4().hex[:8]}"
+    os.rename(dest, aside)
+    os.rename(new, dest)
+    return aside
+
+
+def remove_stale(dest: Path) -> None:
+    for pattern in (f".{dest.name}{SAVING}*", f".{dest.name}{ASIDE}*"):
+        for p in dest.parent.glob(pattern):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
