@@ -9,29 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
 from h4tracks.cli.errors import explain, ignore_sigxfsz, silence_stdout
 from h4tracks.cli.parser import build_parser
+from h4tracks.cli.stopping import Terminated, stopping
 from h4tracks.errors import H4TracksError
 
 __all__ = ["build_parser", "main"]
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a batch system stopping the job): handled like Ctrl-C, so finished work is
-    saved and nothing is left half written."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-def _on_sigterm() -> None:
-    with contextlib.suppress(ValueError, OSError):  # ValueError: not the main thread
-        signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,9 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     lock.command_name = " ".join(["h4tracks", *words])[:200]
     lock.wait_seconds = getattr(args, "wait", None)
-    _on_sigterm()
-    with _library_bars_off(args.quiet or not sys.stderr.isatty()):
-        return _run(args)
+    stopping.install()
+    try:
+        with _library_bars_off(args.quiet or not sys.stderr.isatty()):
+            return _run(args)
+    finally:
+        stopping.uninstall()
 
 
 @contextlib.contextmanager

@@ -10,7 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from h4tracks.cli.common import print_table, progress_printer, writing
+from h4tracks.cli.model_args import model_values
+from h4tracks.cli.stopping import stopping
 from h4tracks.core.frames import parse_frames
+from h4tracks.core.parameters import TRACKING_MODELS
 from h4tracks.errors import H4TracksError
 
 
@@ -98,31 +101,32 @@ def _project_for(path: str, output: str | None, args: argparse.Namespace) -> Pat
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    from h4tracks.core.segmentation.engine import SegmentParams, resolve_model, segment_project
+    from h4tracks.core.parameters import SegmentParams
+    from h4tracks.core.segmentation.engine import resolve_model, segment_project
     from h4tracks.core.store import open_project, save_project
 
     path = _project_for(args.project, args.output, args)
     entry = resolve_model(args.model)
-    params = SegmentParams.for_model(
-        entry, diameter=args.diameter, flow_threshold=args.flow_threshold,
-        cellprob_threshold=args.cellprob_threshold, min_size=args.min_size,
-    )
+    params = SegmentParams.for_model(entry, **model_values(args, SegmentParams))
     show = progress_printer(args)
     with writing(path):
         project = open_project(path)
         try:
-            report = segment_project(
-                project, entry, params=params, frames=args.frames, cores=args.cores,
-                gpu=args.gpu,
-                progress=None if show is None else (lambda d, n: show("segment", d, n)),
-                checkpoint=lambda: save_project(project), checkpoint_every=args.save_every,
-                overwrite_curated=args.overwrite_curated,
-            )
+            with stopping.cooperative():
+                report = segment_project(
+                    project, entry, params=params, frames=args.frames, cores=args.cores,
+                    gpu=args.gpu, cancel=stopping,
+                    progress=None if show is None else (lambda d, n: show("segment", d, n)),
+                    checkpoint=lambda: save_project(project),
+                    checkpoint_every=args.save_every, overwrite_curated=args.overwrite_curated,
+                )
+            save_project(project)  # a run stopped early has no checkpoint after its last block
         except KeyboardInterrupt:
             # blocks finished before the interrupt are applied with their provenance: save
             # them (the block in progress is dropped), then stop
             save_project(project)
             raise
+    stopping.raise_if_requested()  # after the finished frames were saved
     if report.message:
         print(report.message, file=sys.stderr)
     if report.skipped:
@@ -137,44 +141,41 @@ def cmd_segment(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from h4tracks.core.parameters import RecipeParams
     from h4tracks.core.segmentation.models import ModelRegistry
-    from h4tracks.core.segmentation.recipe import RecipeParams
-    from h4tracks.core.segmentation.training import train_from_project
+    from h4tracks.core.segmentation.train_project import train_from_project
+    from h4tracks.core.segmentation.training import TrainingCancelled
     from h4tracks.core.store import open_project
 
     project = open_project(args.project)
-    if args.epochs is not None and args.minutes is not None:
+    if "epochs" in vars(args) and "minutes" in vars(args):
         raise H4TracksError("give --epochs or --minutes, not both")
-    params = RecipeParams(epochs=args.epochs, minutes=args.minutes)
+    params = RecipeParams(**model_values(args, RecipeParams))
     # like the Segmentation tab: fine-tune the default model unless told otherwise (from
     # scratch only, a few curated frames teach a network much less in the same time)
     base = None if args.scratch else (args.base or ModelRegistry().default_entry().name)
     show = progress_printer(args)
-    entry, result = train_from_project(
-        project, args.frames, args.name, base=base, params=params, cores=args.cores,
-        gpu=args.gpu, replace=args.replace,
-        progress=None if show is None else (
-            lambda d, n, loss: show("train", d, n,
-                                    f"loss {loss:.3f}" if isinstance(loss, float) else None)),
-    )
+    try:
+        with stopping.cooperative():
+            entry, result = train_from_project(
+                project, args.frames, args.name, base=base, params=params, cores=args.cores,
+                gpu=args.gpu, replace=args.replace, cancel=stopping,
+                progress=None if show is None else (
+                    lambda d, n, loss: show("train", d, n, f"loss {loss:.3f}"
+                                            if isinstance(loss, float) else None)),
+            )
+    except TrainingCancelled:  # stopped by a signal: nothing was registered or left behind
+        stopping.raise_if_requested()
+        raise
     print(f"trained model {entry.name!r}: {result.summary()}; weights: {entry.path}")
     return 0
 
 
 def _tracking_params(args: argparse.Namespace):
-    from h4tracks.core.tracking import GlobalParams, LapParams, OverlapParams
-
-    if args.method == "global":
-        given = {"max_distance": args.max_distance, "max_gap": args.max_gap,
-                 "motion": args.motion, "window": args.window}
-        return GlobalParams(**{k: v for k, v in given.items() if v is not None})
-    if args.method == "overlap":
-        given = {"min_overlap": args.min_overlap,
-                 "divisions": True if args.divisions else None}
-        return OverlapParams(**{k: v for k, v in given.items() if v is not None})
-    given = {"max_distance": args.max_distance, "max_gap": args.max_gap,
-             "gap_distance": args.gap_distance, "divisions": True if args.divisions else None}
-    return LapParams(**{k: v for k, v in given.items() if v is not None})
+    """The chosen method's parameter model, from the flags given (generated from it)."""
+    model = TRACKING_MODELS[args.method]
+    return model(**model_values(args, model, options=args.tracking_options,
+                                label=f"--method {args.method}"))
 
 
 def cmd_track(args: argparse.Namespace) -> int:
@@ -194,9 +195,14 @@ def cmd_track(args: argparse.Namespace) -> int:
             session.retrack(frames, params)
             graph = project.graph
         else:
-            graph = session.track(
-                args.method, params, cores=args.cores,
-                progress=None if show is None else (lambda d, n: show("track", d, n)))
+            try:
+                with stopping.cooperative():
+                    graph = session.track(
+                        args.method, params, cores=args.cores, cancel=stopping,
+                        progress=None if show is None else (lambda d, n: show("track", d, n)))
+            except H4TracksError:
+                stopping.raise_if_requested()  # cancelled by a signal: the project is as it was
+                raise
         dt = time.perf_counter() - t0
         save_project(project)
     print(f"tracked {project.path} ({args.method}): {len(graph)} cells in "

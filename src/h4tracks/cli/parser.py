@@ -16,19 +16,19 @@ from h4tracks.cli.commands import (
     cmd_track,
     cmd_train,
 )
+from h4tracks.cli.model_args import add_model_options
 from h4tracks.cli.reports import cmd_analyze, cmd_evaluate, cmd_export
 from h4tracks.cli.types import (
     Parser,
     channel,
     cores,
-    finite_float,
     int_at_least,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
-    whole_number,
 )
+from h4tracks.core.parameters import TRACKING_MODELS, RecipeParams, SegmentParams
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,10 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("-o", "--output", help="project to create when PROJECT is an image")
     seg.add_argument("--model", help="model name (see `h4tracks models`) or weights file; "
                      "default: the shipped demo model")
-    seg.add_argument("--diameter", type=positive_float, help="cell diameter in px")
-    seg.add_argument("--flow-threshold", type=finite_float)
-    seg.add_argument("--cellprob-threshold", type=finite_float)
-    seg.add_argument("--min-size", type=non_negative_int, help="smallest mask kept (px)")
+    add_model_options(seg, [SegmentParams], skip={"channels", "batch_size"},
+                      defaults_from="default: the chosen model's")
     seg.add_argument("--frames", help="A:B (B exclusive), N, or a list 0,7,14; default all")
     seg.add_argument("--cores", type=cores, default=cores("80%"),
                      help="N, 40%% or 80%% of this machine's cores (default 80%%)")
@@ -136,10 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "scratch when the budget is 10+ minutes or 600+ epochs")
     start.add_argument("--scratch", action="store_true",
                        help="train a new network from scratch only (no base model)")
-    tr.add_argument("--epochs", type=whole_number,
-                    help="total epochs (default: scaled to the number of curated frames "
-                    "and the patch size)")
-    tr.add_argument("--minutes", type=positive_float, help="stop after this time")
+    add_model_options(tr, [RecipeParams],
+                      skip=set(RecipeParams.model_fields) - {"epochs", "minutes"})
     tr.add_argument("--cores", type=cores, default=cores("80%"))
     tr.add_argument("--gpu", action="store_true")
     tr.add_argument("--replace", action="store_true", help="overwrite a model of that name")
@@ -150,17 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--method", choices=["lap", "overlap", "global"], default="lap",
                     help="lap: Jaqaman LAP; overlap: mask overlap; global: division-aware "
                     "global linking (scipy/HiGHS), with motion compensation")
-    tk.add_argument("--max-distance", type=positive_float,
-                    help="LAP: largest frame-to-frame displacement (px, default 45)")
-    tk.add_argument("--max-gap", type=non_negative_int,
-                    help="LAP: frames a cell may be missed (default 0)")
-    tk.add_argument("--gap-distance", type=positive_float,
-                    help="LAP: largest displacement across a gap (px)")
-    tk.add_argument("--divisions", action="store_true", help="detect divisions")
-    tk.add_argument("--min-overlap", type=finite_float, help="overlap: smallest overlap to link")
-    tk.add_argument("--motion", choices=["none", "drift", "local"],
-                    help="global: motion compensation (default local)")
-    tk.add_argument("--window", type=whole_number, help="global: frames per solve window")
+    options = add_model_options(tk, TRACKING_MODELS, skip={"weights"})
+    tk.set_defaults(tracking_options=tuple(options))
     tk.add_argument("--learn-from", metavar="A:B",
                     help="global: fit the costs to the links in these curated frames, then "
                     "re-track the rest keeping the curated links")

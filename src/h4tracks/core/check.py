@@ -33,9 +33,11 @@ import zarr
 from h4tracks.core.frames import ranges_text
 from h4tracks.core.geff_io import read_geff_graph
 from h4tracks.core.graph import TrackGraph
+from h4tracks.core.io.importing import import_project
 from h4tracks.core.manifest import ARRAYS, missing_chunks
 from h4tracks.core.measure import measure_frame
 from h4tracks.core.project import AutoSnapshot, Project, measure_graph_nodes
+from h4tracks.core.store import is_project, open_project, root_attrs, save_project
 from h4tracks.errors import H4TracksError, ProjectFormatError
 
 __all__ = ["CheckReport", "Finding", "check_project", "repair_project"]
@@ -142,12 +144,10 @@ def check_project(path: str | Path, *, progress: Progress | None = None) -> Chec
     ProjectFormatError
         If ``path`` is not an h4tracks project at all.
     """
-    from h4tracks.core.store import is_project, root_attrs
 
     path = Path(path).expanduser().resolve()
     if not is_project(path):
         # the precise message (missing, a file, not h4tracks, ...)
-        from h4tracks.core.store import open_project
 
         open_project(path, verify=False)
         raise ProjectFormatError(f"{path}: not an h4tracks project")
@@ -279,7 +279,6 @@ def repair_project(path: str | Path, report: CheckReport | None = None, *,
         One line per repair done. Problems that cannot be repaired are left as they are and
         listed by the report.
     """
-    from h4tracks.core.store import open_project, save_project
 
     report = report or check_project(path, progress=progress)
     if report.ok:
@@ -301,7 +300,8 @@ def repair_project(path: str | Path, report: CheckReport | None = None, *,
             continue
         restored, emptied = [], []
         for t in f.frames:
-            if t not in curated and readable_auto:
+            if t not in curated and readable_auto and auto is not None and \
+                    auto.labels is not None:
                 project.labels.set_frame(t, np.asarray(auto.labels.frame(t)))
                 restored.append(t)
             else:
@@ -341,7 +341,6 @@ def _repair_image(project: Project, findings: list[Finding]) -> list[str]:
     frames = sorted({t for f in findings for t in f.frames})
     if not frames or not source or not Path(source).exists():
         return []
-    from h4tracks.core.io.importing import import_project
 
     try:
         fresh = import_project(source, channel=project.metadata.channel)

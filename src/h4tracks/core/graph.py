@@ -17,30 +17,26 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
-from h4tracks.errors import H4TracksError
+# the array work of the bulk constructor and the napari / CTC conversions lives in
+# graph_convert, which never imports this module; GraphError is defined there and re-exported
+from h4tracks.core.graph_convert import (
+    _COLUMNS,
+    _DTYPES,
+    GraphError,
+    _TrackIdMismatch,
+    chain_track_ids,
+    check_track_ids,
+    ctc_arrays,
+    edge_rows,
+    napari_arrays,
+    napari_data,
+    successor_lists,
+)
+
+__all__ = ["GraphError", "NodeKey", "TrackGraph"]
 
 NodeKey = tuple[int, int]
-
-_COLUMNS = ("t", "label", "y", "x", "area", "track_id")
-_DTYPES = {
-    "t": np.int64,
-    "label": np.int64,
-    "y": np.float64,
-    "x": np.float64,
-    "area": np.int64,
-    "track_id": np.int64,
-}
-
-
-class GraphError(H4TracksError):
-    """An edit that would make the lineage invalid (unknown node, second parent, ...)."""
-
-
-class _TrackIdMismatch(GraphError):
-    """Given track ids do not follow the chain rule of the edges."""
 
 
 def _key(node: Iterable[int]) -> NodeKey:
@@ -430,84 +426,19 @@ class TrackGraph:
         g._alive[:n] = True
         g._n = n
         labels = g._cols["label"][:n]
-        if np.any(labels <= 0):
-            raise GraphError("labels must be positive integers")
-        # (t, label) packed into one int64 code: duplicates and edge endpoints are found with
-        # sorting / searchsorted instead of a Python dict lookup per edge
-        codes = (t << 32) | labels
-        order = np.argsort(codes, kind="stable")
-        sorted_codes = codes[order]
-        if n and np.any(sorted_codes[1:] == sorted_codes[:-1]):
-            raise GraphError("duplicate (t, label) nodes")
+        par, chi, out_deg = edge_rows(t, labels, edges)
         g._index = dict(zip(zip(t.tolist(), labels.tolist(), strict=True), range(n),
                             strict=True))
-        edges = np.empty((0, 4), np.int64) if edges is None else np.asarray(edges, np.int64)
-        if edges.size:
-            def rows_of(et: np.ndarray, el: np.ndarray) -> np.ndarray:
-                c = (et << 32) | el
-                pos = np.minimum(np.searchsorted(sorted_codes, c), max(n - 1, 0))
-                missing = np.flatnonzero(sorted_codes[pos] != c) if n else np.arange(c.size)
-                if missing.size:
-                    i = missing[0]
-                    raise GraphError(
-                        f"edge refers to a missing node {(int(et[i]), int(el[i]))}"
-                    )
-                return order[pos]
-
-            par = rows_of(edges[:, 0], edges[:, 1])
-            chi = rows_of(edges[:, 2], edges[:, 3])
-            if np.any(g._cols["t"][chi] <= g._cols["t"][par]):
-                raise GraphError("edges must go forward in time")
-            if np.unique(chi).size != chi.size:
-                raise GraphError("a cell has more than one parent")
-            out_deg = np.bincount(par, minlength=n)
-            if out_deg.max() > 2:
-                raise GraphError("a cell has more than two successors")
-            g._pred = dict(zip(chi.tolist(), par.tolist(), strict=True))
-            succ = g._succ
-            for u, v in zip(par.tolist(), chi.tolist(), strict=True):
-                kids = succ.get(u)
-                if kids is None:
-                    succ[u] = [v]
-                else:
-                    kids.append(v)
-        else:
-            par = chi = np.empty(0, np.int64)
-            out_deg = np.zeros(n, np.int64)
+        g._pred = dict(zip(chi.tolist(), par.tolist(), strict=True))
+        g._succ = successor_lists(par, chi)
         if "track_id" in nodes:
             g._cols["track_id"][:n] = np.asarray(nodes["track_id"], np.int64)
-            g._check_track_ids(par, chi, out_deg)
+            check_track_ids(g._cols["track_id"][:n], par, chi, out_deg)
         else:
-            cont = out_deg[par] == 1  # an edge continues a track iff the parent has one child
-            adj = coo_matrix((np.ones(int(cont.sum())), (par[cont], chi[cont])), shape=(n, n))
-            _, comp = connected_components(adj, directed=False)
-            # number the chains in order of their earliest node in (t, label) order
-            order = np.lexsort((g._cols["label"][:n], t))
-            _, first_pos = np.unique(comp[order], return_index=True)
-            rank = np.argsort(np.argsort(first_pos))
-            g._cols["track_id"][:n] = rank[comp] + 1
+            g._cols["track_id"][:n] = chain_track_ids(t, labels, par, chi, out_deg)
         max_tid = int(g._cols["track_id"][:n].max()) if n else 0
         g._next_track = max(max_tid + 1, int(next_track_id or 0))
         return g
-
-    def _check_track_ids(self, par: np.ndarray, chi: np.ndarray, out_deg: np.ndarray) -> None:
-        tid = self._cols["track_id"]
-        cont = out_deg[par] == 1
-        if np.any(tid[par[cont]] != tid[chi[cont]]):
-            raise _TrackIdMismatch(
-                "stored track ids disagree with the edges (a chain has two ids)"
-            )
-        if np.any(tid[par[~cont]] == tid[chi[~cont]]):
-            raise _TrackIdMismatch(
-                "stored track ids disagree with the edges (daughter keeps mother id)"
-            )
-        n = self._n
-        # each track id must be exactly one chain: #nodes - #continuation edges == #tracks
-        n_tracks = np.unique(tid[:n]).size
-        if n - int(cont.sum()) != n_tracks:
-            raise _TrackIdMismatch(
-                "stored track ids disagree with the edges (an id spans two chains)"
-            )
 
     def copy(self) -> TrackGraph:
         """Deep copy."""
@@ -537,12 +468,7 @@ class TrackGraph:
     def to_napari(self) -> tuple[np.ndarray, dict[int, list[int]]]:
         """napari Tracks ``data`` (N, 4: track_id, t, y, x) sorted by (track_id, t), and
         ``graph`` {daughter track: [mother track]}."""
-        tab = self.node_table()
-        data = np.stack(
-            [tab["track_id"].astype(np.float64), tab["t"], tab["y"], tab["x"]], axis=1
-        )
-        data = data[np.lexsort((data[:, 1], data[:, 0]))]
-        return data, self.track_parents()
+        return napari_data(self.node_table()), self.track_parents()
 
     @classmethod
     def from_napari(
@@ -568,69 +494,8 @@ class TrackGraph:
         areas
             Count node areas from ``labels`` (ignored without labels).
         """
-        data = np.asarray(data, np.float64)
-        if data.ndim != 2 or data.shape[1] != 4:
-            raise GraphError(f"napari tracks data must have 4 columns (ID,T,Y,X), got {data.shape}")
-        if data.shape[0] == 0:
-            return cls()
-        tid = data[:, 0].astype(np.int64)
-        t = np.rint(data[:, 1]).astype(np.int64)
-        y, x = data[:, 2], data[:, 3]
-        if labels is None:
-            lab = tid.copy()
-            area = np.zeros(tid.size, np.int64)
-        else:
-            lab = np.empty(tid.size, np.int64)
-            area = np.zeros(tid.size, np.int64)
-            iy = np.clip(np.rint(y).astype(np.int64), 0, labels.shape[1] - 1)
-            ix = np.clip(np.rint(x).astype(np.int64), 0, labels.shape[2] - 1)
-            for frame_t in np.unique(t).tolist():
-                sel = np.flatnonzero(t == frame_t)
-                frame = np.asarray(labels[frame_t])
-                lab[sel] = frame[iy[sel], ix[sel]]
-                if areas:
-                    # np.unique, not bincount: label values may be huge (up to 2**32-1)
-                    values, counts = np.unique(frame, return_counts=True)
-                    area[sel] = counts[np.searchsorted(values, lab[sel])]
-            bad = np.flatnonzero(lab == 0)
-            if bad.size:
-                i = bad[0]
-                raise GraphError(
-                    f"track {tid[i]} at frame {t[i]} has its point on background "
-                    f"(y={y[i]:.1f}, x={x[i]:.1f}): cannot tell which cell it is"
-                )
-        order = np.lexsort((t, tid))
-        tid, t, y, x, lab, area = (a[order] for a in (tid, t, y, x, lab, area))
-        same = tid[1:] == tid[:-1]
-        edges = [np.stack([t[:-1][same], lab[:-1][same], t[1:][same], lab[1:][same]], 1)]
-        if graph:
-            last = {}  # last node of each track
-            first = {}
-            ends = np.flatnonzero(np.r_[~same, True])
-            starts = np.flatnonzero(np.r_[True, ~same])
-            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-                first[int(tid[s])] = (t[s], lab[s])
-                last[int(tid[e])] = (t[e], lab[e])
-            div = []
-            for child, parents in graph.items():
-                parents = list(parents) if isinstance(parents, Iterable) else [parents]
-                if not parents:
-                    continue
-                if len(parents) > 1:
-                    raise GraphError(f"track {child} has more than one parent track")
-                p, c = int(parents[0]), int(child)
-                if p not in last or c not in first:
-                    raise GraphError(f"graph links track {c} to unknown track {p}")
-                div.append([*last[p], *first[c]])
-            if div:
-                edges.append(np.asarray(div, np.int64))
-        nodes = {"t": t, "label": lab, "y": y, "x": x, "area": area, "track_id": tid}
-        if np.unique(np.stack([t, lab], 1), axis=0).shape[0] != t.size:
-            raise GraphError(
-                "two track points fall on the same cell in one frame; "
-                "the tracks do not match the labels"
-            )
-        return cls._from_arrays_keeping_ids(nodes, np.concatenate(edges).astype(np.int64))
+        arrays = napari_arrays(data, graph, labels, areas=areas)
+        return cls() if arrays is None else cls._from_arrays_keeping_ids(*arrays)
 
     @classmethod
     def from_ctc(cls, labels: Any, lineage: np.ndarray) -> TrackGraph:
@@ -641,25 +506,7 @@ class TrackGraph:
         across gaps), and each track's first node is linked to its parent's last node.
         Track ids are kept.
         """
-        from h4tracks.core.measure import measure_movie
-
-        nodes = measure_movie(labels)
-        t, lab = nodes["t"], nodes["label"]
-        order = np.lexsort((t, lab))
-        t_s, lab_s = t[order], lab[order]
-        same = lab_s[1:] == lab_s[:-1]
-        edges = [np.stack([t_s[:-1][same], lab_s[:-1][same], t_s[1:][same], lab_s[1:][same]], 1)]
-        lineage = np.asarray(lineage, np.int64).reshape(-1, 4)
-        present = set(lab.tolist())
-        div = []
-        for tid, first, _, parent in lineage.tolist():
-            if parent and parent in present and tid in present:
-                p_last = int(lineage[lineage[:, 0] == parent, 2][0])
-                div.append([p_last, parent, first, tid])
-        if div:
-            edges.append(np.asarray(div, np.int64))
-        nodes["track_id"] = lab.copy()
-        return cls._from_arrays_keeping_ids(nodes, np.concatenate(edges))
+        return cls._from_arrays_keeping_ids(*ctc_arrays(labels, lineage))
 
     @classmethod
     def _from_arrays_keeping_ids(

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from h4tracks.core.store import is_project
 from h4tracks.errors import H4TracksError, InputError
 
 __all__ = ["atomic_file", "atomic_folder", "check_output_path", "describe_os_error"]
@@ -77,8 +78,6 @@ def _show(path: Path) -> str:
 
 def _project_containing(path: Path) -> Path | None:
     """The h4tracks project that is ``path`` or one of its parents (None if none)."""
-    from h4tracks.core.store import is_project
-
     candidates = [Path(os.path.abspath(path))]
     with contextlib.suppress(OSError, RuntimeError):  # symlink loop: checked elsewhere
         candidates.append(path.resolve())

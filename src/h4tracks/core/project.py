@@ -17,6 +17,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from h4tracks import __version__
+from h4tracks.core.dirswap import same_dir
 from h4tracks.core.frames import ranges_text
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.label_movie import LabelMovie, as_frame_index
@@ -77,8 +79,6 @@ def jsonable(value: Any) -> Any:
 
 def provenance_entry(step: str, **params: Any) -> dict[str, Any]:
     """A provenance record: what ran, with which parameters, versions and when."""
-    from h4tracks import __version__
-
     return {
         "step": step,
         "time": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -307,9 +307,35 @@ class Project:
     @property
     def has_unsaved_changes(self) -> bool:
         """Whether anything differs from the saved project (conservative)."""
-        from h4tracks.core.store import is_saved
+        return not self.is_saved()
 
-        return not is_saved(self)
+    def _state_token(self) -> dict[str, Any]:
+        """What identifies the in-memory graph, snapshot and metadata (compared on save)."""
+        g = self._graph
+        return {
+            "graph": (id(g), g.revision),
+            "auto": None if self.auto is None else (id(self.auto), id(self.auto.graph),
+                                                     self.auto.graph.revision),
+            "metadata": self.metadata.model_dump_json(),
+        }
+
+    def remember_saved(self) -> None:
+        """Record that the project now equals its saved version (the store calls this)."""
+        self._saved_state = self._state_token()
+
+    def is_saved(self) -> bool:
+        """Whether the project equals its saved version on disk."""
+        if self.path is None or not same_dir(self.image_store_path, self.path):
+            return False
+        labels = self.labels
+        if labels is not None and (labels.dirty or not same_dir(labels.store_path, self.path)):
+            return False
+        auto = self.auto
+        if auto is not None and auto.labels is not None and (
+            auto.labels.dirty or not same_dir(auto.labels.store_path, self.path)
+        ):
+            return False
+        return getattr(self, "_saved_state", None) == self._state_token()
 
     def summary(self) -> dict[str, Any]:
         """Short description used by ``h4tracks info`` and the Data tab."""

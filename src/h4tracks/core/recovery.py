@@ -271,9 +271,10 @@ def read_recovery(dest: str | Path) -> Recovery | None:
         m = json.loads((dest / _MANIFEST).read_text(encoding="utf-8"))
         if m.get("format") != FORMAT:
             raise ValueError(f"unknown recovery format {m.get('format')!r}")
-        shape = tuple(int(s) for s in m["shape"])
+        t_n, height, width = (int(s) for s in m["shape"])
+        shape = (t_n, height, width)
         frames = None if m["labels"] is None else _read_frames(
-            dest / "labels.npz", shape[1:], m["labels"])
+            dest / "labels.npz", (height, width), m["labels"])
         rec = Recovery(
             path=dest, version=str(m["h4tracks"]),
             written=_dt.datetime.fromisoformat(m["written"]),
@@ -286,7 +287,7 @@ def read_recovery(dest: str | Path) -> Recovery | None:
         if auto is not None:
             rec.auto_kind, rec.auto_info = str(auto["kind"]), dict(auto["info"])
             if rec.auto_kind != "none":
-                rec.auto_frames = _read_frames(dest / "auto_labels.npz", shape[1:],
+                rec.auto_frames = _read_frames(dest / "auto_labels.npz", (height, width),
                                                auto["frames"])
             rec.auto_graph = _read_graph(dest / "auto_graph.npz")
     except Exception as e:  # any failure to read back means the copy cannot be trusted

@@ -30,7 +30,7 @@ from h4tracks.core.painting import stroke_action
 from h4tracks.core.project import Project
 from h4tracks.core.segmentation.engine import SegmentReport, segment_in_blocks
 from h4tracks.core.store import save_project
-from h4tracks.core.tracking import compute_retracking, compute_tracking
+from h4tracks.core.tracking import TrackMethod, compute_retracking, compute_tracking
 
 __all__ = ["Session"]
 
@@ -90,7 +90,7 @@ class Session:
         block): see :func:`~h4tracks.core.segmentation.engine.segment_in_blocks`."""
         return segment_in_blocks(self.project, self.apply, model, **kwargs)
 
-    def track(self, method: str = "lap", params: Any = None, **kwargs: Any) -> Any:
+    def track(self, method: TrackMethod = "lap", params: Any = None, **kwargs: Any) -> Any:
         """Track all cells and apply the result as one step; returns the new lineage."""
         self.apply(compute_tracking(self.project, method, params, **kwargs))
         return self.project.graph

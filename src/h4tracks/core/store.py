@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from h4tracks import __version__
 from h4tracks.core import lock as _lock
 from h4tracks.core.dirswap import (
     SAVING,
@@ -48,6 +49,7 @@ from h4tracks.core.manifest import (
     complete_array,
     damage_message,
     graph_manifest,
+    missing_chunks,
     quick_verify,
 )
 from h4tracks.core.project import AutoSnapshot, LabelMovie, Metadata, Project
@@ -150,7 +152,7 @@ def open_project(path: str | Path, *, verify: bool = True) -> Project:
         auto = None
         if "auto" in root:
             auto_attrs = attrs.get("auto") or {}
-            auto_labels = root["auto/labels"] if "labels" in root["auto"] else None
+            auto_labels = root["auto/labels"] if "labels" in _group(root["auto"]) else None
             auto = AutoSnapshot(
                 auto_labels, graph_at("auto/tracks", auto_attrs.get("tracks", {})),
                 auto_attrs.get("info", {}), store_path=path,
@@ -169,7 +171,7 @@ def open_project(path: str | Path, *, verify: bool = True) -> Project:
     project.path = path
     project.image_store_path = path
     project.generation = int(attrs.get("generation", 0))  # type: ignore[attr-defined]
-    _remember_saved(project)
+    project.remember_saved()
     return project
 
 
@@ -228,33 +230,9 @@ def _save_labels(movie: LabelMovie, dst: Path, reuse: Path | None,
         _write_movie(movie, dst, np.dtype(np.uint32), progress=progress, frames=movie.frame)
 
 
-def _saved_state(project: Project) -> dict[str, Any]:
-    g = project._graph
-    return {
-        "graph": (id(g), g.revision),
-        "auto": None if project.auto is None else (id(project.auto), id(project.auto.graph),
-                                                    project.auto.graph.revision),
-        "metadata": project.metadata.model_dump_json(),
-    }
-
-
-def _remember_saved(project: Project) -> None:
-    project._saved_state = _saved_state(project)  # type: ignore[attr-defined]
-
-
 def is_saved(project: Project) -> bool:
-    """Whether the project equals its saved version on disk."""
-    if project.path is None or not same_dir(project.image_store_path, project.path):
-        return False
-    labels = project.labels
-    if labels is not None and (labels.dirty or not same_dir(labels.store_path, project.path)):
-        return False
-    auto = project.auto
-    if auto is not None and auto.labels is not None and (
-        auto.labels.dirty or not same_dir(auto.labels.store_path, project.path)
-    ):
-        return False
-    return getattr(project, "_saved_state", None) == _saved_state(project)
+    """Whether the project equals its saved version on disk (see :meth:`Project.is_saved`)."""
+    return project.is_saved()
 
 
 def save_project(
@@ -365,8 +343,6 @@ def _save_locked(
         if labels is not None:
             reuse = src if same_dir(labels.store_path, src) else None
             _save_labels(labels, tmp / "labels", reuse, stage("labels"))
-        from h4tracks import __version__
-
         attrs: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "kind": "h4tracks project",
@@ -379,7 +355,8 @@ def _save_locked(
         manifest: dict[str, Any] = {}
         graph = project._graph
         if labels is not None:
-            if saved is not None and saved["graph"] == (id(graph), graph.revision) and (
+            if src is not None and saved is not None and saved["graph"] == (
+                    id(graph), graph.revision) and (
                 src / "tracks"
             ).is_dir():
                 link_tree(src / "tracks", tmp / "tracks")
@@ -397,7 +374,7 @@ def _save_locked(
                 reuse = src / "auto" if src is not None and same_dir(
                     auto.labels.store_path, src) else None
                 _save_labels(auto.labels, tmp / "auto" / "labels", reuse, stage("snapshot"))
-            if saved is not None and saved["auto"] == auto_state and same_dir(
+            if src is not None and saved is not None and saved["auto"] == auto_state and same_dir(
                 auto.store_path, src
             ) and (src / "auto" / "tracks").is_dir():
                 link_tree(src / "auto" / "tracks", tmp / "auto" / "tracks")
@@ -436,6 +413,13 @@ def _save_locked(
     return dest
 
 
+def _group(node: Any) -> zarr.Group:
+    """``node`` as a zarr group (a project's ``auto`` is always one)."""
+    if not isinstance(node, zarr.Group):
+        raise ProjectDamagedError(f"expected a zarr group, found {type(node).__name__}")
+    return node
+
+
 def _now() -> str:
     import datetime as _dt
 
@@ -450,7 +434,6 @@ def _complete(array_dir: Path, name: str, src: Path | None, src_manifest: Any) -
     Arrays from projects saved before format 2 get their empty chunks written.
     """
     if isinstance(src_manifest, dict) and name in src_manifest:
-        from h4tracks.core.manifest import missing_chunks
 
         missing = missing_chunks(array_dir)
         if missing:
@@ -469,8 +452,8 @@ def _reopen(project: Project, dest: Path) -> None:
     if project.labels is not None:
         project.labels.mark_saved(root["labels"], dest)
     if project.auto is not None:
-        if "labels" in root["auto"] and project.auto.labels is not None:
+        if "labels" in _group(root["auto"]) and project.auto.labels is not None:
             project.auto.labels.mark_saved(root["auto/labels"], dest)
         project.auto.store_path = dest
     project.path = dest
-    _remember_saved(project)
+    project.remember_saved()

@@ -43,6 +43,27 @@ class _Cells:
         "tid", "y", "x", "r", "r0", "e", "e0", "theta", "heading", "speed", "age",
         "bright", "nuc_amp", "nuc_u", "nuc_v", "rim", "wave_k", "wave_phase", "wave_amp", "room",
     )  # fmt: skip
+    # one array per field, declared for the type checker
+    tid: np.ndarray
+    y: np.ndarray
+    x: np.ndarray
+    r: np.ndarray
+    r0: np.ndarray
+    e: np.ndarray
+    e0: np.ndarray
+    theta: np.ndarray
+    heading: np.ndarray
+    speed: np.ndarray
+    age: np.ndarray
+    bright: np.ndarray
+    nuc_amp: np.ndarray
+    nuc_u: np.ndarray
+    nuc_v: np.ndarray
+    rim: np.ndarray
+    wave_k: np.ndarray
+    wave_phase: np.ndarray
+    wave_amp: np.ndarray
+    room: np.ndarray
 
     def __init__(self, **arrays: np.ndarray) -> None:
         for name in self.FIELDS:

@@ -147,7 +147,7 @@ class SyntheticMovie:
         return int(np.count_nonzero(counts == 2))
 
 
-def make_movie(config: SyntheticConfig | None = None, **overrides: object) -> SyntheticMovie:
+def make_movie(config: SyntheticConfig | None = None, **overrides: Any) -> SyntheticMovie:
     """Simulate a time-lapse movie of migrating, dividing and touching cells.
 
     Parameters
@@ -185,10 +185,10 @@ def make_movie(config: SyntheticConfig | None = None, **overrides: object) -> Sy
 # validation helpers
 
 
-def _check_shape(shape: object, min_side: int) -> tuple[int, int]:
+def _check_shape(shape: Any, min_side: int) -> tuple[int, int]:
     """``shape`` as a tuple of two ints of at least ``min_side``, or a clear error."""
     try:
-        out = tuple(int(s) for s in shape)  # type: ignore[union-attr]
+        out = tuple(int(s) for s in shape)
     except (TypeError, ValueError):
         raise InputError(f"shape must be two integers (Y, X), got {shape!r}.") from None
     if len(out) != 2 or min(out) < min_side:

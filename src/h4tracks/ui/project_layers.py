@@ -97,6 +97,17 @@ class ProjectLayersMixin:
             return False  # tracks chosen that the project does not hold yet
         return labels is None or labels.data is p.labels
 
+    def click_position(self, event: Any) -> tuple[float, float] | None:
+        """The data pixel ``(y, x)`` of a left click on the canvas, in the project's labels
+        layer; None for other events or without a project labels layer."""
+        if event.type != "mouse_press" or event.button != 1:
+            return None
+        layer = self.project_labels_layer()
+        if layer is None:
+            return None
+        data = layer.world_to_data(event.position)
+        return float(data[-2]), float(data[-1])
+
     def project_labels_layer(self) -> Any | None:
         """The Labels layer showing the current project's labels (painting edits them)."""
         from napari.layers import Labels

@@ -11,54 +11,43 @@ so bounds, defaults and help texts are written once, in the core.
 The napari Tracks layer is a view of the graph kept by
 :class:`~h4tracks.ui.tracks_view.TracksView`; it is refreshed once after every edit, undo and
 redo (the main widget's ``edited`` signal).
+
+The tab is assembled from parts: the parameter form (:mod:`h4tracks.ui.tracking_params`),
+the curation clicks (:mod:`h4tracks.ui.tracking_clicks`) and the track list
+(:mod:`h4tracks.ui.tracking_list`).
 """
 
 from __future__ import annotations
 
 import time
-import types
-import typing
 from collections.abc import Callable
-from itertools import pairwise
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 from qtpy.QtWidgets import (
-    QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QLabel,
-    QLineEdit,
-    QMessageBox,
     QPushButton,
-    QSizePolicy,
-    QSpinBox,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from h4tracks.core.actions import Action, ActionGroup
 from h4tracks.core.runs import RunStep
-from h4tracks.core.segmentation.curation import label_at
 from h4tracks.core.tracking import (
     GlobalParams,
     LapParams,
     OverlapParams,
-    add_links,
     compute_retracking,
     compute_tracking,
-    delete_tracks,
-    link,
-    track_single_cell,
-    unlink,
 )
-from h4tracks.errors import H4TracksError, InputError
-from h4tracks.ui.hotkeys import mode_buttons, tooltip
-from h4tracks.ui.tracks_view import TracksView, parse_track_ids
+from h4tracks.ui.tracking_clicks import CLICK_MODES as CLICK_MODES
+from h4tracks.ui.tracking_clicks import TrackingClicksMixin
+from h4tracks.ui.tracking_list import TrackListMixin
+from h4tracks.ui.tracking_params import ParamsForm, _validation_message
+from h4tracks.ui.tracks_view import TracksView
 
 if TYPE_CHECKING:
     from h4tracks.core.graph import NodeKey
@@ -71,143 +60,10 @@ METHODS: dict[str, tuple[str, type[BaseModel]]] = {
     "overlap": ("Overlap (mask overlap between frames)", OverlapParams),
     "global": ("Global (division-aware, motion-compensated)", GlobalParams),
 }
-#: click modes (names of :data:`h4tracks.ui.hotkeys.HOTKEYS` actions) and their button text
-CLICK_MODES = {
-    "track_single_cell": "Track one cell",
-    "link_cells": "Link",
-    "unlink_cells": "Unlink",
-}
-_HINTS = {
-    "track_single_cell": "click a cell: it is followed forward by mask overlap",
-    "link_cells": "click the cell to link in each frame (step frames between clicks), then "
-                  "Confirm",
-    "unlink_cells": "click the first and the last cell of the piece of track to cut out, then "
-                    "Confirm",
-}
-
-
-# ---------------------------------------------------------------------------------- params
-class ParamsForm(QWidget):
-    """Editors for the fields of a pydantic parameter model, built from the model itself.
-
-    ``float`` -> spin box (bounds from ``gt``/``ge``/``le``), ``float | None`` -> spin box
-    whose minimum means None (shown as "auto"), ``int`` -> spin box, ``bool`` -> check box,
-    ``Literal`` -> combo box. Labels are the fields' ``title``, tooltips their
-    ``description``, both written in the core for the user.
-    """
-
-    def __init__(self, model: type[BaseModel]) -> None:
-        super().__init__()
-        self.model = model
-        #: field name -> editor widget
-        self.editors: dict[str, QWidget] = {}
-        self._optional: set[str] = set()
-        form = QFormLayout(self)
-        form.setContentsMargins(0, 0, 0, 0)
-        # a long label goes above its editor instead of widening the panel
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-        for name, field in model.model_fields.items():
-            editor = self._editor(name, field)
-            if editor is None:
-                continue  # e.g. the global method's learnt weights: not typed in by hand
-            editor.setToolTip(field.description or "")
-            self.editors[name] = editor
-            text = field.title or name.replace("_", " ").capitalize()
-            if isinstance(editor, QCheckBox):
-                editor.setText(text)
-                form.addRow(editor)
-            else:
-                label = QLabel(text)
-                label.setToolTip(field.description or "")
-                form.addRow(label, editor)
-        self.set_params(model())
-
-    def setVisible(self, visible: bool) -> None:  # a Qt override
-        # in the method stack only the shown form counts for the height: a short form
-        # (LAP) does not keep the empty space of the longest one (global)
-        super().setVisible(visible)
-        policy = QSizePolicy.Policy.Preferred if visible else QSizePolicy.Policy.Ignored
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, policy)
-        self.updateGeometry()
-
-    def _editor(self, name: str, field: Any) -> QWidget | None:
-        ann = field.annotation
-        args = typing.get_args(ann)
-        if typing.get_origin(ann) in (typing.Union, types.UnionType) and type(None) in args:
-            ann = next(a for a in args if a is not type(None))
-            if typing.get_origin(ann) in (dict, list) or ann in (dict, list):
-                return None
-            self._optional.add(name)
-        if typing.get_origin(ann) is Literal:
-            combo = QComboBox()
-            for v in typing.get_args(ann):
-                combo.addItem(str(v), v)
-            return combo
-        if ann is bool:
-            return QCheckBox()
-        lo, hi, strict = 0.0, 1e6, False
-        for m in field.metadata:  # annotated_types.Gt / Ge / Le / Lt
-            if getattr(m, "gt", None) is not None:
-                lo, strict = float(m.gt), True
-            if getattr(m, "ge", None) is not None:
-                lo = float(m.ge)
-            for attr in ("le", "lt"):
-                if getattr(m, attr, None) is not None:
-                    hi = float(getattr(m, attr))
-        if ann is int:
-            box = QSpinBox()
-            box.setRange(int(lo) + int(strict), int(min(hi, 1e6)))
-            return box
-        box = QDoubleSpinBox()
-        box.setDecimals(2)
-        step = 0.05 if hi <= 1 else (1.0 if (field.default or 0) >= 1 else 0.1)
-        box.setSingleStep(step)
-        # a strict lower bound (gt=0) is reachable only as "None" when the field is optional
-        lowest = lo if name in self._optional or not strict else lo + 0.01
-        box.setRange(lowest, hi)
-        if name in self._optional:
-            # the minimum means None: the tracker chooses (the tooltip says how)
-            box.setSpecialValueText("auto")
-        return box
-
-    def values(self) -> dict[str, Any]:
-        """The entered values (unvalidated), by field name."""
-        out: dict[str, Any] = {}
-        for name, w in self.editors.items():
-            if isinstance(w, QCheckBox):
-                out[name] = w.isChecked()
-            elif isinstance(w, QComboBox):
-                out[name] = w.currentData()
-            elif name in self._optional and w.value() == w.minimum():
-                out[name] = None
-            else:
-                out[name] = w.value()
-        return out
-
-    def params(self) -> BaseModel:
-        """The entered parameters as a validated model (pydantic ``ValidationError`` if not)."""
-        return self.model.model_validate(self.values())
-
-    def set_params(self, params: BaseModel) -> None:
-        """Show ``params`` in the editors."""
-        for name, w in self.editors.items():
-            v = getattr(params, name)
-            if isinstance(w, QCheckBox):
-                w.setChecked(bool(v))
-            elif isinstance(w, QComboBox):
-                w.setCurrentIndex(max(w.findData(v), 0))
-            else:
-                w.setValue(w.minimum() if v is None else v)
-
-
-def _validation_message(e: ValidationError) -> str:
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ())) or "parameters"
-    return f"invalid {where.replace('_', ' ')}: {err['msg']}"
 
 
 # ---------------------------------------------------------------------------------- tab
-class TrackingTab(QWidget):
+class TrackingTab(TrackingClicksMixin, TrackListMixin, QWidget):
     """Tracker choice and parameters, Run, single-cell tracking, link/unlink, track filter."""
 
     def __init__(self, main: H4TracksWidget) -> None:
@@ -259,47 +115,10 @@ class TrackingTab(QWidget):
         form.addRow(self.report)
 
         # -- curation -----------------------------------------------------------------------
-        grid = QGridLayout()
-        self.mode_buttons: dict[str, QPushButton] = mode_buttons(
-            CLICK_MODES, self.on_mode_key, grid, columns=len(CLICK_MODES))
-        self.mode_buttons["track_single_cell"].setToolTip(tooltip(
-            "track_single_cell", "Click a cell to follow it forward by mask overlap (Overlap "
-            "parameters); S tracks the cell under the mouse at once"))
-        self.cancel_click_btn = QPushButton("Cancel")
-        self.cancel_click_btn.setToolTip(tooltip("cancel_click"))
-        self.cancel_click_btn.setVisible(False)
-        grid.addWidget(self.cancel_click_btn, 1, 2)
-        self.picked_label = QLabel("")
-        self.picked_label.setWordWrap(True)
-        grid.addWidget(self.picked_label, 1, 0, 1, 2)
-        curate_box = QGroupBox("Curate")
-        curate_box.setLayout(grid)
+        curate_box = self._build_curate_box()
 
         # -- filter / delete ------------------------------------------------------------
-        self.filter_edit = QLineEdit()
-        self.filter_edit.setPlaceholderText("track ids, e.g. 3, 7, 12-15")
-        self.filter_edit.setToolTip("Track numbers as shown in the Tracks layer, separated by "
-                                    "commas; A-B is a range")
-        self.show_btn = QPushButton("Show")
-        self.show_btn.setToolTip("Show only these tracks in the Tracks layer (the project is "
-                                 "not changed)")
-        self.show_all_btn = QPushButton("Show all")
-        self.show_all_btn.setToolTip("Show every track again")
-        self.delete_listed_btn = QPushButton("Delete listed")
-        self.delete_listed_btn.setToolTip("Remove all links of the tracks entered above (cells "
-                                          "stay; undoable)")
-        self.delete_displayed_btn = QPushButton("Delete displayed")
-        self.delete_displayed_btn.setToolTip("Remove all links of the tracks the Tracks layer "
-                                             "shows (cells stay; undoable)")
-        self.filter_info = QLabel("showing all tracks")
-        filter_box = QGroupBox("Tracks")
-        fgrid = QGridLayout(filter_box)
-        fgrid.addWidget(self.filter_edit, 0, 0, 1, 2)
-        fgrid.addWidget(self.show_btn, 1, 0)
-        fgrid.addWidget(self.show_all_btn, 1, 1)
-        fgrid.addWidget(self.delete_listed_btn, 2, 0)
-        fgrid.addWidget(self.delete_displayed_btn, 2, 1)
-        fgrid.addWidget(self.filter_info, 3, 0, 1, 2)
+        filter_box = self._build_tracks_box()
 
         layout = QVBoxLayout(self)
         layout.addWidget(method_box)
@@ -343,14 +162,6 @@ class TrackingTab(QWidget):
         # every edit, undo and redo (any tab) may change the graph: redraw the tracks once
         self.view.refresh()
         self._update_filter_info()
-
-    def _update_filter_info(self) -> None:
-        if self.view.filter is None:
-            self.filter_info.setText("showing all tracks")
-        else:
-            n = len(self.view.displayed_track_ids())
-            self.filter_info.setText(f"showing {n} of the {len(self.view.filter)} listed "
-                                     "track(s)")
 
     def _labels_project(self) -> Project | None:
         """The current project if it has labels to track, else None after saying why."""
@@ -444,220 +255,3 @@ class TrackingTab(QWidget):
 
         return self.main.run_in_worker(work, text="re-tracking with your corrections…",
                                        done=done)
-
-    # ------------------------------------------------------------------ click modes
-    def on_mode_key(self, mode: str) -> None:
-        """A mode button or key: start ``mode``; for an active link/unlink, confirm it;
-        for active single-cell tracking, switch it off."""
-        if self.mode == mode:
-            if mode in ("link_cells", "unlink_cells"):
-                self.confirm_pending()
-            else:
-                self.set_mode(None)
-        else:
-            self.set_mode(mode)
-
-    def set_mode(self, mode: str | None) -> None:
-        """Activate a click mode (a key of :data:`CLICK_MODES`) or none; pending clicks are
-        dropped. Link/Unlink turn into Confirm while active."""
-        self.mode = mode
-        self.picked = []
-        for m, btn in self.mode_buttons.items():
-            btn.setChecked(m == mode)
-            if m == mode and m != "track_single_cell":
-                btn.setText(f"Confirm {CLICK_MODES[m].lower()}")
-            else:
-                btn.setText(CLICK_MODES[m])
-        self.cancel_click_btn.setVisible(mode is not None)
-        self.picked_label.setText("")
-        if mode is None:
-            return
-        seg = self.main.segmentation_tab
-        if seg.mode is not None:  # one click must not also remove/merge a cell
-            seg.set_mode(None)
-        layer = self.main.project_labels_layer()
-        if layer is not None:
-            layer.mode = "pan_zoom"  # a click must not paint
-        self.main.status.setText(_HINTS[mode])
-
-    def cancel_click(self) -> None:
-        """Escape: drop a pending link/unlink; otherwise napari's own Escape (reset polygon)."""
-        if self.mode is not None:
-            self.set_mode(None)
-            self.main.status.setText("cancelled")
-            return
-        layer = self.main.project_labels_layer()
-        if layer is not None:
-            try:  # the key binding replaced napari's on this layer; keep its behaviour
-                from napari.layers.labels._labels_key_bindings import reset_polygon
-
-                reset_polygon(layer)
-            except Exception:  # napari internals may change; this fallback is optional
-                pass
-
-    def _on_mouse_press(self, viewer: Any, event: Any) -> None:
-        # napari calls this for every press on the canvas; only act in a click mode
-        if self.mode is None or event.type != "mouse_press" or event.button != 1:
-            return
-        if self.main.segmentation_tab.mode is not None:
-            self.set_mode(None)  # a segmentation mode was switched on since: it owns clicks
-            return
-        layer = self.main.project_labels_layer()
-        if layer is None:
-            return
-        data = layer.world_to_data(event.position)
-        self.handle_click(float(data[-2]), float(data[-1]))
-
-    def handle_click(self, y: float, x: float, t: int | None = None) -> bool:
-        """Apply the active click mode at data pixel ``(y, x)`` of frame ``t`` (default: the
-        current frame). Returns whether a cell was edited or recorded."""
-        if self.mode is None:
-            return False
-        project = self._labels_project()
-        if project is None:
-            return False
-        t = self.main.current_frame() if t is None else int(t)
-        try:
-            label = label_at(project, t, y, x)
-        except H4TracksError as e:  # a click on background: nothing is recorded
-            self.main.notify(str(e), error=True)
-            return False
-        if self.mode == "track_single_cell":
-            return self.track_cell(t, label)
-        self._pick((t, label))
-        return True
-
-    def _pick(self, node: NodeKey) -> None:
-        # one cell per frame: a second click in a frame corrects the first
-        self.picked = sorted([p for p in self.picked if p[0] != node[0]] + [node])
-        cells = ", ".join(f"{lab}@{t}" for t, lab in self.picked)
-        verb = "link" if self.mode == "link_cells" else "cut"
-        self.picked_label.setText(f"to {verb} (label@frame): {cells}")
-        self.main.status.setText(f"cell {node[1]} in frame {node[0]} chosen; "
-                                 + _HINTS[self.mode or "link_cells"])
-
-    def confirm_pending(self) -> bool:
-        """Apply the pending link (each consecutive pair of clicked cells) or unlink (first to
-        last clicked cell) as one undo step. Returns whether the project changed."""
-        mode, picked = self.mode, list(self.picked)
-        if mode not in ("link_cells", "unlink_cells"):
-            return False
-        project = self._labels_project()
-        if project is None:
-            return False
-        try:
-            if mode == "link_cells":
-                if len(picked) < 2:
-                    raise InputError("click a cell in at least two frames to link them")
-                parts = [link(project, a, b) for a, b in pairwise(picked)]
-                action: Action = ActionGroup(parts, f"link {len(picked)} cells") \
-                    if len(parts) > 1 else parts[0]
-            else:
-                if not picked:
-                    raise InputError("click the first and the last cell of the piece to cut")
-                action = unlink(project, picked[0], picked[-1])
-        except H4TracksError as e:  # nothing applied; the clicks are kept to be corrected
-            self.main.notify(str(e), error=True)
-            return False
-        if not self.main.apply_action(action):
-            return False
-        self.set_mode(None)
-        return True
-
-    # ------------------------------------------------------------------ single cell
-    def track_cell(self, t: int, label: int) -> bool:
-        """Follow cell ``label`` of frame ``t`` forward by mask overlap and add the links
-        (one undo step). Uses the Overlap parameters of the tab."""
-        project = self._labels_project()
-        if project is None:
-            return False
-        try:
-            params = self.params("overlap")
-            edges = track_single_cell(project, project.graph, t, label, params)
-            if not edges:
-                raise InputError(f"cell {label} in frame {t} cannot be followed: it already "
-                                 "has a successor, is in the last frame, or no cell of the "
-                                 "next frame overlaps it enough")
-            action = add_links(project, edges, f"track cell {label} from frame {t}")
-        except ValidationError as e:
-            self.main.notify(_validation_message(e), error=True)
-            return False
-        except H4TracksError as e:
-            self.main.notify(str(e), error=True)
-            return False
-        if not self.main.apply_action(action):
-            return False
-        self.main.status.setText(f"tracked cell {label} from frame {t}: {len(edges)} link(s) "
-                                 f"to frame {edges[-1][1][0]}")
-        return True
-
-    def track_cell_under_mouse(self) -> bool:
-        """Key S: track the cell under the mouse pointer; over background (or outside the
-        canvas) switch the click mode on instead."""
-        layer = self.main.project_labels_layer()
-        project = self.main.project
-        if layer is not None and project is not None and not self.main.busy:
-            data = layer.world_to_data(self.viewer.cursor.position)
-            t = self.main.current_frame()
-            try:
-                label = label_at(project, t, float(data[-2]), float(data[-1]))
-            except H4TracksError:
-                label = 0
-            if label:
-                return self.track_cell(t, label)
-        self.on_mode_key("track_single_cell")
-        return False
-
-    # ------------------------------------------------------------------ filter / delete
-    def _listed_ids(self) -> list[int] | None:
-        try:
-            return parse_track_ids(self.filter_edit.text())
-        except H4TracksError as e:
-            self.main.notify(str(e), error=True)
-            return None
-
-    def show_listed(self) -> bool:
-        """Show only the tracks entered in the filter field (a view; the graph is unchanged)."""
-        ids = self._listed_ids()
-        if ids is None or self.main.project is None:
-            return False
-        known = set(self.main.project.graph.track_ids().tolist())
-        if not known.intersection(ids):
-            self.main.notify("none of the listed tracks exists", error=True)
-            return False
-        self.view.set_filter(ids)
-        self._update_filter_info()
-        return True
-
-    def show_all(self) -> None:
-        """Show every track again."""
-        self.view.set_filter(None)
-        self._update_filter_info()
-
-    def delete_listed(self) -> bool:
-        """Delete (unlink) the tracks entered in the filter field, after confirmation."""
-        ids = self._listed_ids()
-        return ids is not None and self._delete(ids)
-
-    def delete_displayed(self) -> bool:
-        """Delete (unlink) the tracks the Tracks layer shows, after confirmation."""
-        return self._delete(self.view.displayed_track_ids())
-
-    def _delete(self, ids: list[int]) -> bool:
-        project = self._labels_project()
-        if project is None:
-            return False
-        try:
-            action = delete_tracks(project, ids)
-        except H4TracksError as e:
-            self.main.notify(str(e), error=True)
-            return False
-        shown = ", ".join(map(str, ids[:10])) + (" …" if len(ids) > 10 else "")
-        n_links = len(action) if isinstance(action, ActionGroup) else 1
-        if not self.confirm("Delete tracks", f"Remove the {n_links} link(s) of {len(ids)} "
-                            f"track(s) ({shown})? The cells stay; Undo restores the links."):
-            return False
-        return self.main.apply_action(action)
-
-    def _ask(self, title: str, text: str) -> bool:
-        return QMessageBox.question(self, title, text) == QMessageBox.StandardButton.Yes

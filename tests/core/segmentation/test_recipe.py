@@ -15,7 +15,8 @@ from h4tracks.core.segmentation.recipe import (
     split_validation,
     train_recipe,
 )
-from h4tracks.core.segmentation.training import TrainingCancelled, train_from_project
+from h4tracks.core.segmentation.train_project import train_from_project
+from h4tracks.core.segmentation.training import TrainingCancelled
 from h4tracks.datasets.synthetic import make_movie
 from h4tracks.errors import InputError
 

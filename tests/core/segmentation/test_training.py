@@ -12,6 +12,7 @@ import torch
 
 from h4tracks.core.project import Project
 from h4tracks.core.segmentation.models import ModelRegistry, load_cellpose_model
+from h4tracks.core.segmentation.train_project import train_from_project
 from h4tracks.core.segmentation.training import (
     FINETUNE_LR,
     FINETUNE_WEIGHT_DECAY,
@@ -19,7 +20,6 @@ from h4tracks.core.segmentation.training import (
     TrainParams,
     check_training_data,
     train_cellpose,
-    train_from_project,
 )
 from h4tracks.datasets.synthetic import make_movie
 from h4tracks.errors import InputError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from h4tracks.core.parameters import LapParams
 from h4tracks.core.tracking.detections import Detections
-from h4tracks.core.tracking.params import LapParams
 
 
 def gt_edges(labels: np.ndarray, lineage: np.ndarray) -> set[tuple]:

@@ -22,11 +22,11 @@ from h4tracks.core.analysis.metrics import (
     detection_table,
     filter_tracks,
     msd_curves,
-    project_track_metrics,
     summarize,
     track_metrics,
     units_for,
 )
+from h4tracks.core.analysis.project_metrics import project_track_metrics
 from h4tracks.core.analysis.shape import SHAPE_MEASURES, shape_metrics
 
 __all__ = [

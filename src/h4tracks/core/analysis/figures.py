@@ -126,7 +126,7 @@ def rose_plot(
 
     fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.add_subplot()
-    lc = LineCollection(segs, cmap="tab20", linewidths=0.8, alpha=0.8)
+    lc = LineCollection(list(segs), cmap="tab20", linewidths=0.8, alpha=0.8)
     lc.set_array((idx[same] % 20).astype(float) if same.size else np.empty(0))
     lc.set_clim(0, 19)
     ax.add_collection(lc)

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from skimage.measure import regionprops_table
 
-from h4tracks.core.analysis.metrics import Table, units_for
+from h4tracks.core.analysis.table import Table
+from h4tracks.core.analysis.units import units_for
 from h4tracks.core.graph import TrackGraph
 from h4tracks.errors import InputError
 

@@ -8,9 +8,9 @@
 See ``docs/evaluation.md`` for the definitions.
 """
 
+from h4tracks.core.evaluation.curated import curated_vs_auto
 from h4tracks.core.evaluation.references import (
     TrackingData,
-    curated_vs_auto,
     from_ctc,
     from_label_movie,
     from_project,

@@ -1,6 +1,5 @@
-"""Loading results and references for evaluation: projects, label movies, CTC folders, and the
-curated-versus-automatic comparison of one project.
-"""
+"""Loading results and references for evaluation: projects, label movies and CTC folders
+(the curated-versus-automatic comparison of one project is in ``curated.py``)."""
 
 from __future__ import annotations
 
@@ -15,16 +14,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from h4tracks.core.evaluation.tracking import graph_edges, lineage_edges
+from h4tracks.core.io.ctc import read_ctc
+from h4tracks.core.io.readers import read_labels
+from h4tracks.core.store import is_project, open_project
 from h4tracks.errors import InputError
 
 if TYPE_CHECKING:
-    from h4tracks.core.evaluation.report import EvaluationReport
     from h4tracks.core.graph import TrackGraph
     from h4tracks.core.project import Project
 
 __all__ = [
     "TrackingData",
-    "curated_vs_auto",
     "from_ctc",
     "from_label_movie",
     "from_project",
@@ -106,10 +106,8 @@ def _as_movie(labels: Any, name: str) -> Any:
 
 def from_project(project: Project | str | os.PathLike[str]) -> TrackingData:
     """The curated labels and lineage of a project (object or saved ``.zarr`` path)."""
-    if not hasattr(project, "graph"):
-        from h4tracks.core.store import open_project
-
-        project = open_project(project)
+    if isinstance(project, (str, os.PathLike)):
+        project = open_project(Path(project))
     name = str(project.path) if getattr(project, "path", None) else "project"
     return TrackingData.from_graph(
         project.labels, project.graph, name=name,
@@ -120,9 +118,7 @@ def from_project(project: Project | str | os.PathLike[str]) -> TrackingData:
 def from_label_movie(source: Any, *, name: str | None = None) -> TrackingData:
     """A label movie without lineage (segmentation scores only): a TIFF path or an array."""
     if isinstance(source, (str, os.PathLike)):
-        from h4tracks.core.io.readers import read_labels
-
-        return TrackingData(read_labels(source), name=name or str(source))
+        return TrackingData(read_labels(Path(source)), name=name or str(source))
     return TrackingData(_as_movie(source, name or "labels"), name=name or "label movie")
 
 
@@ -135,7 +131,6 @@ def from_ctc(directory: str | os.PathLike[str]) -> TrackingData:
     ``SEG`` masks for segmentation: only the annotated frames are scored, against the
     annotated cells.
     """
-    from h4tracks.core.io.ctc import read_ctc
 
     directory = Path(directory)
     labels, lineage = read_ctc(directory)
@@ -187,7 +182,6 @@ def load(source: Any, *, name: str | None = None) -> TrackingData:
     if hasattr(source, "graph") and hasattr(source, "labels"):
         return from_project(source)
     if isinstance(source, (str, os.PathLike)):
-        from h4tracks.core.store import is_project
 
         path = Path(source)
         if is_project(path):
@@ -214,70 +208,3 @@ def _frame_range(frames: Iterable[int] | None, n_frames: int) -> list[int]:
             f"Frames {ts[0]}-{ts[-1]} are outside the movie (frames 0-{n_frames - 1})."
         )
     return ts
-
-
-def curated_vs_auto(
-    project: Project, frames: Iterable[int] | None = None, *,
-    segmentation: bool = True, tracking: bool = True,
-) -> EvaluationReport:
-    """Compare the automatic result kept in ``project.auto`` against the curated project.
-
-    The curated labels and lineage are the reference, the snapshot taken when segmentation
-    or tracking ran is the result; scoring how much curation changed tells how good the
-    automatic result was on this movie.
-
-    Parameters
-    ----------
-    project
-        A project with an automatic snapshot (:meth:`Project.take_auto_snapshot`).
-    frames
-        At least 2 consecutive frames (default: all).
-
-    Raises
-    ------
-    InputError
-        No snapshot, no labels, fewer than 2 frames, or snapshot and labels of different shape.
-    """
-    from h4tracks.core.evaluation.report import evaluate
-
-    auto = getattr(project, "auto", None)
-    if auto is None:
-        raise InputError(
-            "The project has no automatic result to compare with: run segmentation or "
-            "tracking first (the result is kept as a snapshot before you curate it)."
-        )
-    if project.labels is None or auto.labels is None:
-        raise InputError("Curated-vs-automatic needs labels in both the project and the "
-                         "automatic snapshot.")
-    cur_shape = tuple(project.labels.shape)
-    auto_shape = tuple(auto.labels.shape)
-    if cur_shape != auto_shape:
-        raise InputError(
-            f"The automatic snapshot has shape {auto_shape} but the curated labels have "
-            f"{cur_shape}; they cannot be compared frame by frame."
-        )
-    ts = _frame_range(frames, cur_shape[0])
-    if len(ts) < 2:
-        raise InputError(
-            f"Curated-vs-automatic needs at least 2 consecutive frames, got {len(ts)}."
-        )
-    reference = from_project(project)
-    reference.name = "curated project"
-    info = dict(auto.info)
-    result = TrackingData.from_graph(
-        auto.labels, auto.graph, name="automatic snapshot",
-        provenance=[{"step": "auto snapshot", **info}, *project.metadata.provenance],
-    )
-    report = evaluate(result, reference, frames=ts, segmentation=segmentation,
-                      tracking=tracking)
-    report.curated_frames = sorted(set(ts) & project.curated_frames)
-    lost = sorted(set(ts) & set(info.get("lost_frames", [])))
-    if lost:
-        report.notes.append(
-            f"The automatic result of frames {lost} was lost and could not be rebuilt (see "
-            "`h4tracks check`): there the automatic side is empty, so those frames count as "
-            "misses.")
-    if not report.curated_frames:
-        report.notes.append("None of these frames is curated: the score compares the "
-                            "automatic result with itself wherever nothing was edited.")
-    return report

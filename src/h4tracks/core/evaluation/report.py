@@ -23,6 +23,7 @@ from h4tracks.core.evaluation.segmentation import (
 from h4tracks.core.evaluation.tracking import TrackingMetrics, tracking_from_overlaps
 from h4tracks.core.frames import ranges_text
 from h4tracks.core.outputs import atomic_file
+from h4tracks.core.project import jsonable
 from h4tracks.errors import InputError
 
 __all__ = ["EvaluationReport", "evaluate"]
@@ -69,7 +70,6 @@ class EvaluationReport:
     # ------------------------------------------------------------------ serialisation
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly dict of everything in the report (NaN becomes None)."""
-        from h4tracks.core.project import jsonable
 
         out = {
             "frames": [self.frames[0], self.frames[-1]] if self.frames else [],

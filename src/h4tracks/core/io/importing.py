@@ -54,7 +54,7 @@ def import_project(
         # validated lazily, frame by frame, as the project measures and saves them
         labels = read_labels(labels_path, time_axis=time_axis, expected_shape=movie.data.shape)
     project = project_from_movie(movie, labels, labels_path=labels_path, **meta)
-    if labels is not None:
+    if labels is not None and labels_path is not None:
         # an imported result is an automatic result too: keep it to score curation against
         project.take_auto_snapshot(step="import", labels=str(Path(labels_path).absolute()))
     return project

@@ -15,6 +15,7 @@ snapshot (used later to score the curated result against it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -23,12 +24,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from h4tracks.core.compute import torch_threads
 from h4tracks.core.frames import frame_ranges, parse_frames
+from h4tracks.core.parameters import SegmentParams
 from h4tracks.core.runs import RunStep
-from h4tracks.core.segmentation.models import ModelEntry, ModelRegistry, load_cellpose_model
+from h4tracks.core.segmentation.models import (
+    ModelEntry,
+    ModelRegistry,
+    _check_weights_file,
+    load_cellpose_model,
+)
 from h4tracks.core.stash import FrameStash
 from h4tracks.errors import InputError
 
@@ -37,34 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: frames segmented by a preview when no range is given
 PREVIEW_FRAMES = 5
-
-
-class SegmentParams(BaseModel):
-    """Cellpose parameters of a segmentation run (defaults from the model entry)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    diameter: float | None = Field(
-        None, gt=0, description="cell diameter in px; None = the model's own"
-    )
-    flow_threshold: float = Field(0.4, ge=0, description="max flow error of a kept mask")
-    cellprob_threshold: float = Field(0.0, ge=-6, le=6, description="pixels above are cell")
-    min_size: int = Field(15, ge=0, description="masks smaller than this (px) are removed")
-    channels: tuple[int, int] = (0, 0)
-    batch_size: int = Field(8, ge=1, description="224² tiles per network batch")
-
-    @classmethod
-    def for_model(cls, entry: ModelEntry, **overrides: Any) -> SegmentParams:
-        """The model's default parameters, with ``overrides`` (``None`` values ignored)."""
-        values = {
-            "diameter": entry.diameter,
-            "flow_threshold": entry.flow_threshold,
-            "cellprob_threshold": entry.cellprob_threshold,
-            "min_size": entry.min_size,
-            "channels": entry.channels,
-        }
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
 
 
 @dataclass
@@ -98,7 +76,6 @@ def resolve_model(model: str | Path | ModelEntry | None,
         return registry.get(name)
     path = Path(name).expanduser()
     if path.suffix or path.exists() or "/" in name:
-        from h4tracks.core.segmentation.models import _check_weights_file
 
         _check_weights_file(path.resolve())
         return ModelEntry(name=path.name, kind="custom", path=str(path.resolve()))
@@ -306,8 +283,8 @@ def segment_in_blocks(
         offset = len(total.frames)
         run = compute_segmentation(
             project, model, frames=chosen[start:start + size], overwrite_curated=True,
-            progress=None if progress is None else (
-                lambda d, _n, o=offset: progress(o + d, len(chosen))),
+            progress=None if progress is None else functools.partial(
+                _offset_progress, progress, offset, len(chosen)),
             **kwargs,
         )
         r = run.report
@@ -324,6 +301,12 @@ def segment_in_blocks(
             break
     total.skipped = skipped
     return total
+
+
+def _offset_progress(progress: Callable[[int, int], None], offset: int, total: int,
+                     done: int, _n: int) -> None:
+    """A block's progress as progress of the whole run (blocks after ``offset`` frames)."""
+    progress(offset + done, total)
 
 
 def preview(

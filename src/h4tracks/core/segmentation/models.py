@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from h4tracks.core.lock import path_lock
 from h4tracks.errors import H4TracksError, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -265,8 +266,6 @@ class ModelRegistry:
     def _editing(self) -> Iterator[None]:
         """Hold the registry's lock for one read-modify-write: two programs adding models at
         once (two ``h4tracks models --add``, a training in napari) both keep their entry."""
-        from h4tracks.core.lock import path_lock
-
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -42,13 +42,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from h4tracks.core.compute import torch_threads
 from h4tracks.core.evaluation.segmentation import frame_overlap, match_instances
+from h4tracks.core.parameters import RecipeParams
+from h4tracks.core.segmentation.engine import SegmentParams, segment_frame
 from h4tracks.core.segmentation.training import (
     FINETUNE_LR,
     FINETUNE_WEIGHT_DECAY,
@@ -63,33 +64,6 @@ from h4tracks.core.segmentation.training import (
     train_cellpose,
 )
 from h4tracks.errors import InputError
-
-
-class RecipeParams(BaseModel):
-    """Settings of :func:`train_recipe`; the defaults are meant to be left alone."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    minutes: float | None = Field(None, gt=0, description="total wall-time budget")
-    epochs: int | None = Field(None, ge=2, description="total epochs (instead of minutes)")
-    # 3 curated frames -> 2400 patches = 300 batches of 8: 3-4.2 min on 2 CPU cores at 384²
-    # (bfloat16 steps; see training._use_bfloat16)
-    patches_per_frame: int = Field(800, ge=1, description="data-scaled budget per frame")
-    min_patches: int = Field(2400, ge=8)
-    trial_fraction: float = Field(0.3, gt=0, lt=1, description="budget share of the trials")
-    patch_size: int | None = Field(None, ge=64, description="None: from the cell diameter")
-    batch_size: int = Field(8, ge=1)
-    intensity_jitter: float = Field(0.2, ge=0, le=1)
-    patience: int = Field(4, ge=1, description="validation rounds below the best (ties "
-                          "do not count) before the main run stops")
-    candidates: list[str] | None = Field(
-        None, description="subset of 'finetune-small', 'finetune-mid', 'finetune-library', "
-        "'scratch'; None = chosen from the budget (see CANDIDATES)"
-    )
-    precision: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="of the training steps (see TrainParams.precision)")
-    seed: int = 0
-
 
 #: candidate starts: (name, from the base model?, learning rate, weight decay)
 CANDIDATES = {
@@ -192,7 +166,10 @@ def split_validation(
         raise InputError("One curated frame this small cannot be split for validation; "
                          "curate a second frame.")
     picked = set(np.linspace(0, n - 1, min(n, MAX_VAL_FRAMES)).round().astype(int).tolist())
-    tr_img, tr_mask, val_img, val_mask = [], [], [], []
+    tr_img: list[np.ndarray] = []
+    tr_mask: list[np.ndarray] = []
+    val_img: list[np.ndarray] = []
+    val_mask: list[np.ndarray] = []
     for i, (img, m) in enumerate(zip(images, masks, strict=True)):
         img, m = np.asarray(img), np.asarray(m)
         if i not in picked:
@@ -269,7 +246,6 @@ def train_recipe(
     val_seconds = [0.0]  # the last validation's duration: reserved at the end of the budget
 
     def validate(model: Any) -> float:
-        from h4tracks.core.segmentation.engine import SegmentParams, segment_frame
 
         sp = SegmentParams(diameter=diameter)
         tv = time.perf_counter()
@@ -324,8 +300,9 @@ def train_recipe(
                                  weight_decay=wd, validate_every=max(1, trial_epochs),
                                  **base_params)
                 try:
-                    r = train_cellpose(tr_img, tr_mask, file, base=base() if fine else None,
-                                       params=tp, gpu=gpu, cancel=cancel, validate=validate)
+                    start = base() if fine and base is not None else None
+                    r = train_cellpose(tr_img, tr_mask, file, base=start, params=tp, gpu=gpu,
+                                       cancel=cancel, validate=validate)
                 except TrainingCancelled:
                     file.unlink(missing_ok=True)
                     best = _best_trial(result)

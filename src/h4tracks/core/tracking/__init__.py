@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
+from h4tracks.core.graph import TrackGraph
+from h4tracks.core.parameters import TRACKING_MODELS, GlobalParams, LapParams, OverlapParams
 from h4tracks.core.runs import RunStep
 from h4tracks.core.tracking.curation import add_links, delete_tracks, link, unlink
 from h4tracks.core.tracking.detections import Detections, detect
@@ -17,11 +19,9 @@ from h4tracks.core.tracking.global_link import estimate_defaults, track_global
 from h4tracks.core.tracking.lap import track_lap
 from h4tracks.core.tracking.learning import fit_weights, retrack_with_corrections
 from h4tracks.core.tracking.overlap import track_overlap, track_single_cell
-from h4tracks.core.tracking.params import GlobalParams, LapParams, OverlapParams
 from h4tracks.errors import H4TracksError, InputError
 
 if TYPE_CHECKING:
-    from h4tracks.core.graph import TrackGraph
     from h4tracks.core.project import Project
 
 __all__ = [
@@ -46,7 +46,10 @@ __all__ = [
     "unlink",
 ]
 
-_PARAMS = {"lap": LapParams, "overlap": OverlapParams, "global": GlobalParams}
+#: the tracking methods (their parameter models below)
+TrackMethod = Literal["lap", "overlap", "global"]
+
+_PARAMS = TRACKING_MODELS
 
 
 def _track(
@@ -87,7 +90,7 @@ def _track(
 
 def compute_tracking(
     project: Project,
-    method: Literal["lap", "overlap", "global"] = "lap",
+    method: TrackMethod = "lap",
     params: LapParams | OverlapParams | GlobalParams | dict[str, Any] | None = None,
     progress: Callable[[int, int], Any] | None = None,
     cancel: Callable[[], bool] | None = None,
@@ -101,8 +104,8 @@ def compute_tracking(
     among uncurated frames) for the caller to apply, e.g. with
     :meth:`h4tracks.core.session.Session.apply`.
     """
-    graph, params = _track(project, method, params, progress, cancel, cores=cores)
-    return RunStep("track", {"method": method, **params.model_dump()}, graph=graph,
+    graph, validated = _track(project, method, params, progress, cancel, cores=cores)
+    return RunStep("track", {"method": method, **validated.model_dump()}, graph=graph,
                    description=f"tracking ({method})")
 
 
@@ -120,6 +123,7 @@ def compute_retracking(
     if len(frames) < 2:
         raise H4TracksError("curate at least 2 consecutive frames before re-tracking")
     graph, weights = retrack_with_corrections(project, frames, params, return_weights=True)
+    assert isinstance(graph, TrackGraph) and isinstance(weights, dict)  # return_weights=True
     step = RunStep("retrack", {"learned_from": frames, **params.model_dump(),
                                "method": "global", "weights": weights}, graph=graph,
                    description="re-tracking with your corrections")
@@ -128,7 +132,7 @@ def compute_retracking(
 
 def track_project(
     project: Project,
-    method: Literal["lap", "overlap", "global"] = "lap",
+    method: TrackMethod = "lap",
     params: LapParams | OverlapParams | GlobalParams | dict[str, Any] | None = None,
     progress: Callable[[int, int], Any] | None = None,
     cancel: Callable[[], bool] | None = None,

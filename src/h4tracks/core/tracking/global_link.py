@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from h4tracks.core.graph import TrackGraph
+from h4tracks.core.parameters import GlobalParams
 from h4tracks.core.tracking.detections import Detections
 from h4tracks.core.tracking.global_problem import (
     DEFAULT_WEIGHTS,
@@ -52,7 +53,6 @@ from h4tracks.core.tracking.global_problem import (
 )
 from h4tracks.core.tracking.global_solve import FixedBounds, solve_windows, window_plan
 from h4tracks.core.tracking.motion import local_motion
-from h4tracks.core.tracking.params import GlobalParams
 from h4tracks.errors import H4TracksError, InputError
 
 __all__ = [

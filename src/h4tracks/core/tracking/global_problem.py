@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 from scipy.spatial import cKDTree
 
+from h4tracks.core.parameters import GlobalParams
 from h4tracks.core.tracking.detections import Detections
 from h4tracks.core.tracking.features import MovieScan, scan_movie
 from h4tracks.core.tracking.motion import cumulative_drift
-from h4tracks.core.tracking.params import GlobalParams
 from h4tracks.errors import InputError
 
 __all__ = [

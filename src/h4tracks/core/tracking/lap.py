@@ -45,8 +45,8 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from h4tracks.core.graph import TrackGraph
+from h4tracks.core.parameters import LapParams
 from h4tracks.core.tracking.detections import Detections, detect
-from h4tracks.core.tracking.params import LapParams
 from h4tracks.errors import H4TracksError, InputError
 
 __all__ = ["lap_edges", "max_weight_matching", "track_lap"]

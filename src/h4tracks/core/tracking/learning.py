@@ -34,6 +34,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from h4tracks.core.graph import TrackGraph
+from h4tracks.core.parameters import GlobalParams
 from h4tracks.core.tracking.detections import detect
 from h4tracks.core.tracking.global_link import (
     DEFAULT_WEIGHTS,
@@ -46,7 +47,6 @@ from h4tracks.core.tracking.global_link import (
     track_global,
 )
 from h4tracks.core.tracking.motion import local_motion
-from h4tracks.core.tracking.params import GlobalParams
 from h4tracks.errors import InputError
 
 __all__ = ["curated_links", "fit_weights", "retrack_with_corrections"]

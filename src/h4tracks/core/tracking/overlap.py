@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from h4tracks.core.graph import NodeKey, TrackGraph
+from h4tracks.core.parameters import OverlapParams
 from h4tracks.core.tracking.detections import measure_frame_boxes, read_frame
 from h4tracks.core.tracking.lap import max_weight_matching
-from h4tracks.core.tracking.params import OverlapParams
 from h4tracks.errors import H4TracksError, InputError
 
 __all__ = ["frame_overlaps", "overlap_links", "track_overlap", "track_single_cell"]

@@ -1,19 +1,29 @@
-"""Validated parameters of the trackers, one pydantic model per method.
+"""Every parameter set of h4tracks' algorithms, one pydantic model each, in one light module.
 
-Distances are in pixels and gaps in frames; the models reject nonsense values with a readable
-message (pydantic ``ValidationError``, a ``ValueError``) and are serialised into the project's
-provenance with ``model_dump()``.
+The models are the algorithms' entry points (the trackers, segmentation, the training recipe
+take them), the command line generates its options from them (:mod:`h4tracks.cli.model_args`)
+and the plugin its editors, so a name, a bound, a default or a help text is written once.
+Importing this module loads pydantic only: ``h4tracks --help`` stays fast.
+
+Distances are in pixels and gaps in frames; the models reject nonsense values (nan, inf, out of
+range) with a readable message and are stored in the project's provenance with
+``model_dump()``.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["GlobalParams", "LapParams", "OverlapParams"]
+if TYPE_CHECKING:
+    from h4tracks.core.segmentation.models import ModelEntry
+
+__all__ = ["TRACKING_MODELS", "GlobalParams", "LapParams", "OverlapParams", "RecipeParams",
+           "SegmentParams"]
 
 
+# ------------------------------------------------------------------------------- tracking
 class LapParams(BaseModel):
     """Parameters of the LAP tracker (Jaqaman et al. 2008), see :func:`~.lap.track_lap`."""
 
@@ -150,3 +160,75 @@ class GlobalParams(BaseModel):
         description="Longest time (in seconds) spent on each piece of the movie; the best "
         "tracking found by then is kept. Raise it if tracking fails for lack of time.",
     )
+
+
+#: the trackers' parameter models by method name (``--method`` of ``h4tracks track``)
+TRACKING_MODELS: dict[str, type[LapParams | OverlapParams | GlobalParams]] = {
+    "lap": LapParams, "overlap": OverlapParams, "global": GlobalParams}
+
+
+# --------------------------------------------------------------------------- segmentation
+class SegmentParams(BaseModel):
+    """Cellpose parameters of a segmentation run (defaults from the model entry)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    diameter: float | None = Field(
+        None, gt=0, title="Diameter (px)",
+        description="typical cell diameter in pixels; auto uses the model's own"
+    )
+    flow_threshold: float = Field(
+        0.4, ge=0, title="Flow threshold",
+        description="largest flow error of a kept mask: lower keeps only well-shaped masks")
+    cellprob_threshold: float = Field(
+        0.0, ge=-6, le=6, title="Cell prob. threshold",
+        description="pixels whose cell probability is above this are cell: lower finds "
+        "fainter cells, higher keeps only bright ones (-6 to 6)")
+    min_size: int = Field(15, ge=0, title="Minimum size (px)",
+                          description="masks smaller than this many pixels are removed")
+    channels: tuple[int, int] = (0, 0)
+    batch_size: int = Field(8, ge=1, description="224² tiles per network batch")
+
+    @classmethod
+    def for_model(cls, entry: ModelEntry, **overrides: Any) -> SegmentParams:
+        """The model's default parameters, with ``overrides`` (``None`` values ignored)."""
+        values = {
+            "diameter": entry.diameter,
+            "flow_threshold": entry.flow_threshold,
+            "cellprob_threshold": entry.cellprob_threshold,
+            "min_size": entry.min_size,
+            "channels": entry.channels,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+# ------------------------------------------------------------------------------- training
+class RecipeParams(BaseModel):
+    """Settings of :func:`train_recipe`; the defaults are meant to be left alone."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    minutes: float | None = Field(
+        None, gt=0, description="time budget in minutes for the whole training (instead of "
+        "epochs)")
+    epochs: int | None = Field(
+        None, ge=2, description="total epochs (instead of minutes); auto scales them to the "
+        "number of curated frames and the patch size")
+    # 3 curated frames -> 2400 patches = 300 batches of 8: 3-4.2 min on 2 CPU cores at 384²
+    # (bfloat16 steps; see training._use_bfloat16)
+    patches_per_frame: int = Field(800, ge=1, description="data-scaled budget per frame")
+    min_patches: int = Field(2400, ge=8)
+    trial_fraction: float = Field(0.3, gt=0, lt=1, description="budget share of the trials")
+    patch_size: int | None = Field(None, ge=64, description="None: from the cell diameter")
+    batch_size: int = Field(8, ge=1)
+    intensity_jitter: float = Field(0.2, ge=0, le=1)
+    patience: int = Field(4, ge=1, description="validation rounds below the best (ties "
+                          "do not count) before the main run stops")
+    candidates: list[str] | None = Field(
+        None, description="subset of 'finetune-small', 'finetune-mid', 'finetune-library', "
+        "'scratch'; None = chosen from the budget (see CANDIDATES)"
+    )
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="of the training steps (see TrainParams.precision)")
+    seed: int = 0
