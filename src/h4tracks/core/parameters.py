@@ -175,17 +175,19 @@ class SegmentParams(BaseModel):
 
     diameter: float | None = Field(
         None, gt=0, title="Diameter (px)",
-        description="typical cell diameter in pixels; auto uses the model's own"
+        description="typical cell diameter in pixels; auto uses the diameter the model was "
+        "trained for"
     )
     flow_threshold: float = Field(
         0.4, ge=0, title="Flow threshold",
-        description="largest flow error of a kept mask: lower keeps only well-shaped masks")
+        description="how far a mask may differ from the cell shapes the model predicts: "
+        "higher keeps more (and rougher) masks, lower only clean ones")
     cellprob_threshold: float = Field(
         0.0, ge=-6, le=6, title="Cell prob. threshold",
-        description="pixels whose cell probability is above this are cell: lower finds "
-        "fainter cells, higher keeps only bright ones (-6 to 6)")
+        description="how sure the model must be that a pixel belongs to a cell (-6 to 6): "
+        "lower gives larger masks and more faint cells")
     min_size: int = Field(15, ge=0, title="Minimum size (px)",
-                          description="masks smaller than this many pixels are removed")
+                          description="cells smaller than this many pixels are removed")
     channels: tuple[int, int] = (0, 0)
     batch_size: int = Field(8, ge=1, description="224² tiles per network batch")
 

@@ -20,13 +20,11 @@ import numpy as np
 from pydantic import ValidationError
 from qtpy.QtWidgets import (
     QCheckBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -41,6 +39,7 @@ from h4tracks.core.segmentation.engine import (
 )
 from h4tracks.core.segmentation.models import ModelEntry
 from h4tracks.errors import H4TracksError
+from h4tracks.ui.params_form import ParamsForm
 from h4tracks.ui.segmentation_common import WrappedLabel as WrappedLabel
 from h4tracks.ui.segmentation_common import _loading
 from h4tracks.ui.segmentation_curation import CLICK_MODES, CurationPanelMixin
@@ -53,6 +52,10 @@ if TYPE_CHECKING:
 
 #: name of the layer showing preview masks (never the project's labels)
 PREVIEW_LAYER = "preview"
+
+
+#: the Cellpose parameters the tab shows (the others keep the model entry's values)
+SEGMENT_FIELDS = ("diameter", "flow_threshold", "cellprob_threshold", "min_size")
 
 
 class SegmentationTab(ModelChoiceMixin, TrainingPanelMixin, CurationPanelMixin, QWidget):
@@ -72,27 +75,13 @@ class SegmentationTab(ModelChoiceMixin, TrainingPanelMixin, CurationPanelMixin, 
         model_row = self._build_model_choice()
 
         # -- parameters ---------------------------------------------------------------------
-        self.diameter = QDoubleSpinBox()
-        self.diameter.setRange(0.0, 1000.0)
-        self.diameter.setDecimals(1)
-        self.diameter.setSpecialValueText("model's own")
-        self.diameter.setToolTip("Typical cell diameter in pixels. Leave at 0 to use the "
-                                 "diameter the model was trained for")
-        self.flow_threshold = QDoubleSpinBox()
-        self.flow_threshold.setRange(0.0, 10.0)
-        self.flow_threshold.setSingleStep(0.1)
-        self.flow_threshold.setToolTip("How far a mask may differ from the cell shapes the "
-                                       "model predicts; higher keeps more (and rougher) "
-                                       "masks, lower only clean ones")
-        self.cellprob_threshold = QDoubleSpinBox()
-        self.cellprob_threshold.setRange(-6.0, 6.0)
-        self.cellprob_threshold.setSingleStep(0.5)
-        self.cellprob_threshold.setToolTip("How sure the model must be that a pixel belongs "
-                                           "to a cell; lower gives larger masks and more "
-                                           "faint cells")
-        self.min_size = QSpinBox()
-        self.min_size.setRange(0, 1_000_000)
-        self.min_size.setToolTip("Cells smaller than this many pixels are removed")
+        # editors, labels, bounds and tooltips come from the parameter model (as the CLI's
+        # options do); the values shown are the chosen model entry's (refresh_models)
+        self.params_form = ParamsForm(SegmentParams, fields=SEGMENT_FIELDS)
+        self.diameter = self.params_form.editors["diameter"]
+        self.flow_threshold = self.params_form.editors["flow_threshold"]
+        self.cellprob_threshold = self.params_form.editors["cellprob_threshold"]
+        self.min_size = self.params_form.editors["min_size"]
         self.frames_edit = QLineEdit()
         self.frames_edit.setPlaceholderText("all frames (or A:B, 0,7,14)")
         self.frames_edit.setToolTip("Frames to segment: leave empty for all frames; A:B for "
@@ -111,10 +100,7 @@ class SegmentationTab(ModelChoiceMixin, TrainingPanelMixin, CurationPanelMixin, 
         form.addRow("Model", self.model_combo)
         form.addRow(model_row)
         form.addRow(self.model_info)
-        form.addRow("Diameter (px)", self.diameter)
-        form.addRow("Flow threshold", self.flow_threshold)
-        form.addRow("Cell prob. threshold", self.cellprob_threshold)
-        form.addRow("Minimum size (px)", self.min_size)
+        form.addRow(self.params_form)
         form.addRow("Frames", self.frames_edit)
         form.addRow(self.gpu)
         form.addRow(self.overwrite_curated)
@@ -175,14 +161,8 @@ class SegmentationTab(ModelChoiceMixin, TrainingPanelMixin, CurationPanelMixin, 
 
     # ------------------------------------------------------------------ parameters
     def params(self) -> SegmentParams:
-        """Cellpose parameters as entered (diameter 0 = the model's own)."""
-        return SegmentParams.for_model(
-            self.current_entry(),
-            diameter=self.diameter.value() or None,
-            flow_threshold=self.flow_threshold.value(),
-            cellprob_threshold=self.cellprob_threshold.value(),
-            min_size=self.min_size.value(),
-        )
+        """Cellpose parameters as entered (diameter "auto" = the model's own)."""
+        return SegmentParams.for_model(self.current_entry(), **self.params_form.values())
 
     def _prepare(self, frames_text: str, *, required: bool = False) -> tuple | None:
         """(project, entry, params, frames spec) for a run, or None after showing why not."""

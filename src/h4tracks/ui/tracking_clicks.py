@@ -19,7 +19,7 @@ from h4tracks.core.segmentation.curation import label_at
 from h4tracks.core.tracking import add_links, link, track_single_cell, unlink
 from h4tracks.errors import H4TracksError, InputError
 from h4tracks.ui.hotkeys import mode_buttons, tooltip
-from h4tracks.ui.tracking_params import _validation_message
+from h4tracks.ui.params_form import _validation_message
 
 if TYPE_CHECKING:
     from h4tracks.core.graph import NodeKey

@@ -43,10 +43,10 @@ from h4tracks.core.tracking import (
     compute_retracking,
     compute_tracking,
 )
+from h4tracks.ui.params_form import ParamsForm, _validation_message
 from h4tracks.ui.tracking_clicks import CLICK_MODES as CLICK_MODES
 from h4tracks.ui.tracking_clicks import TrackingClicksMixin
 from h4tracks.ui.tracking_list import TrackListMixin
-from h4tracks.ui.tracking_params import ParamsForm, _validation_message
 from h4tracks.ui.tracks_view import TracksView
 
 if TYPE_CHECKING:

@@ -1,15 +1,16 @@
-"""Parameter form of the tracking tab, generated from a pydantic parameter model.
+"""Parameter editors generated from a pydantic parameter model (:mod:`h4tracks.core.parameters`).
 
-The tracking methods' parameter models (:class:`~h4tracks.core.tracking.LapParams`,
-:class:`~h4tracks.core.tracking.OverlapParams`, :class:`~h4tracks.core.tracking.GlobalParams`)
-hold the bounds, defaults, titles and help texts; :class:`ParamsForm` turns any of them into
-editors, so none of it is written twice. Used by :mod:`h4tracks.ui.tracking_tab`.
+The models hold the bounds, defaults, titles and help texts; :class:`ParamsForm` turns any of
+them into editors, as :mod:`h4tracks.cli.model_args` turns them into command-line options, so
+none of it is written twice. Used by the tracking tab (one form per method) and the
+segmentation tab (the Cellpose parameters).
 """
 
 from __future__ import annotations
 
 import types
 import typing
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -35,7 +36,8 @@ class ParamsForm(QWidget):
     ``description``, both written in the core for the user.
     """
 
-    def __init__(self, model: type[BaseModel]) -> None:
+    def __init__(self, model: type[BaseModel], fields: Sequence[str] | None = None) -> None:
+        """Editors for ``fields`` of ``model`` (default: all fields an editor can show)."""
         super().__init__()
         self.model = model
         #: field name -> editor widget
@@ -46,6 +48,8 @@ class ParamsForm(QWidget):
         # a long label goes above its editor instead of widening the panel
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         for name, field in model.model_fields.items():
+            if fields is not None and name not in fields:
+                continue
             editor = self._editor(name, field)
             if editor is None:
                 continue  # e.g. the global method's learnt weights: not typed in by hand
@@ -59,7 +63,7 @@ class ParamsForm(QWidget):
                 label = QLabel(text)
                 label.setToolTip(field.description or "")
                 form.addRow(label, editor)
-        self.set_params(model())
+        self.set_params(model())  # the model's defaults (a caller may show others)
 
     def setVisible(self, visible: bool) -> None:  # a Qt override
         # in the method stack only the shown form counts for the height: a short form
