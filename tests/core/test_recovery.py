@@ -19,7 +19,7 @@ from h4tracks.core.recovery import (
     write_recovery,
 )
 from h4tracks.core.runs import RunStep
-from h4tracks.core.segmentation import curation
+from h4tracks.core.segmentation import label_edits as curation
 from h4tracks.core.session import Session
 from h4tracks.core.stash import FrameStash
 from h4tracks.core.store import open_project, save_project

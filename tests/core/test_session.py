@@ -9,7 +9,7 @@ from h4tracks.core.actions import same_lineage
 from h4tracks.core.evaluation import curated_vs_auto
 from h4tracks.core.project import Project
 from h4tracks.core.runs import RunStep
-from h4tracks.core.segmentation import curation
+from h4tracks.core.segmentation import label_edits as curation
 from h4tracks.core.session import Session
 from h4tracks.core.stash import FrameStash
 from h4tracks.core.store import open_project, save_project

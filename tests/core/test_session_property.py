@@ -27,12 +27,12 @@ from h4tracks.core.graph import TrackGraph
 from h4tracks.core.measure import measure_frame
 from h4tracks.core.project import Project
 from h4tracks.core.runs import RunStep
-from h4tracks.core.segmentation import curation as seg
+from h4tracks.core.segmentation import label_edits as seg
 from h4tracks.core.session import Session
 from h4tracks.core.stash import FrameStash
 from h4tracks.core.store import open_project, save_project
 from h4tracks.core.tracking import compute_tracking
-from h4tracks.core.tracking import curation as trk
+from h4tracks.core.tracking import link_edits as trk
 from h4tracks.errors import H4TracksError
 
 T, Y, X = 6, 40, 40

@@ -3,7 +3,7 @@
 An :class:`Action` is a small, self-describing change of a :class:`~h4tracks.core.project.Project`.
 ``action.apply(project)`` performs it and ``action.inverse()`` returns the action that undoes it.
 Actions are *built* from the current state of the project (see
-:mod:`h4tracks.core.segmentation.curation`) and then applied, normally through
+:mod:`h4tracks.core.segmentation.label_edits`) and then applied, normally through
 :meth:`History.do`, which keeps the undo and redo stacks.
 
 Label edits (:class:`SetLabelPixels`) are sparse: only the changed pixels of one frame are

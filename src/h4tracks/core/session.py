@@ -4,7 +4,7 @@ A :class:`Session` owns a :class:`~h4tracks.core.project.Project` and its undo/r
 :class:`~h4tracks.core.actions.History`. The napari plugin and the command line both call it:
 
 * curation verbs build an :class:`~h4tracks.core.actions.Action` from the current state
-  (:mod:`h4tracks.core.segmentation.curation`, :mod:`h4tracks.core.tracking.curation`) and
+  (:mod:`h4tracks.core.segmentation.label_edits`, :mod:`h4tracks.core.tracking.link_edits`) and
   :meth:`Session.do` applies it;
 * painting in napari has already changed the labels when napari reports the stroke:
   :meth:`Session.paint_step` turns napari's report into an action and :meth:`Session.record`

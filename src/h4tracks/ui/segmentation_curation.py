@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from qtpy.QtWidgets import QGridLayout, QGroupBox, QPushButton
 
-from h4tracks.core.segmentation import curation
+from h4tracks.core.segmentation import label_edits as curation
 from h4tracks.errors import H4TracksError
 from h4tracks.ui.hotkeys import mode_buttons, tooltip
 

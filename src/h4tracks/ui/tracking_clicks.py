@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QPushButton
 
 from h4tracks.core.actions import Action, ActionGroup
-from h4tracks.core.segmentation.curation import label_at
+from h4tracks.core.segmentation.label_edits import label_at
 from h4tracks.core.tracking import add_links, link, track_single_cell, unlink
 from h4tracks.errors import H4TracksError, InputError
 from h4tracks.ui.hotkeys import mode_buttons, tooltip

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.parameters import TRACKING_MODELS, GlobalParams, LapParams, OverlapParams
 from h4tracks.core.runs import RunStep
-from h4tracks.core.tracking.curation import add_links, delete_tracks, link, unlink
 from h4tracks.core.tracking.detections import Detections, detect
 from h4tracks.core.tracking.global_link import estimate_defaults, track_global
 from h4tracks.core.tracking.lap import track_lap
 from h4tracks.core.tracking.learning import fit_weights, retrack_with_corrections
+from h4tracks.core.tracking.link_edits import add_links, delete_tracks, link, unlink
 from h4tracks.core.tracking.overlap import track_overlap, track_single_cell
 from h4tracks.errors import H4TracksError, InputError
 

@@ -1,6 +1,6 @@
 """Curation verbs for tracks: link two cells, cut a piece out of a track, delete tracks.
 
-Same style as :mod:`h4tracks.core.segmentation.curation`: every verb *builds* an undoable
+Same style as :mod:`h4tracks.core.segmentation.label_edits`: every verb *builds* an undoable
 :class:`~h4tracks.core.actions.ActionGroup` of :class:`~h4tracks.core.actions.AddEdge` /
 :class:`~h4tracks.core.actions.RemoveEdge` actions from the current graph and returns it
 without applying it; the caller applies it with ``history.do(action, project)``. Invalid
