@@ -1,4 +1,8 @@
-"""Commands that create, segment, track and curate a project."""
+"""Commands that create, segment, track and curate a project.
+
+Each command imports the modules it needs when it runs: they pull in zarr, geff, scipy,
+torch, Cellpose or napari (seconds to load), and ``h4tracks --help`` and light commands must
+stay fast (tests/test_cli.py checks it)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Commands that write results outside the project: CTC export, track tables and figures,
-evaluation reports."""
+evaluation reports.
+
+Each command imports the modules it needs when it runs: they pull in zarr, geff, scipy,
+torch, Cellpose or napari (seconds to load), and ``h4tracks --help`` and light commands must
+stay fast (tests/test_cli.py checks it)."""
 
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from h4tracks import __version__
 from h4tracks.core.dirswap import same_dir
 from h4tracks.core.frames import ranges_text
 from h4tracks.core.graph import TrackGraph
+from h4tracks.core.io.readers import validate_image_array, validate_labels_array
 from h4tracks.core.label_movie import LabelMovie, as_frame_index
 from h4tracks.core.measure import measure_frame, measure_movie
 
@@ -138,8 +139,6 @@ class Project:
         metadata: Metadata | dict[str, Any] | None = None,
         auto: AutoSnapshot | None = None,
     ) -> None:
-        from h4tracks.core.io.readers import validate_image_array, validate_labels_array
-
         if getattr(image, "ndim", None) == 2:
             image = image[np.newaxis]
         validate_image_array(image)
@@ -202,8 +201,6 @@ class Project:
         """
         if getattr(labels, "ndim", None) == 2:
             labels = labels[np.newaxis]
-        from h4tracks.core.io.readers import validate_labels_array
-
         validate_labels_array(labels, shape=self.shape)
         movie = labels if isinstance(labels, LabelMovie) else LabelMovie(labels)
         self._stale.clear()

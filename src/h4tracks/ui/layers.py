@@ -13,6 +13,7 @@ import numpy as np
 
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import LabelMovie, Project
+from h4tracks.errors import InputError
 
 #: key under which layers remember the project they show
 PROJECT_KEY = "h4tracks_project"
@@ -75,8 +76,6 @@ def project_from_layers(
     """
     image = image_layer.data
     if getattr(image_layer, "rgb", False):
-        from h4tracks.errors import InputError
-
         raise InputError(
             f"layer {image_layer.name!r} is RGB: convert it to grayscale or split the channels"
         )

@@ -47,9 +47,14 @@ from h4tracks.core.project import Project
 from h4tracks.core.session import Session
 from h4tracks.core.store import save_project
 from h4tracks.errors import H4TracksError
+from h4tracks.ui.analysis_tab import AnalysisTab
+from h4tracks.ui.data_tab import DataTab
+from h4tracks.ui.evaluation_tab import EvaluationTab
 from h4tracks.ui.hotkeys import bind_hotkeys, tooltip
 from h4tracks.ui.project_layers import ProjectLayersMixin
 from h4tracks.ui.safety import SafetyMixin
+from h4tracks.ui.segmentation_tab import SegmentationTab
+from h4tracks.ui.tracking_tab import TrackingTab
 from h4tracks.ui.widgets import LayerCombo, worker_generator
 
 
@@ -64,12 +69,6 @@ class H4TracksWidget(ProjectLayersMixin, SafetyMixin, QWidget):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__()
         from napari.layers import Image, Labels, Tracks
-
-        from h4tracks.ui.analysis_tab import AnalysisTab
-        from h4tracks.ui.data_tab import DataTab
-        from h4tracks.ui.evaluation_tab import EvaluationTab
-        from h4tracks.ui.segmentation_tab import SegmentationTab
-        from h4tracks.ui.tracking_tab import TrackingTab
 
         self.viewer = napari_viewer
         #: the session of the current project (its one undo history); None without a project

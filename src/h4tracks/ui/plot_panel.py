@@ -170,7 +170,7 @@ class PlotPanel(QWidget):
         self.bins.setEnabled(kind == "histogram")
 
     def _ensure_plot(self) -> PlotWidget:
-        from h4tracks.ui.plot_widget import PlotWidget
+        from h4tracks.ui.plot_widget import PlotWidget  # matplotlib's Qt canvas: on first use
 
         alive = self.plot is not None
         if alive:
@@ -190,7 +190,7 @@ class PlotPanel(QWidget):
 
     def make_plot(self, kind: str | None = None) -> Any:
         """Draw the chosen figure of the filtered tracks in the docked panel; returns it."""
-        from h4tracks.core.analysis import figures
+        from h4tracks.core.analysis import figures  # matplotlib: loaded on the first plot
 
         if self.table is None or self.project is None:
             self.main.notify("compute the metrics first", error=True)

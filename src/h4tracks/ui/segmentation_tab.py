@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from h4tracks.core.project import LabelMovie
 from h4tracks.core.segmentation.engine import (
     SegmentationRun,
     SegmentParams,
@@ -252,8 +253,6 @@ class SegmentationTab(ModelChoiceMixin, TrainingPanelMixin, CurationPanelMixin, 
     def show_preview(self, project: Project, frames: Sequence[int], masks: np.ndarray) -> Any:
         """Show preview masks in the 'preview' Labels layer, aligned with the movie."""
         import dask.array as da
-
-        from h4tracks.core.project import LabelMovie
 
         # lazy zeros + the previewed frames: no full-movie array for a 5-frame preview
         movie = LabelMovie(da.zeros(project.shape, dtype=np.uint32,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from h4tracks.core.io.readers import read_image, read_labels
 from h4tracks.core.project import Project
 
 
@@ -37,8 +38,6 @@ def import_project(
     h4tracks.errors.InputError
         On any unreadable or unsuitable input; nothing is written.
     """
-    from h4tracks.core.io.readers import read_image, read_labels
-
     movie = read_image(image_path, channel=channel, time_axis=time_axis)
     meta: dict[str, Any] = {
         "name": Path(image_path).stem,

@@ -50,6 +50,7 @@ from h4tracks.core.compute import torch_threads
 from h4tracks.core.evaluation.segmentation import frame_overlap, match_instances
 from h4tracks.core.parameters import RecipeParams
 from h4tracks.core.segmentation.engine import SegmentParams, segment_frame
+from h4tracks.core.segmentation.models import ModelEntry, load_cellpose_model
 from h4tracks.core.segmentation.training import (
     FINETUNE_LR,
     FINETUNE_WEIGHT_DECAY,
@@ -321,8 +322,6 @@ def train_recipe(
             choice = max(result.trials, key=result.trials.get)  # type: ignore[arg-type]
             result.choice = choice
             # 2. main run: continue the winner from its trial weights
-            from h4tracks.core.segmentation.models import ModelEntry, load_cellpose_model
-
             winner, _ = load_cellpose_model(ModelEntry(name=choice, kind="custom",
                                                        path=str(trial_files[choice])), gpu=gpu)
             fine, lr, wd = CANDIDATES[choice]
