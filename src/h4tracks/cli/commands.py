@@ -7,6 +7,7 @@ stay fast (tests/test_cli.py checks it)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -127,8 +128,11 @@ def cmd_segment(args: argparse.Namespace) -> int:
             save_project(project)  # a run stopped early has no checkpoint after its last block
         except KeyboardInterrupt:
             # blocks finished before the interrupt are applied with their provenance: save
-            # them (the block in progress is dropped), then stop
-            save_project(project)
+            # them (the block in progress is dropped), then stop — the interrupt wins even
+            # if that save fails
+            with contextlib.suppress(Exception):
+                if not project.is_saved():
+                    save_project(project)
             raise
     stopping.raise_if_requested()  # after the finished frames were saved
     if report.message:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["ASIDE", "SAVING", "fsync_dir", "link_tree", "recover", "remove_stale", "same_dir",
-           "swap"]
+           "siblings", "swap"]
 
 #: infixes of the hidden siblings of ``NAME``: ``.NAME.saving-XXXX`` (a version being
 #: built) and ``.NAME.previous-XXXX`` (the old version during a two-rename swap)
@@ -26,7 +26,7 @@ def recover(path: Path) -> None:
     """Finish an interrupted two-rename swap (only used where RENAME_EXCHANGE is missing)."""
     if path.exists():
         return
-    aside = sorted(path.parent.glob(f".{path.name}{ASIDE}*"))
+    aside = sorted(siblings(path, ASIDE))
     if aside:
         os.replace(aside[-1], path)
 
@@ -70,10 +70,21 @@ def swap(new: Path, dest: Path) -> Path | None:
     return aside
 
 
+def siblings(path: Path, infix: str) -> list[Path]:
+    """The hidden siblings ``.NAME{infix}…`` of ``path`` (matched literally: a project named
+    ``exp[1].zarr`` must not take ``.exp1.zarr.saving-…`` for its own, as a glob would)."""
+    prefix = f".{path.name}{infix}"
+    try:
+        with os.scandir(path.parent) as entries:
+            return [path.parent / e.name for e in entries if e.name.startswith(prefix)]
+    except OSError:
+        return []
+
+
 def remove_stale(dest: Path) -> None:
-    for pattern in (f".{dest.name}{SAVING}*", f".{dest.name}{ASIDE}*"):
-        for p in dest.parent.glob(pattern):
-            shutil.rmtree(p, ignore_errors=True)
+    """Remove what interrupted saves of ``dest`` left (call only while holding its lock)."""
+    for p in siblings(dest, SAVING) + siblings(dest, ASIDE):
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def fsync_dir(path: Path) -> None:

@@ -51,6 +51,9 @@ command_name: str = " ".join(Path(a).name if i == 0 else a for i, a in enumerate
 
 _held: dict[Path, tuple[filelock.BaseFileLock, int]] = {}
 _guard = threading.RLock()
+# one thread at a time per path inside this process (a napari save in a worker thread and a
+# save from the close prompt on the main thread): re-entrant for the thread that holds it
+_threads: dict[Path, threading.RLock] = {}
 
 
 #: seconds to wait set by the program (the CLI's ``--wait``); None = the environment's
@@ -162,8 +165,9 @@ def path_lock(path: str | Path, *, timeout: float | None = None,
               command: str | None = None) -> Iterator[Path]:
     """Hold the lock of ``path`` (a project or a registry file) for the ``with`` block.
 
-    Re-entrant within this process. Waits up to ``timeout`` seconds for another process
-    (default :func:`default_wait`), then raises :class:`ProjectLockedError`.
+    Re-entrant for the thread that holds it. Another thread of this process, or another
+    process, waits up to ``timeout`` seconds (default :func:`default_wait`), then gets
+    :class:`ProjectLockedError`.
 
     Yields
     ------
@@ -171,16 +175,32 @@ def path_lock(path: str | Path, *, timeout: float | None = None,
         The resolved ``path``.
     """
     p = Path(path).expanduser().resolve()
+    wait = default_wait() if timeout is None else timeout
+    with _guard:
+        in_process = _threads.setdefault(p, threading.RLock())
+    if not in_process.acquire(timeout=wait if wait >= 0 else -1):
+        raise ProjectLockedError(
+            f"{p.name} is being saved by this program; waited {wait:g} s — try again when it "
+            "has finished"
+        )
+    try:
+        with _locked_in_process(p, wait, command):
+            yield p
+    finally:
+        in_process.release()
+
+
+@contextlib.contextmanager
+def _locked_in_process(p: Path, wait: float, command: str | None) -> Iterator[None]:
+    """The OS lock of ``p``, taken once per process and counted for re-entry (the calling
+    thread holds ``p``'s in-process lock, so only one thread is ever here per path)."""
     with _guard:
         entry = _held.get(p)
         if entry is not None:
             _held[p] = (entry[0], entry[1] + 1)
-            lock = None
-        else:
-            lock = filelock.FileLock(str(lock_file(p)), thread_local=False,
-                                     preserve_lock_file=True)
-    if lock is not None:
-        wait = default_wait() if timeout is None else timeout
+    if entry is None:
+        lock = filelock.FileLock(str(lock_file(p)), thread_local=False,
+                                 preserve_lock_file=True)
         try:
             lock.acquire(timeout=wait)
         except filelock.Timeout:
@@ -199,7 +219,7 @@ def path_lock(path: str | Path, *, timeout: float | None = None,
         with _guard:
             _held[p] = (lock, 1)
     try:
-        yield p
+        yield
     finally:
         with _guard:
             lock_obj, count = _held[p]

@@ -35,7 +35,7 @@ from numcodecs import Zstd
 
 from h4tracks import __version__
 from h4tracks.core.actions import Action
-from h4tracks.core.dirswap import ASIDE, fsync_dir, recover, same_dir, swap
+from h4tracks.core.dirswap import ASIDE, fsync_dir, recover, same_dir, siblings, swap
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import AutoSnapshot, LabelMovie, Metadata, Project, jsonable
 from h4tracks.core.runs import _put, _resync, _State
@@ -145,7 +145,7 @@ def write_recovery(project: Project, dest: str | Path) -> Path:
     recover(dest)
     if dest.exists() and not _is_recovery(dest):
         raise H4TracksError(f"{dest} exists and is not a recovery copy; refusing to replace it")
-    for p in dest.parent.glob(f".{dest.name}{_WRITING}*"):  # left by a crash while writing
+    for p in siblings(dest, _WRITING):  # left by a crash while writing
         shutil.rmtree(p, ignore_errors=True)
     labels, auto, n = project.labels, project.auto, project.n_frames
     graph, hi = _synced_graph(project)
@@ -301,7 +301,7 @@ def discard_recovery(dest: str | Path) -> None:
     """Remove the recovery copy ``dest`` (nothing happens when there is none)."""
     dest = Path(dest).expanduser()
     for pattern in (_WRITING, ASIDE):  # half-written copies, asides of a two-rename swap
-        for p in dest.parent.glob(f".{dest.name}{pattern}*"):
+        for p in siblings(dest, pattern):
             shutil.rmtree(p, ignore_errors=True)
     if dest.exists() and not _is_recovery(dest):  # never delete a folder that is not ours
         raise H4TracksError(f"{dest} is not a recovery copy; refusing to remove it")

@@ -402,14 +402,16 @@ def _save_locked(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # the new version is in place: from here on this copy is its writer's, even if what
+    # follows is interrupted (a later save must not be refused as stale)
+    project.generation = generation  # type: ignore[attr-defined]
+    project.read_only = None  # type: ignore[attr-defined]
     if old is not None:
         # removed before returning (no daemon thread a process exit could cut short); the
         # new version hard-links the unchanged files, so this only unlinks names
         shutil.rmtree(old, ignore_errors=True)
     fsync_dir(dest.parent)
     _reopen(project, dest)
-    project.generation = generation  # type: ignore[attr-defined]
-    project.read_only = None  # type: ignore[attr-defined]  # this copy is now the writer's
     return dest
 
 
