@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from h4tracks.cli.common import print_table, progress_printer, writing
+from h4tracks.cli.common import check_output_folder, print_table, progress_printer, writing
 from h4tracks.cli.model_args import model_values
 from h4tracks.cli.stopping import stopping
 from h4tracks.core.frames import parse_frames
@@ -55,15 +55,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
     import tifffile
 
     from h4tracks.core.io.ctc import write_ctc
-    from h4tracks.core.outputs import atomic_file, check_output_path
+    from h4tracks.core.outputs import atomic_file
     from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
 
     out = Path(args.output)
-    check_output_path(out, create_parents=True)
-    if out.exists() and not out.is_dir():
-        raise H4TracksError(f"{out} exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise H4TracksError(f"{out} exists and is not empty (pass --overwrite)")
+    check_output_folder(out, overwrite=args.overwrite)
     cfg = SyntheticConfig(n_frames=args.frames, shape=(args.size, args.size),
                           n_cells=args.cells, seed=args.seed)
     t0 = time.perf_counter()
@@ -222,7 +218,6 @@ def cmd_track(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from h4tracks.core.evaluation import evaluate
     from h4tracks.core.io.ctc import export_ctc, write_ctc
-    from h4tracks.core.outputs import check_output_path
     from h4tracks.core.project import Project
     from h4tracks.core.segmentation.engine import segment_project
     from h4tracks.core.store import save_project
@@ -230,9 +225,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
 
     out = Path(args.out)
-    check_output_path(out, create_parents=True)
-    if out.exists() and not out.is_dir():
-        raise H4TracksError(f"{out} exists and is not a folder")
+    check_output_folder(out, overwrite=None)  # the demo's own files are replaced
     out.mkdir(parents=True, exist_ok=True)
     show = progress_printer(args)
 

@@ -94,6 +94,18 @@ def check_outputs(paths: dict[str, str | None]) -> None:
         seen[full] = flag
 
 
+def check_output_folder(out: Path, *, overwrite: bool | None) -> None:
+    """Refuse an output folder inside a project, a file in its place, or (unless
+    ``overwrite``; None: not asked) a folder that is not empty — before any work."""
+    from h4tracks.core.outputs import check_output_path
+
+    check_output_path(out, create_parents=True)  # never inside a project
+    if out.exists() and not out.is_dir():
+        raise H4TracksError(f"{out} exists and is not a folder")
+    if overwrite is False and out.is_dir() and any(out.iterdir()):
+        raise H4TracksError(f"{out} exists and is not empty (pass --overwrite)")
+
+
 @contextlib.contextmanager
 def writing(path: str | Path | None) -> Iterator[None]:
     """Hold the lock of project ``path`` for a whole command (open, change, save).

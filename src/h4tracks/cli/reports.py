@@ -10,22 +10,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from h4tracks.cli.common import check_outputs, progress_printer
+from h4tracks.cli.common import check_output_folder, check_outputs, progress_printer
 from h4tracks.core.frames import parse_frames
 from h4tracks.errors import H4TracksError
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from h4tracks.core.io.ctc import export_ctc
-    from h4tracks.core.outputs import check_output_path
     from h4tracks.core.store import open_project
 
     out = Path(args.output)
-    check_output_path(out, create_parents=True)  # never inside a project
-    if out.exists() and not out.is_dir():
-        raise H4TracksError(f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        raise H4TracksError(f"{out} exists and is not empty (pass --overwrite)")
+    check_output_folder(out, overwrite=args.overwrite)
     project = open_project(args.project)
     show = progress_printer(args)
     folder = export_ctc(project, out,

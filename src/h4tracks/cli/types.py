@@ -8,37 +8,27 @@ import math
 import re
 
 
-def finite_float(text: str) -> float:
-    """A finite number (``nan`` and ``inf`` are refused)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number (got {text!r})") from None
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"must be a finite number (got {text})")
-    return v
+def _float_above(low: float | None, *, strict: bool):
+    """An argparse type: a finite number, ``> low`` (``strict``) or ``>= low``; any finite
+    number when ``low`` is None."""
+    rule = "" if low is None else f" {'>' if strict else '>='} {low:g}"
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number{rule} (got {text!r})") from None
+        if not math.isfinite(v) or (low is not None and (v <= low if strict else v < low)):
+            raise argparse.ArgumentTypeError(f"must be a finite number{rule} (got {text})")
+        return v
+
+    return parse
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0 (got {text!r})") from None
-    if not math.isfinite(v) or v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0 (got {text})")
-    return v
-
-
-def non_negative_float(text: str) -> float:
-    """A finite number >= 0."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0 (got {text!r})") from None
-    if not math.isfinite(v) or v < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0 (got {text})")
-    return v
+finite_float = _float_above(None, strict=False)
+finite_float.__doc__ = "A finite number (``nan`` and ``inf`` are refused)."
+positive_float = _float_above(0, strict=True)
+non_negative_float = _float_above(0, strict=False)
 
 
 def int_at_least(low: int | None):
