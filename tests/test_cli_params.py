@@ -53,6 +53,39 @@ def test_values_given_and_foreign_flags():
     assert model_values(parser.parse_args([]), LapParams, options=options) == {}
 
 
+@pytest.mark.parametrize(("command", "frames"), [("synth", 40), ("demo", 20)])
+def test_movie_flags_come_from_the_synthetic_config(command, frames):
+    """synth and demo keep their flag names (--frames, --size, --cells, --seed) and their own
+    defaults; help and bounds come from SyntheticConfig, --size N is an N x N frame."""
+    text = _help(command)
+    for flag in ("--frames N", "--size N", "--cells N", "--seed N"):
+        assert flag in text
+    assert f"default {frames})" in text and "(default 15)" in text and "(default 256)" in text
+    assert SyntheticConfig.model_fields["n_cells"].description.rstrip(".") in text
+    head = ["synth", "-o", "out"] if command == "synth" else ["demo"]
+    args = build_parser().parse_args(head)
+    assert SyntheticConfig(**model_values(args, SyntheticConfig)) == SyntheticConfig(
+        n_frames=frames, shape=(256, 256), n_cells=15, seed=0)
+    args = build_parser().parse_args([*head, "--size", "96", "--frames", "4", "--cells", "3",
+                                      "--seed", "7"])
+    assert SyntheticConfig(**model_values(args, SyntheticConfig)) == SyntheticConfig(
+        n_frames=4, shape=(96, 96), n_cells=3, seed=7)
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["synth", "-o", "out", "--size", "8"],
+     "--size must be at least 16 pixels on each side, not 8x8"),
+    (["synth", "-o", "out", "--cells", "0"], "--cells must be >= 1 (got 0)"),
+    (["demo", "--frames", "0"], "--frames must be >= 1 (got 0)"),
+])
+def test_bad_movie_values_name_the_flag_and_write_nothing(tmp_path, monkeypatch, capsys,
+                                                          argv, line):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == f"h4tracks: error: {line}"
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.fixture
 def tracked(tmp_path, monkeypatch):
     monkeypatch.setenv("H4TRACKS_CONFIG_DIR", str(tmp_path / "cfg"))

@@ -10,6 +10,7 @@ from napari.layers import Tracks
 from qtpy.QtCore import Qt
 
 from h4tracks.core.graph import TrackGraph
+from h4tracks.core.parameters import AssistantParams
 from h4tracks.core.project import Project
 from h4tracks.datasets.synthetic import make_movie
 from h4tracks.ui.analysis_tab import AnalysisTab
@@ -190,6 +191,9 @@ def test_assistant_flags_and_navigation(make_napari_viewer, qtbot):
     panel = tab.assistant
     w.show_project(project)
     panel.margin.setValue(8)
+    # the thresholds' editors are generated from the model (defaults, bounds, titles)
+    assert panel.assistant_params() == AssistantParams(border_margin=8)
+    assert panel.small_fraction.maximum() == 1 and panel.area_ratio.minimum() > 1
     rep = panel.find_suspicious()
     assert [(f.t, f.label) for f in rep["early_end"]] == [(3, 2)]
     assert (5, 4) in [(f.t, f.label) for f in rep["area_jump"]]

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from h4tracks.cli.errors import explain, ignore_sigxfsz, silence_stdout
+from h4tracks.cli.errors import describe, explain, ignore_sigxfsz, silence_stdout
 from h4tracks.cli.parser import build_parser
 from h4tracks.cli.stopping import Terminated, stopping
 from h4tracks.errors import H4TracksError
@@ -70,7 +70,7 @@ def _run(args) -> int:
     except H4TracksError as e:
         if args.debug:
             raise
-        print(f"h4tracks: error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"h4tracks: error: {' '.join(describe(e, args).split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         terminated = isinstance(e, Terminated)

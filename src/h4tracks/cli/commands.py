@@ -58,10 +58,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from h4tracks.core.outputs import atomic_file
     from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
 
+    cfg = SyntheticConfig(**model_values(args, SyntheticConfig))  # bad values: nothing written
     out = Path(args.output)
     check_output_folder(out, overwrite=args.overwrite)
-    cfg = SyntheticConfig(n_frames=args.frames, shape=(args.size, args.size),
-                          n_cells=args.cells, seed=args.seed)
     t0 = time.perf_counter()
     movie = make_movie(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -224,6 +223,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from h4tracks.core.tracking import LapParams, track_project
     from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
 
+    cfg = SyntheticConfig(**model_values(args, SyntheticConfig))  # bad values: nothing written
     out = Path(args.out)
     check_output_folder(out, overwrite=None)  # the demo's own files are replaced
     out.mkdir(parents=True, exist_ok=True)
@@ -234,8 +234,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     times: dict[str, float] = {}
     t0 = time.perf_counter()
-    cfg = SyntheticConfig(n_frames=args.frames, shape=(args.size, args.size),
-                          n_cells=args.cells, seed=args.seed)
     movie = make_movie(cfg)
     gt = write_ctc(out / "ground_truth", movie.labels, movie.lineage, kind="gt",
                    image=movie.image)
@@ -257,7 +255,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     times["evaluation"] = time.perf_counter() - t0
     if show is not None:
         show.close()
-    print(f"h4tracks demo: {cfg.n_frames} synthetic frames of {args.size}x{args.size} "
+    print(f"h4tracks demo: {cfg.n_frames} synthetic frames of {cfg.shape[0]}x{cfg.shape[1]} "
           f"({movie.n_tracks} true tracks, {movie.n_divisions} true divisions)")
     print(f"  segmented with {report.model}: {report.n_cells} cells "
           f"(truth: {int(sum(np.unique(f).size - 1 for f in movie.labels))})")

@@ -10,6 +10,10 @@ import re
 import signal
 import sys
 
+from h4tracks.cli.model_args import flag_for
+from h4tracks.core.parameters import ParamsError, validation_message
+from h4tracks.errors import H4TracksError
+
 
 def ignore_sigxfsz() -> None:
     """Let a write past the file size limit (``ulimit -f``) fail with EFBIG, which is
@@ -29,47 +33,19 @@ def silence_stdout() -> None:
         pass
 
 
-_PYDANTIC_RULES = {
-    "greater_than": "must be > {gt}",
-    "greater_than_equal": "must be >= {ge}",
-    "less_than": "must be < {lt}",
-    "less_than_equal": "must be <= {le}",
-    "finite_number": "must be a finite number",
-    "int_parsing": "must be a whole number",
-    "int_from_float": "must be a whole number",
-    "float_parsing": "must be a number",
-    "bool_parsing": "must be true or false",
-    "multiple_of": "must be a multiple of {multiple_of}",
-    "string_too_short": "must have at least {min_length} characters",
-    "string_too_long": "must have at most {max_length} characters",
-}
-
-
-def _validation_message(err) -> str:
+def _validation_message(err, args: argparse.Namespace) -> str:
     """One line for a pydantic ``ValidationError``: the flag, the rule and the value."""
-    problems = err.errors()
-    first = problems[0]
-    loc = [str(x) for x in first.get("loc", ()) if isinstance(x, str)]
-    rule = _PYDANTIC_RULES.get(first.get("type", ""))
-    if rule is not None:
-        try:
-            rule = rule.format(**first.get("ctx", {}))
-        except (KeyError, IndexError):
-            rule = None
-    if rule is None:
-        msg = str(first.get("msg", "is invalid"))
-        msg = re.sub(r"^(Value|Assertion) error, ", "", msg)
-        msg = re.sub(r"^Input should be ", "must be ", msg)
-        rule = msg[:1].lower() + msg[1:]
-    rule = rule.rstrip(".")
-    value = first.get("input")
-    got = ""
-    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-        got = f" (got {value})" if not isinstance(value, str) else f" (got {value!r})"
-    more = f"; {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
-    if not loc:
-        return f"{rule}{got}{more}"
-    return f"--{loc[-1].replace('_', '-')} {rule}{got}{more}"
+    return validation_message(err, name=lambda field: flag_for(args, field))
+
+
+def describe(err: H4TracksError, args: argparse.Namespace) -> str:
+    """The line for a problem the user can act on: bad values of a parameter model name the
+    flag they came from (``--frames must be >= 1``), not the model's field."""
+    from pydantic import ValidationError
+
+    if isinstance(err, ParamsError) and isinstance(err.__cause__, ValidationError):
+        return _validation_message(err.__cause__, args)
+    return str(err)
 
 
 def _os_error_message(err: OSError) -> str:
@@ -126,7 +102,7 @@ def explain(err: BaseException, args: argparse.Namespace) -> str | None:
     from pydantic import ValidationError
 
     if isinstance(err, ValidationError):
-        return _validation_message(err)
+        return _validation_message(err, args)
     if _is_damaged_data(err):
         return _damaged_message(err, args)
     if isinstance(err, OSError):

@@ -22,13 +22,17 @@ from h4tracks.cli.types import (
     Parser,
     channel,
     cores,
-    int_at_least,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
 )
 from h4tracks.core.parameters import TRACKING_MODELS, RecipeParams, SegmentParams
+from h4tracks.datasets.parameters import SyntheticConfig
+
+#: the fields of a synthetic movie that ``synth`` and ``demo`` take (--frames, --size,
+#: --cells, --seed); the rest keep the model's defaults
+_MOVIE_SKIP = set(SyntheticConfig.model_fields) - {"n_frames", "shape", "n_cells", "seed"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,11 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     syn = sub.add_parser("synth", parents=[common],
                          help="write a synthetic movie with ground truth")
     syn.add_argument("-o", "--output", required=True, help="output folder")
-    syn.add_argument("--frames", type=positive_int, default=40)
-    syn.add_argument("--size", type=int_at_least(16), default=256,
-                     help="frame width and height (px)")
-    syn.add_argument("--cells", type=positive_int, default=15, help="cells in the first frame")
-    syn.add_argument("--seed", type=non_negative_int, default=0)
+    # the command's own defaults for frames and cells (older than the model's)
+    add_model_options(syn, [SyntheticConfig], skip=_MOVIE_SKIP,
+                      defaults={"n_frames": 40, "n_cells": 15})
     syn.add_argument("--overwrite", action="store_true")
     syn.set_defaults(func=cmd_synth)
 
@@ -158,10 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="synthetic movie -> segment -> track -> project + CTC export")
     de.add_argument("--out", default="h4tracks_demo", help="output folder")
     de.add_argument("--gui", action="store_true", help="open the result in napari")
-    de.add_argument("--frames", type=positive_int, default=20)
-    de.add_argument("--size", type=int_at_least(16), default=256)
-    de.add_argument("--cells", type=positive_int, default=15)
-    de.add_argument("--seed", type=non_negative_int, default=0)
+    add_model_options(de, [SyntheticConfig], skip=_MOVIE_SKIP,
+                      defaults={"n_frames": 20, "n_cells": 15})
     de.add_argument("--cores", type=cores, default=cores("80%"))
     de.set_defaults(func=cmd_demo)
 

@@ -7,20 +7,108 @@ Importing this module loads pydantic only: ``h4tracks --help`` stays fast.
 
 Distances are in pixels and gaps in frames; the models reject nonsense values (nan, inf, out of
 range) with a readable message and are stored in the project's provenance with
-``model_dump()``.
+``model_dump()``. :func:`validation_message` is that message: one line naming the field, the
+rule and the value (the CLI names the flag instead). Models derived from :class:`InputParams`
+(frozen, like the dataclasses they replaced) raise it as an :class:`~h4tracks.errors.InputError`.
+
+A field's ``json_schema_extra`` may carry hints for the generated editors and options:
+``ui_max`` and ``ui_step`` (the top and the step of the plugin's spin box where the model itself
+has no upper bound), ``flag`` (the command-line option's name when it is not the field's, e.g.
+``--frames`` for ``n_frames``) and ``square`` (a ``(Y, X)`` size given on the command line as
+one number ``N`` for ``N × N``).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from h4tracks.errors import InputError
 
 if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
+
     from h4tracks.core.segmentation.models import ModelEntry
 
-__all__ = ["TRACKING_MODELS", "GlobalParams", "LapParams", "OverlapParams", "RecipeParams",
-           "SegmentParams"]
+__all__ = ["TRACKING_MODELS", "AssistantParams", "GlobalParams", "InputParams", "LapParams",
+           "OverlapParams", "ParamsError", "RecipeParams", "SegmentParams",
+           "validation_message"]
+
+
+# ------------------------------------------------------------------------ bad values, one line
+_RULES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "finite_number": "must be a finite number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_parsing": "must be a number",
+    "bool_parsing": "must be true or false",
+    "multiple_of": "must be a multiple of {multiple_of}",
+    "string_too_short": "must have at least {min_length} characters",
+    "string_too_long": "must have at most {max_length} characters",
+    "extra_forbidden": "is not a parameter",
+}
+
+
+def validation_message(err: ValidationError, name: Callable[[str], str] = str) -> str:
+    """One line for a pydantic ``ValidationError``: the field, the rule and the value.
+
+    ``name`` spells the field (the CLI gives its flag, ``--max-distance``); a problem of the
+    whole model (a ``model_validator``) is its own message. Further problems are counted.
+    """
+    problems = err.errors()
+    first = problems[0]
+    loc = [str(x) for x in first.get("loc", ()) if isinstance(x, str)]
+    rule = _RULES.get(first.get("type", ""))
+    if rule is not None:
+        try:
+            rule = rule.format(**first.get("ctx", {}))
+        except (KeyError, IndexError):
+            rule = None
+    if rule is None:
+        msg = str(first.get("msg", "is invalid"))
+        msg = re.sub(r"^(Value|Assertion) error, ", "", msg)
+        msg = re.sub(r"^Input should be ", "must be ", msg)
+        rule = msg[:1].lower() + msg[1:]
+    rule = rule.rstrip(".")
+    value = first.get("input")
+    got = ""
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        got = f" (got {value})" if not isinstance(value, str) else f" (got {value!r})"
+    more = f"; {len(problems) - 1} more problem(s)" if len(problems) > 1 else ""
+    if not loc:
+        return f"{rule}{got}{more}"
+    return f"{name(loc[-1])} {rule}{got}{more}"
+
+
+class ParamsError(InputError):
+    """Bad values for an :class:`InputParams` model, in one sentence naming the field.
+
+    Pydantic's ``ValidationError`` is the ``__cause__``: the CLI names the flag from it.
+    """
+
+
+class InputParams(BaseModel):
+    """A frozen parameter set whose bad values raise :class:`ParamsError` (an
+    :class:`~h4tracks.errors.InputError`) instead of pydantic's ``ValidationError``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            raise ParamsError(f"{validation_message(e)}.") from e
+
+    def replace(self, **changes: Any) -> Self:
+        """A validated copy with ``changes`` (``model_copy(update=...)`` does not validate)."""
+        return type(self)(**{**dict(self), **changes})
 
 
 # ------------------------------------------------------------------------------- tracking
@@ -234,3 +322,51 @@ class RecipeParams(BaseModel):
     precision: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="of the training steps (see TrainParams.precision)")
     seed: int = 0
+
+
+# ------------------------------------------------------------------------------- analysis
+class AssistantParams(InputParams):
+    """Thresholds of the curation assistant, see
+    :func:`~h4tracks.core.analysis.assistant.find_suspicious` (its module docstring has the
+    rules)."""
+
+    border_margin: float = Field(
+        10.0, ge=0, title="Border margin (px)",
+        description="Tracks may start or end this close (in pixels) to the image border "
+        "without being flagged: cells enter and leave the field there.",
+        json_schema_extra={"ui_max": 10_000, "ui_step": 0.5},
+    )
+    speed_z: float = Field(
+        4.0, ge=0, title="Speed jump z-score",
+        description="A step is a speed jump when it is this many standard deviations faster "
+        "than the typical step (robust z-score; higher flags fewer steps).",
+        json_schema_extra={"ui_max": 100, "ui_step": 0.5},
+    )
+    speed_ratio: float = Field(
+        3.0, ge=0, title="Speed jump factor",
+        description="A speed jump must also be at least this many times the median step "
+        "speed (so that a nearly constant speed does not flag every step).",
+        json_schema_extra={"ui_max": 100, "ui_step": 0.5},
+    )
+    area_ratio: float = Field(
+        2.0, gt=1, title="Area jump factor",
+        description="A cell whose area changes by at least this factor (larger / smaller) "
+        "from one frame to the next is an area jump.",
+        json_schema_extra={"ui_max": 100, "ui_step": 0.5},
+    )
+    min_track_length: int = Field(
+        3, ge=1, title="Short track (< frames)",
+        description="Linked tracks found in fewer frames than this are flagged as short.",
+        json_schema_extra={"ui_max": 1000},
+    )
+    small_area_fraction: float = Field(
+        0.3, ge=0, title="Small cell (× median area)",
+        description="Cells smaller than this fraction of the median area are flagged.",
+        json_schema_extra={"ui_max": 1},
+    )
+    linked_fraction: float = Field(
+        0.5, ge=0, title="Linked fraction",
+        description="Cells without a track are reported only when at least this fraction of "
+        "all cells is linked (before tracking every cell is unlinked).",
+        json_schema_extra={"ui_max": 1},
+    )

@@ -11,9 +11,9 @@ import numpy as np
 from scipy import ndimage
 from skimage.measure import label as _label_components
 
-if TYPE_CHECKING:  # annotations only: both modules import this one
+if TYPE_CHECKING:  # annotations only: _simulation imports this module
     from h4tracks.datasets._simulation import _Cells
-    from h4tracks.datasets.synthetic import SyntheticConfig
+    from h4tracks.datasets.parameters import SyntheticConfig
 
 # Photometry in photo-electrons; see _Camera.
 _BACKGROUND_E = 300.0

@@ -4,7 +4,6 @@ grow, push each other and divide, one frame after the other (rendering is in ``_
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -17,9 +16,7 @@ from h4tracks.datasets._render import (
     _fix_fragments,
     _rasterise,
 )
-
-if TYPE_CHECKING:  # only for annotations: synthetic.py imports this module
-    from h4tracks.datasets.synthetic import SyntheticConfig
+from h4tracks.datasets.parameters import SyntheticConfig
 
 # Shape / dynamics constants. They are not part of the config because they define what "looks
 # like a cell" rather than what a user would want to vary.

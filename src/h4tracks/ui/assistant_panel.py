@@ -3,7 +3,10 @@
 A thin controller over :mod:`h4tracks.core.analysis.assistant`: *Find suspicious cells* scans
 the main widget's project with the thresholds set here, marks every flag on its cell in a
 points layer, and fills the kind combo; *Next* / *Previous* move the viewer to each flagged
-cell of the chosen kind (frame and camera centre).
+cell of the chosen kind (frame and camera centre). The threshold editors are a
+:class:`~h4tracks.ui.params_form.ParamsForm` generated from
+:class:`~h4tracks.core.parameters.AssistantParams`, whose fields hold their titles, tooltips,
+defaults and bounds.
 """
 
 from __future__ import annotations
@@ -13,13 +16,11 @@ from typing import TYPE_CHECKING
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSpinBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -34,6 +35,7 @@ from h4tracks.core.analysis.assistant import (
 )
 from h4tracks.errors import H4TracksError
 from h4tracks.ui.markers import show_markers
+from h4tracks.ui.params_form import ParamsForm
 
 if TYPE_CHECKING:
     from h4tracks.ui.main_widget import H4TracksWidget
@@ -41,16 +43,9 @@ if TYPE_CHECKING:
 #: name of the points layer marking the flagged cells
 MARKERS_LAYER = "suspicious cells"
 
-
-def _dspin(lo: float, hi: float, value: float, tip: str) -> QDoubleSpinBox:
-    """A two-decimal spin box for one threshold (finer steps for fractions)."""
-    w = QDoubleSpinBox()
-    w.setRange(lo, hi)
-    w.setDecimals(2)
-    w.setSingleStep(0.5 if hi > 1 else 0.05)
-    w.setValue(value)
-    w.setToolTip(tip)
-    return w
+#: the thresholds shown in the panel (the others keep their defaults)
+THRESHOLD_FIELDS = ("border_margin", "speed_z", "area_ratio", "min_track_length",
+                    "small_area_fraction")
 
 
 class AssistantPanel(QWidget):
@@ -77,23 +72,13 @@ class AssistantPanel(QWidget):
         self.suspicious: SuspiciousReport | None = None
         self.flag_index = -1
 
-        d = AssistantParams()
-        self.margin = _dspin(0, 10_000, d.border_margin, "Tracks may start or end this "
-                             "close (in pixels) to the image border without being "
-                             "flagged: cells enter and leave the field there")
-        self.speed_z = _dspin(0, 100, d.speed_z, "A step is a speed jump when it is this "
-                              "many standard deviations faster than the typical step "
-                              "(robust z-score; higher flags fewer steps)")
-        self.area_ratio = _dspin(1.01, 100, d.area_ratio, "A cell whose area changes by "
-                                 "at least this factor from one frame to the next is an "
-                                 "area jump")
-        self.small_fraction = _dspin(0, 1, d.small_area_fraction, "Cells smaller than "
-                                     "this fraction of the median area are flagged")
-        self.min_track = QSpinBox()
-        self.min_track.setRange(1, 1000)
-        self.min_track.setValue(d.min_track_length)
-        self.min_track.setToolTip("Tracks found in fewer frames than this are flagged as "
-                                  "short")
+        # the thresholds' editors, generated from the model
+        self.thresholds = ParamsForm(AssistantParams, fields=THRESHOLD_FIELDS)
+        self.margin = self.thresholds.editors["border_margin"]
+        self.speed_z = self.thresholds.editors["speed_z"]
+        self.area_ratio = self.thresholds.editors["area_ratio"]
+        self.min_track = self.thresholds.editors["min_track_length"]
+        self.small_fraction = self.thresholds.editors["small_area_fraction"]
         self.find_btn = QPushButton("Find suspicious cells")
         self.find_btn.setToolTip("Scan the tracks for likely errors: tracks starting late or "
                                  "ending early away from the border, speed and area jumps, "
@@ -113,15 +98,6 @@ class AssistantPanel(QWidget):
         self.thresholds_btn.setArrowType(Qt.ArrowType.RightArrow)
         self.thresholds_btn.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.thresholds_btn.setToolTip("Show or hide what the assistant counts as suspicious")
-        self.thresholds = QWidget()
-        tform = QFormLayout(self.thresholds)
-        tform.setContentsMargins(0, 0, 0, 0)
-        tform.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
-        tform.addRow("Border margin (px)", self.margin)
-        tform.addRow("Speed jump z-score", self.speed_z)
-        tform.addRow("Area jump factor", self.area_ratio)
-        tform.addRow("Short track (< frames)", self.min_track)
-        tform.addRow("Small cell (× median area)", self.small_fraction)
         self.thresholds.setVisible(False)
         assist_box = QGroupBox("Assistant")
         aform = QFormLayout(assist_box)
@@ -170,13 +146,14 @@ class AssistantPanel(QWidget):
         Returns
         -------
         AssistantParams
-            The values of the threshold spin boxes.
+            The values of the threshold editors (the other thresholds at their defaults).
+
+        Raises
+        ------
+        InputError
+            A value out of the model's bounds (one sentence naming the threshold).
         """
-        return AssistantParams(
-            border_margin=self.margin.value(), speed_z=self.speed_z.value(),
-            area_ratio=self.area_ratio.value(), min_track_length=self.min_track.value(),
-            small_area_fraction=self.small_fraction.value(),
-        )
+        return AssistantParams(**self.thresholds.values())
 
     def find_suspicious(self) -> SuspiciousReport | None:
         """Scan the current project for suspicious cells (fast: vectorised over nodes).

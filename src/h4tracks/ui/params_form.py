@@ -2,8 +2,8 @@
 
 The models hold the bounds, defaults, titles and help texts; :class:`ParamsForm` turns any of
 them into editors, as :mod:`h4tracks.cli.model_args` turns them into command-line options, so
-none of it is written twice. Used by the tracking tab (one form per method) and the
-segmentation tab (the Cellpose parameters).
+none of it is written twice. Used by the tracking tab (one form per method), the
+segmentation tab (the Cellpose parameters) and the analysis tab's assistant (its thresholds).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from h4tracks.core.parameters import validation_message
+
 
 # ---------------------------------------------------------------------------------- params
 class ParamsForm(QWidget):
@@ -33,7 +35,9 @@ class ParamsForm(QWidget):
     ``float`` -> spin box (bounds from ``gt``/``ge``/``le``), ``float | None`` -> spin box
     whose minimum means None (shown as "auto"), ``int`` -> spin box, ``bool`` -> check box,
     ``Literal`` -> combo box. Labels are the fields' ``title``, tooltips their
-    ``description``, both written in the core for the user.
+    ``description``, both written in the core for the user. A field's ``ui_max`` and
+    ``ui_step`` hints (``json_schema_extra``) set the top and step of a spin box where the
+    model has no upper bound.
     """
 
     def __init__(self, model: type[BaseModel], fields: Sequence[str] | None = None) -> None:
@@ -88,7 +92,8 @@ class ParamsForm(QWidget):
             return combo
         if ann is bool:
             return QCheckBox()
-        lo, hi, strict = 0.0, 1e6, False
+        hints = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        lo, hi, strict = 0.0, float(hints.get("ui_max", 1e6)), False
         for m in field.metadata:  # annotated_types.Gt / Ge / Le / Lt
             if getattr(m, "gt", None) is not None:
                 lo, strict = float(m.gt), True
@@ -104,7 +109,7 @@ class ParamsForm(QWidget):
         box = QDoubleSpinBox()
         box.setDecimals(2)
         step = 0.05 if hi <= 1 else (1.0 if (field.default or 0) >= 1 else 0.1)
-        box.setSingleStep(step)
+        box.setSingleStep(float(hints.get("ui_step", step)))
         # a strict lower bound (gt=0) is reachable only as "None" when the field is optional
         lowest = lo if name in self._optional or not strict else lo + 0.01
         box.setRange(lowest, hi)
@@ -144,6 +149,5 @@ class ParamsForm(QWidget):
 
 
 def _validation_message(e: ValidationError) -> str:
-    err = e.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ())) or "parameters"
-    return f"invalid {where.replace('_', ' ')}: {err['msg']}"
+    """The status line for bad parameters: the core's one line, fields in words."""
+    return "invalid parameters: " + validation_message(e, name=lambda f: f.replace("_", " "))

@@ -37,17 +37,20 @@ Kinds and rules (thresholds are fields of :class:`AssistantParams`):
     when at least ``linked_fraction`` of all cells are linked (i.e. the movie was tracked;
     before tracking every cell is unlinked and this flag would be noise).
 
-Coordinates are pixels (row ``y``, column ``x``), as in the graph.
+Coordinates are pixels (row ``y``, column ``x``), as in the graph. :class:`AssistantParams`
+lives with the other parameter models in :mod:`h4tracks.core.parameters` (its fields carry the
+titles and help texts of the plugin's editors) and is re-exported here.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from h4tracks.core.graph import TrackGraph
+from h4tracks.core.parameters import AssistantParams
 from h4tracks.errors import InputError
 
 __all__ = ["KINDS", "AssistantParams", "Flag", "SuspiciousReport", "find_suspicious",
@@ -77,49 +80,6 @@ class Flag(NamedTuple):
     reason: str
 
 
-@dataclass(frozen=True)
-class AssistantParams:
-    """Thresholds of :func:`find_suspicious` (see the module docstring for the rules).
-
-    Attributes
-    ----------
-    border_margin
-        Distance (px) from the image border within which a track may start or end.
-    speed_z
-        Robust z-score above which a step's speed is a jump.
-    speed_ratio
-        A jump must also be at least this many times the median step speed.
-    area_ratio
-        Larger / smaller area of two consecutive detections at or above which it is a jump.
-    min_track_length
-        Linked tracks with fewer detections are short.
-    small_area_fraction
-        Cells smaller than this fraction of the median area are small.
-    linked_fraction
-        Unlinked cells are reported only when at least this fraction of cells is linked.
-    """
-
-    border_margin: float = 10.0
-    speed_z: float = 4.0
-    speed_ratio: float = 3.0
-    area_ratio: float = 2.0
-    min_track_length: int = 3
-    small_area_fraction: float = 0.3
-    linked_fraction: float = 0.5
-
-    def __post_init__(self) -> None:
-        for name in ("border_margin", "speed_z", "speed_ratio", "small_area_fraction",
-                     "linked_fraction"):
-            v = getattr(self, name)
-            if not (np.isfinite(v) and v >= 0):
-                raise InputError(f"{name} must be a non-negative number, got {v}")
-        if not (np.isfinite(self.area_ratio) and self.area_ratio > 1):
-            raise InputError(f"area_ratio must be greater than 1, got {self.area_ratio}")
-        if int(self.min_track_length) < 1:
-            raise InputError(f"min_track_length must be at least 1, got "
-                             f"{self.min_track_length}")
-
-
 @dataclass
 class SuspiciousReport:
     """Flags per kind (keys of :data:`KINDS`, each a list sorted by (t, label))."""
@@ -141,7 +101,7 @@ class SuspiciousReport:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
-        return {"params": asdict(self.params),
+        return {"params": self.params.model_dump(),
                 "flags": {k: [list(f) for f in v] for k, v in self.flags.items()}}
 
 
