@@ -19,7 +19,7 @@ from h4tracks.core.tracking.motion import frame_drift, shift_frame
 from h4tracks.core.tracking.overlap import frame_overlaps
 from h4tracks.errors import H4TracksError, InputError
 
-__all__ = ["MovieScan", "elongation", "scan_movie"]
+__all__ = ["MovieScan", "elongation", "scan_movie", "shape_axes"]
 
 
 @dataclass
@@ -36,15 +36,34 @@ class MovieScan:
     overlaps: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     drift: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     shape: tuple[int, int] | None = None
+    #: (N, 2) unit vector (dy, dx) of the major axis and (N,) length along it (px)
+    axis: np.ndarray | None = None
+    length: np.ndarray | None = None
 
 
 def elongation(frame: np.ndarray, labels_sorted: np.ndarray) -> np.ndarray:
     """Elongation (sqrt of major / minor inertia eigenvalue, >= 1) of the listed labels."""
+    return shape_axes(frame, labels_sorted)[0]
+
+
+def shape_axes(
+    frame: np.ndarray, labels_sorted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Elongation, major axis and length of the listed labels (second moments of their pixels).
+
+    Returns
+    -------
+    elongation : (N,) sqrt of major / minor inertia eigenvalue, >= 1
+    axis : (N, 2) unit vector (dy, dx) along the major axis (sign arbitrary)
+    length : (N,) extent along the major axis, ``sqrt(12 × major eigenvalue)`` (exact for a
+        uniform bar; a rod's tip-to-tip length within a few percent)
+    """
     flat = np.asarray(frame).ravel()
     idx = np.flatnonzero(flat)
-    out = np.ones(labels_sorted.size)
-    if idx.size == 0 or labels_sorted.size == 0:
-        return out
+    n = labels_sorted.size
+    axis = np.tile([1.0, 0.0], (n, 1))
+    if idx.size == 0 or n == 0:
+        return np.ones(n), axis, np.ones(n)
     b = np.searchsorted(labels_sorted, flat[idx].astype(np.int64))
     ys, xs = np.divmod(idx, frame.shape[1])
     ys, xs = ys.astype(np.float64), xs.astype(np.float64)
@@ -60,7 +79,14 @@ def elongation(frame: np.ndarray, labels_sorted: np.ndarray) -> np.ndarray:
     half_tr, det = (syy + sxx) / 2, syy * sxx - sxy**2
     disc = np.sqrt(np.maximum(half_tr**2 - det, 0))
     l1, l2 = half_tr + disc, np.maximum(half_tr - disc, 1e-9)
-    return np.sqrt(l1 / l2)
+    # eigenvector of l1 from either row of (S - l1 I) v = 0; the larger one is well defined
+    va = np.column_stack([sxy, l1 - syy])
+    vb = np.column_stack([l1 - sxx, sxy])
+    v = np.where((np.hypot(*va.T) >= np.hypot(*vb.T))[:, None], va, vb)
+    norm = np.hypot(*v.T)
+    ok = norm > 1e-12
+    axis[ok] = v[ok] / norm[ok, None]
+    return np.sqrt(l1 / l2), axis, np.sqrt(12 * l1)
 
 
 def scan_movie(
@@ -90,6 +116,8 @@ def scan_movie(
     todo = range(n_frames) if frames is None else frames
     cols: dict[str, list[np.ndarray]] = {}
     elong: list[np.ndarray] = []
+    axes: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
     ts: list[np.ndarray] = []
     overlaps: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     steps = np.zeros((n_frames, 2))
@@ -102,7 +130,10 @@ def scan_movie(
         m = measure_frame_boxes(cur)
         for k, v in m.items():
             cols.setdefault(k, []).append(v)
-        elong.append(elongation(cur, m["label"]))
+        e, ax, ln = shape_axes(cur, m["label"])
+        elong.append(e)
+        axes.append(ax)
+        lengths.append(ln)
         ts.append(np.full(m["label"].size, t, np.int64))
         if prev is not None and prev_t == t - 1:
             if drift:
@@ -118,9 +149,11 @@ def scan_movie(
         c = {k: np.concatenate(v) for k, v in cols.items()}
         t_all = np.concatenate(ts)
         el = np.concatenate(elong)
+        ax_all, len_all = np.concatenate(axes), np.concatenate(lengths)
     else:
         c = {k: np.empty(0, np.float64 if k in ("y", "x") else np.int64)
              for k in ("label", "y", "x", "area", "y0", "x0", "y1", "x1")}
         t_all, el = np.empty(0, np.int64), np.empty(0)
+        ax_all, len_all = np.empty((0, 2)), np.empty(0)
     det = Detections(t=t_all, n_frames=n_frames, **c)
-    return MovieScan(det, el, overlaps, steps, (int(shape[1]), int(shape[2])))
+    return MovieScan(det, el, overlaps, steps, (int(shape[1]), int(shape[2])), ax_all, len_all)

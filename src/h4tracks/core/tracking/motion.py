@@ -4,7 +4,8 @@ Distances between candidate links are measured to where a cell is *expected* to 
 where it was: ``expected = position + drift(t → t') + local(t)``.
 
 * **Drift** (whole-frame motion, e.g. a stage jump) is measured by phase correlation of the
-  cell outlines of consecutive label frames (``skimage.registration``); a shift is only
+  cell outlines of consecutive label frames (``skimage.registration``) and by the shift that
+  maximises the overlap of their foregrounds, whichever superimposes more; a shift is only
   accepted when it increases the foreground overlap and superimposes at least half of it, so
   a frame of independently moving cells keeps zero drift.
 * **Local motion** is the median residual displacement (after drift) of the already linked
@@ -50,32 +51,81 @@ def _outlines(frame: np.ndarray) -> np.ndarray:
     return out
 
 
+def _overlap_shift(fa: np.ndarray, fb: np.ndarray) -> tuple[int, int]:
+    """The integer shift of foreground ``fa`` that lands most of it on foreground ``fb``.
+
+    Cross-correlation of the two masks (FFT) at a resolution of at most ~256 px per side, then
+    refined at full resolution within one coarse pixel.
+    """
+    from scipy.signal import fftconvolve
+
+    h, w = fa.shape
+    s = max(1, int(np.ceil(max(h, w) / 256)))
+    hh, ww = -(-h // s) * s, -(-w // s) * s
+
+    def pool(m: np.ndarray) -> np.ndarray:
+        p = np.zeros((hh, ww), np.float32)
+        p[:h, :w] = m
+        return p.reshape(hh // s, s, ww // s, s).mean(axis=(1, 3))
+
+    a, b = pool(fa), pool(fb)
+    cc = fftconvolve(b, a[::-1, ::-1], mode="full")
+    iy, ix = np.unravel_index(int(np.argmax(cc)), cc.shape)
+    cy, cx = (iy - (a.shape[0] - 1)) * s, (ix - (a.shape[1] - 1)) * s
+    if s == 1:
+        return int(cy), int(cx)
+    # refine by halving steps around the coarse peak: ~8 log2(s) full-resolution overlaps
+    best = (_shifted_overlap(fa, fb, cy, cx), -(cy * cy + cx * cx), cy, cx)
+    step = s
+    while step > 1:
+        step = (step + 1) // 2
+        y0, x0 = best[2], best[3]
+        for dy in (-step, 0, step):
+            for dx in (-step, 0, step):
+                if dy or dx:
+                    y, x = y0 + dy, x0 + dx
+                    best = max(best, (_shifted_overlap(fa, fb, y, x), -(y * y + x * x), y, x))
+    return best[2], best[3]
+
+
 def frame_drift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Whole-frame displacement (dy, dx) of the cells from label frame ``a`` to frame ``b``.
 
-    Phase correlation of the cell outlines; (0, 0) when either frame is empty or when the
-    shift found does not overlap the foregrounds better than no shift (10 % margin) or
-    superimposes less than half of the foreground.
+    Two estimates, the one that superimposes more foreground wins: phase correlation of the
+    cell outlines (pins a confluent frame's shift to the pixel) and the shift maximising the
+    overlap of the foregrounds (holds when the outlines change, e.g. when many cells divide
+    at once: measured on a real E. coli colony, phase correlation alone missed 4 of 19
+    shifts of 20-80 px). (0, 0) when either frame is empty or when the shift found does not
+    overlap the foregrounds better than no shift (10 % margin) or superimposes less than half
+    of the foreground (70 % for the overlap estimate).
     """
     from skimage.registration import phase_cross_correlation
 
     fa, fb = np.asarray(a) != 0, np.asarray(b) != 0
     if not fa.any() or not fb.any():
         return np.zeros(2)
-    # the cell outlines, not the foreground: a confluent frame's foreground is nearly
-    # uniform, its outlines are not, and they pin the shift to the pixel
     shift, _, _ = phase_cross_correlation(_outlines(a).astype(np.float32),
                                           _outlines(b).astype(np.float32))
     # skimage returns the shift that registers b onto a: the cells moved by its opposite
-    dy, dx = (-round(float(s)) for s in shift)
-    if dy == 0 and dx == 0:
-        return np.zeros(2)
-    moved = _shifted_overlap(fa, fb, dy, dx)
+    phase = (-round(float(shift[0])), -round(float(shift[1])))
+    over = _overlap_shift(fa, fb)
+    zero, least = _shifted_overlap(fa, fb, 0, 0), min(fa.sum(), fb.sum())
+    best: tuple[int, int, int, int] | None = None
     # a stage move carries every cell: the shift must superimpose most of the foreground,
-    # not one fast cell's outline (and beat no shift at all)
-    if moved <= 1.1 * _shifted_overlap(fa, fb, 0, 0) or 2 * moved < min(fa.sum(), fb.sum()):
+    # not one fast cell's outline (and beat no shift at all). The overlap estimate must
+    # superimpose more (70 %): among a few cells it can otherwise lay one cell on its
+    # neighbour's daughter (measured: 65 % there, 74-98 % for the real colony's shifts)
+    for cand, share in ((phase, 0.5), (over, 0.7)):
+        if cand == (0, 0):
+            continue
+        moved = _shifted_overlap(fa, fb, *cand)
+        if moved <= 1.1 * zero or moved < share * least:
+            continue
+        key = (moved, -(cand[0] ** 2 + cand[1] ** 2), *cand)  # ties: the shorter shift
+        best = key if best is None or key > best else best
+    if best is None:
         return np.zeros(2)
-    return np.array([dy, dx], np.float64)
+    return np.array(best[2:], np.float64)
 
 
 def cumulative_drift(steps: np.ndarray) -> np.ndarray:
