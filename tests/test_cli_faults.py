@@ -26,6 +26,7 @@ from h4tracks.core.lock import ProjectLockedError, ReadOnlyError, path_lock
 from h4tracks.core.project import Project
 from h4tracks.core.store import StaleProjectError, open_project, save_project
 from h4tracks.datasets.synthetic import SyntheticConfig, make_movie
+from h4tracks.testing.processes import lock_held_elsewhere
 
 CLI = [sys.executable, "-m", "h4tracks.cli"]
 
@@ -93,14 +94,7 @@ def test_concurrent_curate_and_track_lose_nothing(project_path, tmp_path, movie,
 
 
 def test_second_writer_waits_then_refuses_naming_the_holder(project_path, tmp_path):
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time; from h4tracks.core.lock import path_lock\n"
-         f"with path_lock({str(project_path)!r}, command='h4tracks track P.zarr'):\n"
-         "    print('locked', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held_elsewhere(project_path, "h4tracks track P.zarr", 60) as holder:
         before = (project_path / "zarr.json").read_bytes()
         t0 = time.monotonic()
         code, _out, err = finish(start(["curate", str(project_path), "--mark", "1"], tmp_path,
@@ -112,9 +106,6 @@ def test_second_writer_waits_then_refuses_naming_the_holder(project_path, tmp_pa
         # readers are never blocked
         code, _out, err = finish(start(["info", str(project_path)], tmp_path))
         assert code == 0, err
-    finally:
-        holder.kill()
-        holder.wait()
     # the holder died: its lock went with it
     code, _out, err = finish(start(["curate", str(project_path), "--mark", "1"], tmp_path,
                                    H4TRACKS_LOCK_WAIT="1"))

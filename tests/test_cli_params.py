@@ -29,7 +29,7 @@ def test_every_tracking_field_has_a_flag_with_the_models_default():
             if name != "weights":
                 assert "--" + name.replace("_", "-") in text, name
     # the default printed is the model's (the hand-written help once said "local")
-    assert "global only; default drift" in text
+    assert "global only; default local" in text
     assert "lap: default 45; global: default auto" in text
     assert "--divisions | --no-divisions" in text
 

@@ -18,6 +18,7 @@ import numpy as np
 from test_scenarios import _saved_with_edit, gui, make_labels, wait_idle  # noqa: F401
 
 from h4tracks.core.store import open_project, save_project
+from h4tracks.testing.processes import lock_held_elsewhere
 from h4tracks.ui import main_widget as main_module
 from h4tracks.ui import project_layers as layers_module
 
@@ -64,14 +65,7 @@ def test_project_locked_by_a_batch_run_opens_read_only(gui, tmp_path, monkeypatc
     w = gui.widget
     labels = make_labels()
     path = save_project(Project(labels.astype(np.uint16) * 100, labels), tmp_path / "b.zarr")
-    holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import time; from h4tracks.core.lock import path_lock\n"
-         f"with path_lock({str(path)!r}, command='h4tracks run plate.yaml'):\n"
-         "    print('locked', flush=True); time.sleep(120)"],
-        stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with lock_held_elsewhere(path, "h4tracks run plate.yaml"):
         before = {p: p.read_bytes() for p in path.rglob("*") if p.is_file()}
         monkeypatch.setattr(layers_module.QFileDialog, "getExistingDirectory",
                             staticmethod(lambda *a, **k: str(path)))
@@ -92,6 +86,3 @@ def test_project_locked_by_a_batch_run_opens_read_only(gui, tmp_path, monkeypatc
         gui.press(w.save_as_btn)
         wait_idle(gui)
         assert open_project(copy).n_frames == labels.shape[0], w.status.text()
-    finally:
-        holder.kill()
-        holder.wait()

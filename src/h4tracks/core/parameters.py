@@ -110,6 +110,23 @@ class InputParams(BaseModel):
         """A validated copy with ``changes`` (``model_copy(update=...)`` does not validate)."""
         return type(self)(**{**dict(self), **changes})
 
+    @classmethod
+    def resolve(cls, config: Any, overrides: dict[str, Any], what: str) -> Self:
+        """``config`` (None = the defaults) with ``overrides`` applied, all checked.
+
+        ``what`` names the parameter set in the messages ("synthetic movie parameter").
+        """
+        if config is None:
+            config = cls()
+        elif not isinstance(config, cls):
+            raise InputError(f"config must be a {cls.__name__}, got {type(config).__name__}.")
+        if overrides:
+            unknown = sorted(set(overrides) - set(cls.model_fields))
+            if unknown:
+                raise InputError(f"Unknown {what}(s): {', '.join(unknown)}.")
+            config = config.replace(**overrides)
+        return config
+
 
 # ------------------------------------------------------------------------------- tracking
 class LapParams(BaseModel):

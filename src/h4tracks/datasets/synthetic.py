@@ -24,7 +24,6 @@ import numpy as np
 
 from h4tracks.datasets._simulation import Simulation
 from h4tracks.datasets.parameters import SyntheticConfig
-from h4tracks.errors import InputError
 
 __all__ = ["SyntheticConfig", "SyntheticMovie", "make_movie"]
 
@@ -84,14 +83,6 @@ def make_movie(config: SyntheticConfig | None = None, **overrides: Any) -> Synth
     InputError
         If a parameter is invalid or an override names no config field.
     """
-    if config is None:
-        config = SyntheticConfig()
-    elif not isinstance(config, SyntheticConfig):
-        raise InputError(f"config must be a SyntheticConfig, got {type(config).__name__}.")
-    if overrides:
-        unknown = sorted(set(overrides) - set(SyntheticConfig.model_fields))
-        if unknown:
-            raise InputError(f"Unknown synthetic movie parameter(s): {', '.join(unknown)}.")
-        config = config.replace(**overrides)
+    config = SyntheticConfig.resolve(config, overrides, "synthetic movie parameter")
     image, labels, lineage = Simulation(config).run()
     return SyntheticMovie(image=image, labels=labels, lineage=lineage, config=config)

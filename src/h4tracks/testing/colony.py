@@ -46,7 +46,6 @@ from h4tracks.datasets.parameters import (
     min_side,
 )
 from h4tracks.datasets.synthetic import SyntheticMovie
-from h4tracks.errors import InputError
 from h4tracks.testing._colony_simulation import _Colony
 
 __all__ = ["ColonyConfig", "make_colony"]
@@ -136,13 +135,5 @@ def make_colony(config: ColonyConfig | None = None, **overrides: object) -> Synt
     InputError
         If a parameter is invalid or an override names no config field.
     """
-    if config is None:
-        config = ColonyConfig()
-    elif not isinstance(config, ColonyConfig):
-        raise InputError(f"config must be a ColonyConfig, got {type(config).__name__}.")
-    if overrides:
-        unknown = sorted(set(overrides) - set(ColonyConfig.model_fields))
-        if unknown:
-            raise InputError(f"Unknown colony parameter(s): {', '.join(unknown)}.")
-        config = config.replace(**overrides)
+    config = ColonyConfig.resolve(config, overrides, "colony parameter")
     return _Colony(config).run()

@@ -71,7 +71,7 @@ def _overlap_shift(fa: np.ndarray, fb: np.ndarray) -> tuple[int, int]:
     a, b = pool(fa), pool(fb)
     cc = fftconvolve(b, a[::-1, ::-1], mode="full")
     iy, ix = np.unravel_index(int(np.argmax(cc)), cc.shape)
-    cy, cx = (iy - (a.shape[0] - 1)) * s, (ix - (a.shape[1] - 1)) * s
+    cy, cx = int(iy - (a.shape[0] - 1)) * s, int(ix - (a.shape[1] - 1)) * s
     if s == 1:
         return int(cy), int(cx)
     # refine by halving steps around the coarse peak: ~8 log2(s) full-resolution overlaps
