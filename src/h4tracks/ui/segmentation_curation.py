@@ -15,6 +15,7 @@ from qtpy.QtWidgets import QGridLayout, QGroupBox, QPushButton
 
 from h4tracks.core.segmentation import label_edits as curation
 from h4tracks.errors import H4TracksError
+from h4tracks.ui.click_modes import ClickModesMixin
 from h4tracks.ui.hotkeys import mode_buttons, tooltip
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ CLICK_MODES = {
 }
 
 
-class CurationPanelMixin:
+class CurationPanelMixin(ClickModesMixin):
     """Curation tools of the segmentation tab (a mixin of its QWidget).
 
     Uses the tab's ``main``, ``mode``, ``_merge_first`` and ``_on_frame_changed``.
@@ -97,21 +98,6 @@ class CurationPanelMixin:
         position = None if self.mode is None else self.main.click_position(event)
         if position is not None:
             self.handle_click(*position)
-
-    def handle_click(self, y: float, x: float, t: int | None = None) -> bool:
-        """Apply the active click mode at data pixel ``(y, x)`` of frame ``t`` (default: the
-        current frame). Returns whether something changed or was selected."""
-        if self.mode is None:
-            return False
-        project = self._labels_project()
-        if project is None:
-            return False
-        t = self.main.current_frame() if t is None else int(t)
-        try:
-            return self._click(project, t, y, x)
-        except H4TracksError as e:  # e.g. a click on background: nothing changes
-            self.main.notify(str(e), error=True)
-            return False
 
     def _click(self, project: Project, t: int, y: float, x: float) -> bool:
         if self.mode == "remove_cell":

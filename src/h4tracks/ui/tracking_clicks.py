@@ -18,11 +18,13 @@ from h4tracks.core.actions import Action, ActionGroup
 from h4tracks.core.segmentation.label_edits import label_at
 from h4tracks.core.tracking import add_links, link, track_single_cell, unlink
 from h4tracks.errors import H4TracksError, InputError
+from h4tracks.ui.click_modes import ClickModesMixin
 from h4tracks.ui.hotkeys import mode_buttons, tooltip
 from h4tracks.ui.params_form import _validation_message
 
 if TYPE_CHECKING:
     from h4tracks.core.graph import NodeKey
+    from h4tracks.core.project import Project
     from h4tracks.ui.main_widget import H4TracksWidget
 
 #: click modes (names of :data:`h4tracks.ui.hotkeys.HOTKEYS` actions) and their button text
@@ -40,7 +42,7 @@ _HINTS = {
 }
 
 
-class TrackingClicksMixin:
+class TrackingClicksMixin(ClickModesMixin):
     """Click modes and curation verbs of the tracking tab (a mixin of its QWidget).
 
     Uses the tab's ``main``, ``viewer``, ``mode``, ``picked``, :meth:`params` (the Overlap
@@ -133,20 +135,8 @@ class TrackingClicksMixin:
             return
         self.handle_click(*position)
 
-    def handle_click(self, y: float, x: float, t: int | None = None) -> bool:
-        """Apply the active click mode at data pixel ``(y, x)`` of frame ``t`` (default: the
-        current frame). Returns whether a cell was edited or recorded."""
-        if self.mode is None:
-            return False
-        project = self._labels_project()
-        if project is None:
-            return False
-        t = self.main.current_frame() if t is None else int(t)
-        try:
-            label = label_at(project, t, y, x)
-        except H4TracksError as e:  # a click on background: nothing is recorded
-            self.main.notify(str(e), error=True)
-            return False
+    def _click(self, project: Project, t: int, y: float, x: float) -> bool:
+        label = label_at(project, t, y, x)  # raises on background: nothing is recorded
         if self.mode == "track_single_cell":
             return self.track_cell(t, label)
         self._pick((t, label))
