@@ -167,9 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("export", parents=[common], help="export tracks in a standard format")
     ex.add_argument("project", help="NAME.zarr")
-    ex.add_argument("--format", choices=["ctc"], default="ctc",
-                    help="ctc: Cell Tracking Challenge result (mask###.tif + res_track.txt)")
-    ex.add_argument("-o", "--output", required=True, help="output folder")
+    ex.add_argument("--format", choices=["ctc", "geff"], default="ctc",
+                    help="ctc: Cell Tracking Challenge result (mask###.tif + res_track.txt); "
+                    "geff: a zarr with the graph as GEFF (tracks/, seg_id = label value, "
+                    "axes scaled by the calibration) and the label movie (labels/)")
+    ex.add_argument("-o", "--output", required=True, help="output folder (NAME.zarr for geff)")
     ex.add_argument("--overwrite", action="store_true")
     ex.set_defaults(func=cmd_export)
 

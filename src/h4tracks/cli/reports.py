@@ -17,19 +17,25 @@ from h4tracks.errors import H4TracksError
 
 def cmd_export(args: argparse.Namespace) -> int:
     from h4tracks.core.io.ctc import export_ctc
+    from h4tracks.core.io.geff_export import export_geff
     from h4tracks.core.store import open_project
 
     out = Path(args.output)
     check_output_folder(out, overwrite=args.overwrite)
     project = open_project(args.project)
     show = progress_printer(args)
-    folder = export_ctc(project, out,
-                        progress=None if show is None else (lambda d, n: show("export", d, n)))
+    progress = None if show is None else (lambda d, n: show("export", d, n))
+    if args.format == "geff":
+        export_geff(project, out, overwrite=args.overwrite, progress=progress)
+        g = project.graph
+        print(f"wrote a GEFF to {out}: {len(g)} cells, {g.edge_array().shape[0]} links "
+              f"(tracks/) and {project.n_frames} label frames (labels/)")
+        return 0
+    folder = export_ctc(project, out, progress=progress)
     n_tracks = sum(1 for line in (folder / "res_track.txt").read_text().splitlines() if line)
     print(f"wrote a CTC result to {folder}: {project.n_frames} label frames, "
           f"{n_tracks} CTC tracks (res_track.txt)")
     return 0
-
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

@@ -24,25 +24,35 @@ def _node_ids(t: np.ndarray, label: np.ndarray) -> np.ndarray:
     return (np.asarray(t, np.int64) << 32) | np.asarray(label, np.int64)
 
 
-def write_geff_graph(graph: TrackGraph, path: Path) -> dict[str, Any]:
+def write_geff_graph(
+    graph: TrackGraph, path: Path, *, axes: list[Axis] | None = None,
+    extra_props: dict[str, np.ndarray] | None = None,
+    related_objects: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Write ``graph`` as a GEFF graph (zarr 3) at ``path``; returns the attributes the
-    project keeps beside it (``next_track_id``, ``revision``)."""
+    project keeps beside it (``next_track_id``, ``revision``).
+
+    ``axes`` default to frames and pixels; ``extra_props`` are more node properties (in the
+    order of ``graph.node_table()``); ``related_objects`` go into the GEFF metadata.
+    """
     tab = graph.node_table()
     edges = graph.edge_array()
     ids = _node_ids(tab["t"], tab["label"])
     edge_ids = np.stack([_node_ids(edges[:, 0], edges[:, 1]), _node_ids(edges[:, 2], edges[:, 3])],
                         axis=1) if edges.size else np.empty((0, 2), np.int64)
-    props = {k: PropDictNpArray(values=v, missing=None) for k, v in tab.items()}
+    props = {k: PropDictNpArray(values=v, missing=None)
+             for k, v in {**tab, **(extra_props or {})}.items()}
     meta = GeffMetadata(
         directed=True,
         node_props_metadata={},
         edge_props_metadata={},
-        axes=[
+        axes=axes or [
             Axis(name="t", type="time", unit="frame"),
             Axis(name="y", type="space", unit="pixel"),
             Axis(name="x", type="space", unit="pixel"),
         ],
         track_node_props={"tracklet": "track_id"},
+        related_objects=related_objects,
     )
     write_arrays(str(path), ids, props, edge_ids, None, meta, zarr_format=3,
                  structure_validation=False)
