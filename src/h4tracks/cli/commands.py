@@ -23,15 +23,21 @@ from h4tracks.errors import H4TracksError
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from h4tracks.core.io.importing import import_project
+    from h4tracks.core.io.importing import import_ctc, import_project
     from h4tracks.core.store import save_project
 
     t0 = time.perf_counter()
-    project = import_project(
-        args.image, args.labels, channel=args.channel, time_axis=args.time_axis,
-        pixel_size=args.pixel_size, frame_interval=args.frame_interval,
-        time_unit=args.time_unit,
-    )
+    options = {"channel": args.channel, "time_axis": args.time_axis,
+               "pixel_size": args.pixel_size, "frame_interval": args.frame_interval,
+               "time_unit": args.time_unit}
+    if args.ctc is not None:
+        if args.labels is not None:
+            raise H4TracksError("give either --labels or --ctc (a CTC tracking has its labels)")
+        project = import_ctc(args.ctc, args.image, **options)
+    elif args.image is None:
+        raise H4TracksError("give the image to import (or --ctc DIR)")
+    else:
+        project = import_project(args.image, args.labels, **options)
     out = save_project(project, args.output, overwrite=args.overwrite,
                        progress=progress_printer(args))
     s = project.summary()

@@ -63,8 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     new = sub.add_parser("new", parents=[common],
                          help="create a project from an image (and a label movie)")
-    new.add_argument("image", help="time-lapse image (TIFF, OME-TIFF, ...)")
+    new.add_argument("image", nargs="?",
+                     help="time-lapse image (TIFF, OME-TIFF, ...); optional with --ctc")
     new.add_argument("--labels", help="label movie with the image's (T, Y, X) shape")
+    new.add_argument("--ctc", metavar="DIR",
+                     help="a Cell Tracking Challenge tracking (result folder with "
+                     "res_track.txt, or <seq>_GT / TRA with man_track.txt): its labels and "
+                     "lineage; the image from IMAGE or the CTC raw frames beside it")
     new.add_argument("-o", "--output", required=True, help="project to create (NAME.zarr)")
     new.add_argument("--channel", type=channel, help="channel index or name (multi-channel)")
     new.add_argument("--time-axis", choices=["auto", "T", "Z"], default="auto",

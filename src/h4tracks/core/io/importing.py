@@ -5,8 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import tifffile
+
+from h4tracks.core.graph import TrackGraph
+from h4tracks.core.io.ctc import read_ctc
 from h4tracks.core.io.readers import read_image, read_labels
 from h4tracks.core.project import Project
+from h4tracks.errors import InputError
 
 
 def import_project(
@@ -75,3 +81,71 @@ def project_from_movie(movie: Any, labels: Any = None, *, labels_path: str | Pat
                            else str(Path(labels_path).absolute()), channel=movie.channel,
                            dims=movie.dims, notes=notes)
     return project
+
+
+def import_ctc(
+    ctc_dir: str | Path,
+    image_path: str | Path | None = None,
+    *,
+    channel: int | str | None = None,
+    time_axis: str = "auto",
+    pixel_size: float | None = None,
+    frame_interval: float | None = None,
+    time_unit: str | None = None,
+) -> Project:
+    """A project from a Cell Tracking Challenge tracking: labels and lineage from ``ctc_dir``
+    (a result folder, a ``<seq>_GT`` / ``TRA`` folder or a dataset root), the image from
+    ``image_path`` or else from the CTC raw frames (``<seq>/t000.tif``...) beside it.
+
+    The lineage becomes the project's graph (divisions included) and, like any imported
+    result, its automatic snapshot (to score curation against).
+
+    Raises
+    ------
+    h4tracks.errors.InputError
+        If the tracking is unreadable, no image is found, or its shape differs from the
+        labels'; nothing is written.
+    """
+    labels, lineage = read_ctc(ctc_dir)
+    if image_path is not None:
+        movie = read_image(image_path, channel=channel, time_axis=time_axis)
+        if tuple(movie.data.shape) != labels.shape:
+            raise InputError(f"The image {image_path} is {tuple(movie.data.shape)} but the CTC "
+                             f"labels in {ctc_dir} are {labels.shape}.")
+        project = project_from_movie(
+            movie, labels, labels_path=ctc_dir, name=Path(image_path).stem,
+            pixel_size=pixel_size, frame_interval=frame_interval, time_unit=time_unit or "s")
+    else:
+        frames = _ctc_raw_frames(Path(ctc_dir), labels.shape[0])
+        image = np.stack([tifffile.imread(f) for f in frames])
+        if image.shape != labels.shape:
+            raise InputError(f"The CTC images in {frames[0].parent} are {image.shape} but the "
+                             f"labels in {ctc_dir} are {labels.shape}.")
+        meta = {k: v for k, v in {"pixel_size": pixel_size, "frame_interval": frame_interval,
+                                  "time_unit": time_unit}.items() if v is not None}
+        project = Project(image, labels, metadata={"name": frames[0].parent.name,
+                                                   "source": str(frames[0].parent), **meta})
+        project.add_provenance("import", image=str(frames[0].parent.absolute()),
+                               labels=str(Path(ctc_dir).absolute()), channel=None,
+                               dims="TYX", notes=["Cell Tracking Challenge layout"])
+    project.graph = TrackGraph.from_ctc(labels, lineage)
+    project.take_auto_snapshot(step="import", labels=str(Path(ctc_dir).absolute()))
+    return project
+
+
+def _ctc_raw_frames(ctc_dir: Path, n_frames: int) -> list[Path]:
+    """The raw frames ``t000.tif``... of the sequence a CTC folder belongs to."""
+    d = ctc_dir.absolute()
+    seqs: list[Path] = []
+    for folder in (d, d.parent, d.parent.parent):
+        for suffix in ("_GT", "_RES"):
+            if folder.name.endswith(suffix):
+                seqs.append(folder.parent / folder.name[: -len(suffix)])
+    seqs += [p.parent / p.name[:-3] for p in sorted(d.glob("*_GT"))]
+    for seq in seqs:
+        frames = sorted(seq.glob("t*.tif"))
+        if len(frames) == n_frames:
+            return frames
+    raise InputError(f"Found no image for the CTC tracking in {ctc_dir} (looked for "
+                     f"{n_frames} frames t000.tif... in the sequence folder beside it); give the "
+                     "image file as well.")

@@ -1,0 +1,61 @@
+"""CTC in: a CTC ground truth or result folder becomes a project, lineage included, and
+export → import → export gives the same files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from h4tracks.cli import main
+from h4tracks.core.io.ctc import read_ctc, write_ctc
+from h4tracks.core.store import open_project
+from h4tracks.datasets.synthetic import make_movie
+
+
+@pytest.fixture(scope="module")
+def movie():
+    m = make_movie(n_frames=8, shape=(80, 80), n_cells=6, radius=6, division_rate=0.25, seed=5)
+    assert (m.lineage[:, 3] > 0).sum() >= 2  # divisions to carry over
+    return m
+
+
+def test_ctc_ground_truth_becomes_a_project_with_its_lineage(movie, tmp_path, capsys):
+    write_ctc(tmp_path / "data", movie.labels, movie.lineage, kind="gt", image=movie.image)
+    out = tmp_path / "p.zarr"
+    assert main(["new", "--ctc", str(tmp_path / "data" / "01_GT"), "-o", str(out)]) == 0
+    capsys.readouterr()
+    p = open_project(out)
+    assert np.array_equal(np.asarray(p.image[:]), movie.image)
+    n_div = int((np.unique(movie.lineage[movie.lineage[:, 3] > 0, 3],
+                           return_counts=True)[1] == 2).sum())
+    assert p.graph.n_divisions == n_div and n_div > 0
+    assert p.auto is not None  # an imported result is kept to score curation against
+    # export -> import -> export is identical
+    e1, e2 = tmp_path / "e1", tmp_path / "e2"
+    assert main(["export", str(out), "-o", str(e1)]) == 0
+    assert main(["new", str(tmp_path / "data" / "01" / "t000.tif"), "--ctc", str(e1),
+                 "-o", str(tmp_path / "q.zarr")]) == 2  # one frame is not the movie
+    tifffile.imwrite(tmp_path / "img.tif", movie.image)
+    assert main(["new", str(tmp_path / "img.tif"), "--ctc", str(e1),
+                 "-o", str(tmp_path / "q.zarr")]) == 0
+    assert main(["export", str(tmp_path / "q.zarr"), "-o", str(e2)]) == 0
+    l1, g1 = read_ctc(e1)
+    l2, g2 = read_ctc(e2)
+    assert np.array_equal(l1, l2) and np.array_equal(g1, g2)
+    assert (e1 / "res_track.txt").read_bytes() == (e2 / "res_track.txt").read_bytes()
+    # and the export is the same tracking as the ground truth (ids may be renumbered)
+    assert len(g1) == len(movie.lineage) and (g1[:, 3] > 0).sum() == (movie.lineage[:, 3] > 0).sum()
+
+
+def test_ctc_import_errors_are_one_line(movie, tmp_path, capsys):
+    write_ctc(tmp_path / "res", movie.labels, movie.lineage)
+    # a result folder has no raw frames beside it
+    assert main(["new", "--ctc", str(tmp_path / "res"), "-o", str(tmp_path / "p.zarr")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Found no image" in err and "\n" not in err
+    assert main(["new", "--ctc", str(tmp_path / "nothing"), "-o", str(tmp_path / "p.zarr")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["new", "-o", str(tmp_path / "p.zarr")]) == 2
+    assert "--ctc" in capsys.readouterr().err
+    assert not (tmp_path / "p.zarr").exists()
