@@ -67,3 +67,31 @@ def test_geff_export_refuses_a_project_without_labels(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "no segmentation" in err and "\n" not in err
     assert not (tmp_path / "o.zarr").exists()
+
+
+def test_geff_export_import_round_trip(tracked, tmp_path, capsys):
+    """export --format geff -> new IMAGE --tracks: the same graph and calibration."""
+    import tifffile
+
+    path, m = tracked
+    out = tmp_path / "t.zarr"
+    assert main(["export", str(path), "--format", "geff", "-o", str(out)]) == 0
+    tifffile.imwrite(tmp_path / "img.tif", m.image)
+    back = tmp_path / "back.zarr"
+    assert main(["new", str(tmp_path / "img.tif"), "--tracks", str(out), "-o", str(back)]) == 0
+    a, b = open_project(path), open_project(back)
+    assert np.array_equal(a.graph.edge_array(), b.graph.edge_array())
+    assert a.graph.n_divisions == b.graph.n_divisions
+    assert b.metadata.pixel_size == 0.65 and b.metadata.frame_interval == 5.0
+    assert b.metadata.time_unit == "min"
+    assert np.array_equal(np.asarray(b.labels.frame(3)), np.asarray(a.labels.frame(3)))
+    capsys.readouterr()
+    # a GEFF without a segmentation cannot be placed: one sentence, nothing written
+    bare = tmp_path / "bare.geff"
+    from h4tracks.core.geff_io import write_geff_graph
+    write_geff_graph(a.graph, bare)
+    assert main(["new", str(tmp_path / "img.tif"), "--tracks", str(bare),
+                 "-o", str(tmp_path / "x.zarr")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "declares no segmentation" in err and "\n" not in err
+    assert not (tmp_path / "x.zarr").exists()

@@ -23,17 +23,22 @@ from h4tracks.errors import H4TracksError
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from h4tracks.core.io.importing import import_ctc, import_project
+    from h4tracks.core.io.importing import import_ctc, import_geff, import_project
     from h4tracks.core.store import save_project
 
     t0 = time.perf_counter()
     options = {"channel": args.channel, "time_axis": args.time_axis,
                "pixel_size": args.pixel_size, "frame_interval": args.frame_interval,
                "time_unit": args.time_unit}
+    if sum(x is not None for x in (args.labels, args.ctc, args.tracks)) > 1:
+        raise H4TracksError("give one of --labels, --ctc and --tracks (a tracking has its "
+                            "labels)")
     if args.ctc is not None:
-        if args.labels is not None:
-            raise H4TracksError("give either --labels or --ctc (a CTC tracking has its labels)")
         project = import_ctc(args.ctc, args.image, **options)
+    elif args.tracks is not None:
+        if args.image is None:
+            raise H4TracksError("--tracks needs the image to import as well")
+        project = import_geff(args.tracks, args.image, **options)
     elif args.image is None:
         raise H4TracksError("give the image to import (or --ctc DIR)")
     else:

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a Cell Tracking Challenge tracking (result folder with "
                      "res_track.txt, or <seq>_GT / TRA with man_track.txt): its labels and "
                      "lineage; the image from IMAGE or the CTC raw frames beside it")
+    new.add_argument("--tracks", metavar="FILE.geff",
+                     help="a GEFF tracking graph with its segmentation (a related labels "
+                     "object), e.g. from h4tracks export --format geff; needs IMAGE")
     new.add_argument("-o", "--output", required=True, help="project to create (NAME.zarr)")
     new.add_argument("--channel", type=channel, help="channel index or name (multi-channel)")
     new.add_argument("--time-axis", choices=["auto", "T", "Z"], default="auto",

@@ -11,6 +11,7 @@ import tifffile
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.io.ctc import read_ctc
 from h4tracks.core.io.readers import read_image, read_labels
+from h4tracks.core.measure import measure_movie
 from h4tracks.core.project import Project
 from h4tracks.errors import InputError
 
@@ -130,6 +131,91 @@ def import_ctc(
                                dims="TYX", notes=["Cell Tracking Challenge layout"])
     project.graph = TrackGraph.from_ctc(labels, lineage)
     project.take_auto_snapshot(step="import", labels=str(Path(ctc_dir).absolute()))
+    return project
+
+
+_TIME_UNITS = {"millisecond": "ms", "second": "s", "minute": "min", "hour": "h"}
+
+
+def import_geff(
+    geff_path: str | Path,
+    image_path: str | Path,
+    *,
+    channel: int | str | None = None,
+    time_axis: str = "auto",
+    pixel_size: float | None = None,
+    frame_interval: float | None = None,
+    time_unit: str | None = None,
+) -> Project:
+    """A project from an image and a GEFF tracking graph with its segmentation: the GEFF
+    group (or a zarr holding it as ``tracks/``, as ``h4tracks export --format geff`` writes)
+    must declare a related ``labels`` object and the node property that holds each node's
+    value in it (``node_prop``, e.g. ``seg_id``); nodes are placed by their time axis.
+
+    The calibration comes from the axes' ``scale`` (micrometer per pixel, time per frame)
+    unless given. The graph becomes the project's graph and its automatic snapshot.
+
+    Raises
+    ------
+    h4tracks.errors.InputError
+        If the GEFF cannot be read, has no related labels, or does not match the image.
+    """
+    import zarr
+    from geff.core_io import read_to_memory
+
+    group = Path(geff_path)
+    if (group / "tracks").is_dir() and not (group / "nodes").is_dir():
+        group = group / "tracks"
+    try:
+        mem = read_to_memory(str(group))
+    except Exception as e:  # the geff library raises many kinds; one sentence for the user
+        raise InputError(f"{geff_path} is not a readable GEFF graph ({e}).") from None
+    meta = mem["metadata"]
+    rel = [r for r in (meta.related_objects or []) if r.type == "labels"]
+    prop = rel[0].node_prop or rel[0].label_prop if rel else None
+    if not rel or not prop:
+        raise InputError(f"{geff_path} declares no segmentation (a related 'labels' object "
+                         "with the node property of each node's label value): h4tracks needs "
+                         "the labels to place the cells.")
+    time_name = next((a.name for a in meta.axes or [] if a.type == "time"), "t")
+    props = mem["node_props"]
+    if time_name not in props or prop not in props:
+        raise InputError(f"{geff_path} has no node property {time_name!r} or {prop!r}.")
+    try:
+        labels = np.asarray(zarr.open_array(str((group / rel[0].path).resolve()), mode="r")[:])
+    except Exception as e:
+        raise InputError(f"The labels of {geff_path} ({rel[0].path}) cannot be read ({e}).") \
+            from None
+    movie = read_image(image_path, channel=channel, time_axis=time_axis)
+    if tuple(movie.data.shape) != labels.shape:
+        raise InputError(f"The image {image_path} is {tuple(movie.data.shape)} but the labels "
+                         f"of {geff_path} are {labels.shape}.")
+    t = np.asarray(props[time_name]["values"], np.int64)
+    seg = np.asarray(props[prop]["values"], np.int64)
+    ids = np.asarray(mem["node_ids"], np.int64)
+    order = np.argsort(ids)
+    ends = np.asarray(mem["edge_ids"], np.int64).reshape(-1, 2)
+    a, b = (order[np.searchsorted(ids[order], ends[:, k])] for k in (0, 1))
+    edges = np.column_stack([t[a], seg[a], t[b], seg[b]])
+    axes = {ax.name: ax for ax in meta.axes or []}
+    space = [axes[n] for n in axes if axes[n].type == "space"]
+    if pixel_size is None and space and space[0].scale and space[0].scaled_unit == "micrometer":
+        pixel_size = float(space[0].scale)
+    tax = axes.get(time_name)
+    if frame_interval is None and tax is not None and tax.scale and \
+            tax.scaled_unit in _TIME_UNITS:
+        frame_interval, time_unit = float(tax.scale), time_unit or _TIME_UNITS[tax.scaled_unit]
+    project = project_from_movie(
+        movie, labels, labels_path=geff_path, name=Path(image_path).stem,
+        pixel_size=pixel_size, frame_interval=frame_interval, time_unit=time_unit or "s")
+    nodes = measure_movie(labels)
+    missing = ~np.isin((t << 32) | seg, (nodes["t"] << 32) | nodes["label"])
+    if missing.any():
+        i = int(np.flatnonzero(missing)[0])
+        raise InputError(f"{int(missing.sum())} node(s) of {geff_path} have no cell in its "
+                         f"labels, e.g. value {seg[i]} in frame {t[i]}.")
+    project.graph = TrackGraph.from_arrays(nodes, edges)
+    project.take_auto_snapshot(step="import", labels=str(Path(geff_path).absolute()))
     return project
 
 
