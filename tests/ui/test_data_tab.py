@@ -83,3 +83,42 @@ def test_export_ctc_without_segmentation_is_a_message(widget, movie, monkeypatch
     assert not widget.busy
     assert "no segmentation" in widget.status.text()
     assert not any(tmp_path.iterdir())
+
+
+def test_export_geff_button_writes_what_the_geff_library_reads(shown, qtbot, tmp_path,
+                                                               monkeypatch):
+    from geff import read
+    from geff.validate.structure import validate_structure
+
+    w, project = shown
+    out = tmp_path / "tracks.zarr"
+    asked: list = []
+
+    def fake(*args, **kwargs):
+        asked.append(args)
+        return str(tmp_path / "tracks"), ""  # the suffix is added
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", fake)
+    w.data_tab.export_geff_btn.click()
+    assert asked, "the save dialog was not opened"
+    qtbot.waitUntil(lambda: not w.busy, timeout=120_000)
+    assert "GEFF" in w.status.text(), w.status.text()
+    validate_structure(str(out / "tracks"))
+    g, _meta = read(str(out / "tracks"))
+    assert g.number_of_nodes() == len(project.graph)
+    assert g.number_of_edges() == project.graph.edge_array().shape[0]
+    assert w.project_labels_layer().editable
+
+
+def test_export_geff_refuses_a_path_inside_a_project(shown, qtbot, tmp_path, monkeypatch):
+    from h4tracks.core.store import save_project
+
+    w, project = shown
+    saved = save_project(project, tmp_path / "p.zarr")
+    before = sorted(p.name for p in saved.iterdir())
+    monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                        lambda *a, **k: (str(saved / "inside.zarr"), ""))
+    w.data_tab.export_geff_btn.click()
+    qtbot.waitUntil(lambda: not w.busy, timeout=120_000)
+    assert "project" in w.status.text(), w.status.text()
+    assert sorted(p.name for p in saved.iterdir()) == before

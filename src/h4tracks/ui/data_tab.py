@@ -92,16 +92,24 @@ class DataTab(QWidget):
             "(one mask image per frame and a lineage text file) into a folder you choose, "
             "for the challenge's evaluation tools and other tracking software")
 
+        self.export_geff_btn = QPushButton("Export as GEFF (graph + labels)…")
+        self.export_geff_btn.setToolTip(
+            "Write the tracks as a GEFF graph with the label movie beside it (a .zarr folder), "
+            "the format motile-tracker, traccuracy, TrackMate and other tools read; "
+            "calibrated axes, divisions and track ids included")
+
         layout = QVBoxLayout(self)
         layout.addWidget(self.info)
         layout.addWidget(calib)
         layout.addLayout(imports)
         layout.addWidget(self.export_ctc_btn)
+        layout.addWidget(self.export_geff_btn)
         layout.addStretch(1)
 
         self.import_image_btn.clicked.connect(self._on_import_image)
         self.import_labels_btn.clicked.connect(self._on_import_labels)
         self.export_ctc_btn.clicked.connect(self._on_export_ctc)
+        self.export_geff_btn.clicked.connect(self._on_export_geff)
         for w in (self.pixel_size, self.frame_interval):
             w.valueChanged.connect(self._apply_calibration)
         self.time_unit.currentTextChanged.connect(self._apply_calibration)
@@ -283,6 +291,39 @@ class DataTab(QWidget):
 
         return self.main.run_in_worker(work, text="exporting for the Cell Tracking Challenge…",
                                        done=done, finally_=finish)
+
+
+    def _on_export_geff(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "GEFF to write (a .zarr folder)",
+                                              filter="GEFF zarr (*.zarr)")
+        if path:
+            self.export_geff(path if path.endswith(".zarr") else f"{path}.zarr")
+
+    def export_geff(self, path: str | Path) -> Any:
+        """Write the project's tracks and labels as a standalone GEFF at ``path`` (replacing
+        a previous export there, never a project), in the background. Returns the worker, or
+        None if the export was refused."""
+        from h4tracks.core.io.geff_export import export_geff
+
+        project = self.main.labels_project("export", need_layer=False)
+        if project is None:
+            return None
+        layer = self.main.project_labels_layer()
+        if layer is not None:
+            layer.editable = False  # the worker reads the labels: no painting meanwhile
+        out = Path(path)
+
+        def done(_result: Any) -> None:
+            self.main.notify(f"wrote {len(project.graph)} cells and their links (GEFF) and "
+                             f"{project.n_frames} label frames to {out}")
+
+        def finish() -> None:
+            if layer is not None:
+                layer.editable = True
+
+        return self.main.run_in_worker(
+            lambda report: export_geff(project, out, overwrite=True, progress=report),
+            text="exporting as GEFF…", done=done, finally_=finish)
 
 
 _CTC_MASK = re.compile(r"^mask\d+\.tif$")
