@@ -82,3 +82,76 @@ def test_synchronous_divisions_under_drift_all_found():
     g = track_global(movie, GlobalParams())
     assert graph_edges(g) == truth
     assert g.n_divisions == 8
+
+
+def disc(frame: np.ndarray, y: float, x: float, r: float, value: int) -> None:
+    yy, xx = np.ogrid[: frame.shape[0], : frame.shape[1]]
+    frame[(yy - y) ** 2 + (xx - x) ** 2 <= r * r] = value
+
+
+def test_a_newcomer_is_not_a_stage_move():
+    """One cell moves a little while another enters far away: the overlap estimate could
+    lay the cell on the newcomer (it overlaps it better than its own moved self)."""
+    m = np.zeros((2, 200, 200), np.uint16)
+    disc(m[0], 32.49, 42.11, 7, 1)
+    disc(m[1], 32.50, 43.71, 7, 1)
+    disc(m[1], 152.28, 148.14, 7, 2)
+    assert np.allclose(frame_drift(m[0], m[1]), 0)
+    for motion in ("drift", "local"):
+        edges = track_global(m, GlobalParams(motion=motion)).edge_array().tolist()
+        assert edges == [[0, 1, 1, 1]]
+
+
+def long_rod_colony(length: int) -> tuple[np.ndarray, set[tuple]]:
+    """Like :func:`colony`, with rods ``length`` px long and no stage move: the daughters'
+    centres lie a quarter length from the mother's, farther than her neighbours'."""
+    movie = np.zeros((4, 300, 400), np.uint16)
+    gap = length + 16
+    rods = [(30, 150, True), (30, 164, True), (30, 178, True),
+            (30 + gap, 150, True), (30 + gap, 164, True), (30 + gap, 178, True),
+            (2 * length + 70, 150, False), (2 * length + 84, 150, False)]
+    truth: set[tuple] = set()
+    for t in range(4):
+        for k, (y, x, upright) in enumerate(rods):
+            if t < 2:
+                rod(movie[t], y, x, length + 2 * t, k + 1, upright)
+                continue
+            half = length // 2 + t
+            for h in (0, 1):
+                off = h * (half + 2)
+                rod(movie[t], y + off * upright, x + off * (not upright), half,
+                    2 * k + h + 1, upright)
+    for k in range(8):
+        truth.add(((0, k + 1), (1, k + 1)))
+        for h in (0, 1):
+            truth.add(((1, k + 1), (2, 2 * k + h + 1)))
+            truth.add(((2, 2 * k + h + 1), (3, 2 * k + h + 1)))
+    return movie, truth
+
+
+def test_daughters_of_long_rods_are_found_where_they_are_expected():
+    """Without the daughter geometry (expected a quarter length either side along the
+    mother's axis) these 80 px rods gave 8 missed links and no division."""
+    movie, truth = long_rod_colony(80)
+    g = track_global(movie, GlobalParams())
+    assert graph_edges(g) == truth
+    assert g.n_divisions == 8
+
+
+def test_max_distance_covers_few_fast_cells():
+    """Three cells 300 px apart that mostly creep (5-15 px a frame) and now and then leap
+    (70-90 px, as stem cells do): a max. distance from the median step (3 x ~10 px) would cut
+    the leaps; the unambiguous steps set it."""
+    from h4tracks.core.tracking import Detections, estimate_defaults
+
+    rng = np.random.default_rng(0)
+    pos = np.array([[100.0, 100.0], [100.0, 400.0], [400.0, 250.0]])
+    frames = []
+    for f in range(20):
+        step = rng.uniform(70, 90, 3) if f % 4 == 0 else rng.uniform(5, 15, 3)
+        ang = rng.uniform(0, 2 * np.pi, 3)
+        pos = pos + np.column_stack([step * np.sin(ang), step * np.cos(ang)]) * (f > 0)
+        frames.append(pos.copy())
+    est = estimate_defaults(Detections.from_points(frames))
+    assert est["displacement"] < 20
+    assert est["max_distance"] >= 1.5 * 90

@@ -199,7 +199,7 @@ class GlobalProblem:
                 chis.append(b0 + j[keep])
             if self.divisions:  # the 2 cells nearest to where each daughter would be
                 exp, off_ = self.expected(a, 1, vel), self.daughter_offset(a)
-                nb = off[t + 2] - off[t + 1] if t + 2 <= det.n_frames else 0
+                nb = off[t + 2] - off[t + 1]
                 if nb and np.any(off_):
                     tb = cKDTree(det.coords[off[t + 1]:off[t + 2]])
                     for sign in (1.0, -1.0):
@@ -336,7 +336,8 @@ class GlobalProblem:
         # centre: on a real E. coli colony the daughters of a 50 px rod sit 12 px either
         # side, as far as a neighbour's centre. Round mothers (elongation < 1.5) keep the
         # mother's centre.
-        u = self.daughter_offset(m) * ((a1 + a2) / np.maximum(am, 1.0))[:, None]
+        grow = np.clip((a1 + a2) / np.maximum(am, 1.0), 0.5, 2.0)
+        u = self.daughter_offset(m) * grow[:, None]
         r_a = np.sum((v1 - u) ** 2, axis=1) + np.sum((v2 + u) ** 2, axis=1)
         r_b = np.sum((v1 + u) ** 2, axis=1) + np.sum((v2 - u) ** 2, axis=1)
         near = np.sum(v1**2, axis=1) + np.sum(v2**2, axis=1)

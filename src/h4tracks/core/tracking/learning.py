@@ -35,7 +35,6 @@ from scipy.optimize import minimize
 
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.parameters import GlobalParams
-from h4tracks.core.tracking.detections import detect
 from h4tracks.core.tracking.global_link import (
     DEFAULT_WEIGHTS,
     DIVISION_FEATURES,
@@ -275,11 +274,12 @@ def retrack_with_corrections(
     # resolve the data-driven scales on the whole movie so fitting and tracking share them
     upd: dict[str, Any] = {}
     if params.max_distance is None or params.border_margin is None:
-        est = estimate_defaults(detect(labels))
+        # the same resolution as track_global (stage drift taken out of the steps)
+        prob = prepare(labels, params)
         if params.max_distance is None:
-            upd["max_distance"] = est["max_distance"]
+            upd["max_distance"] = prob.max_distance
         if params.border_margin is None:
-            upd["border_margin"] = est["border_margin"]
+            upd["border_margin"] = prob.margin
     params = params.model_copy(update=upd)
     weights = fit_weights((labels, graph), fr, params)
     tuned = params.model_copy(update={"weights": weights})
