@@ -272,9 +272,6 @@ class DataTab(QWidget):
         project = self.main.labels_project("export", need_layer=False)
         if project is None:
             return None
-        layer = self.main.project_labels_layer()
-        if layer is not None:
-            layer.editable = False  # the worker reads the labels: no painting meanwhile
 
         def work(report: Callable[[int, int], None]) -> tuple[Path, int]:
             folder.mkdir(parents=True, exist_ok=True)
@@ -285,12 +282,21 @@ class DataTab(QWidget):
             self.main.notify(f"wrote {project.n_frames} mask images and {n_tracks} tracks "
                              f"(Cell Tracking Challenge format) to {out}")
 
+        return self._export_in_worker(work, "exporting for the Cell Tracking Challenge…", done)
+
+    def _export_in_worker(self, work: Callable[[Callable[[int, int], None]], Any], text: str,
+                          done: Callable[[Any], None]) -> Any:
+        """Run an export in the background with the labels layer locked: the worker reads
+        the labels, so no painting meanwhile."""
+        layer = self.main.project_labels_layer()
+        if layer is not None:
+            layer.editable = False
+
         def finish() -> None:
             if layer is not None:
                 layer.editable = True
 
-        return self.main.run_in_worker(work, text="exporting for the Cell Tracking Challenge…",
-                                       done=done, finally_=finish)
+        return self.main.run_in_worker(work, text=text, done=done, finally_=finish)
 
 
     def _on_export_geff(self) -> None:
@@ -308,22 +314,15 @@ class DataTab(QWidget):
         project = self.main.labels_project("export", need_layer=False)
         if project is None:
             return None
-        layer = self.main.project_labels_layer()
-        if layer is not None:
-            layer.editable = False  # the worker reads the labels: no painting meanwhile
         out = Path(path)
 
         def done(_result: Any) -> None:
             self.main.notify(f"wrote {len(project.graph)} cells and their links (GEFF) and "
                              f"{project.n_frames} label frames to {out}")
 
-        def finish() -> None:
-            if layer is not None:
-                layer.editable = True
-
-        return self.main.run_in_worker(
+        return self._export_in_worker(
             lambda report: export_geff(project, out, overwrite=True, progress=report),
-            text="exporting as GEFF…", done=done, finally_=finish)
+            "exporting as GEFF…", done)
 
 
 _CTC_MASK = re.compile(r"^mask\d+\.tif$")

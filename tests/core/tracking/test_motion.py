@@ -21,24 +21,26 @@ def rod(frame: np.ndarray, y: int, x: int, length: int, value: int, vertical: bo
         frame[y:y + 12, x:x + length] = value
 
 
-def colony() -> tuple[np.ndarray, set[tuple]]:
-    """Four frames of 8 rods 12 px wide packed 2 px apart (6 upright in two rows, 2 lying);
-    every rod splits across its long axis between frames 1 and 2; labels and true links."""
-    movie = np.zeros((4, 240, 320), np.uint16)
+def colony(length: int = 44, shifts=SHIFTS) -> tuple[np.ndarray, set[tuple]]:
+    """Four frames of 8 rods 12 px wide, ``length`` px long, packed 2 px apart (6 upright in
+    two rows, 2 lying); every rod splits across its long axis between frames 1 and 2 while
+    the stage moves by ``shifts``; labels and true links."""
+    movie = np.zeros((4, 300, 400), np.uint16)
+    row2, lying = 30 + length + 16, 2 * length + 72
     rods = [(30, 150, True), (30, 164, True), (30, 178, True),
-            (90, 150, True), (90, 164, True), (90, 178, True),
-            (160, 150, False), (174, 150, False)]  # (top, left, upright)
-    pos = np.cumsum(SHIFTS, axis=0)
+            (row2, 150, True), (row2, 164, True), (row2, 178, True),
+            (lying, 150, False), (lying + 14, 150, False)]  # (top, left, upright)
+    pos = np.cumsum(shifts, axis=0)
     for t in range(4):
         for k, (y, x, upright) in enumerate(rods):
             y, x = y + pos[t][0], x + pos[t][1]
             if t < 2:
-                rod(movie[t], y, x, 44 + 2 * t, k + 1, upright)
+                rod(movie[t], y, x, length + 2 * t, k + 1, upright)
                 continue
-            length = 22 + t  # each daughter: half the mother, growing
+            half = length // 2 + t  # each daughter: half the mother, growing
             for h in (0, 1):
-                off = h * (length + 2)
-                rod(movie[t], y + off * upright, x + off * (not upright), length,
+                off = h * (half + 2)
+                rod(movie[t], y + off * upright, x + off * (not upright), half,
                     2 * k + h + 1, upright)
     truth: set[tuple] = set()
     for k in range(8):
@@ -102,37 +104,10 @@ def test_a_newcomer_is_not_a_stage_move():
         assert edges == [[0, 1, 1, 1]]
 
 
-def long_rod_colony(length: int) -> tuple[np.ndarray, set[tuple]]:
-    """Like :func:`colony`, with rods ``length`` px long and no stage move: the daughters'
-    centres lie a quarter length from the mother's, farther than her neighbours'."""
-    movie = np.zeros((4, 300, 400), np.uint16)
-    gap = length + 16
-    rods = [(30, 150, True), (30, 164, True), (30, 178, True),
-            (30 + gap, 150, True), (30 + gap, 164, True), (30 + gap, 178, True),
-            (2 * length + 70, 150, False), (2 * length + 84, 150, False)]
-    truth: set[tuple] = set()
-    for t in range(4):
-        for k, (y, x, upright) in enumerate(rods):
-            if t < 2:
-                rod(movie[t], y, x, length + 2 * t, k + 1, upright)
-                continue
-            half = length // 2 + t
-            for h in (0, 1):
-                off = h * (half + 2)
-                rod(movie[t], y + off * upright, x + off * (not upright), half,
-                    2 * k + h + 1, upright)
-    for k in range(8):
-        truth.add(((0, k + 1), (1, k + 1)))
-        for h in (0, 1):
-            truth.add(((1, k + 1), (2, 2 * k + h + 1)))
-            truth.add(((2, 2 * k + h + 1), (3, 2 * k + h + 1)))
-    return movie, truth
-
-
 def test_daughters_of_long_rods_are_found_where_they_are_expected():
     """Without the daughter geometry (expected a quarter length either side along the
     mother's axis) these 80 px rods gave 8 missed links and no division."""
-    movie, truth = long_rod_colony(80)
+    movie, truth = colony(80, [(0, 0)] * 4)  # no stage move
     g = track_global(movie, GlobalParams())
     assert graph_edges(g) == truth
     assert g.n_divisions == 8

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import tifffile
+import zarr
+from geff.core_io import read_to_memory
 
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.io.ctc import read_ctc
@@ -160,9 +162,6 @@ def import_geff(
     h4tracks.errors.InputError
         If the GEFF cannot be read, has no related labels, or does not match the image.
     """
-    import zarr
-    from geff.core_io import read_to_memory
-
     group = Path(geff_path)
     if (group / "tracks").is_dir() and not (group / "nodes").is_dir():
         group = group / "tracks"
