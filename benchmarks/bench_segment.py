@@ -5,36 +5,46 @@ Run from the repository root::
     python benchmarks/bench_segment.py                  # 12 frames of 256x256
     python benchmarks/bench_segment.py --frames 30 --size 512
 
+    python benchmarks/bench_segment.py --threads 1 2 --engines torch onnx
+
 A synthetic movie is written as a project in a temporary directory. Each variant runs in a
 fresh subprocess (so peak RSS is its own) with the same model (the shipped demo model), the
-same Cellpose parameters and the same number of torch threads:
+same Cellpose parameters and the same number of threads:
 
 * ``plain``: load the model, ``model.eval([frame])`` for every frame, keep the masks in a list
-  (the baseline a Cellpose user writes);
-* ``h4tracks``: ``h4tracks.core.segmentation.engine.segment_project`` on the opened project,
-  saving every ``--save-every`` frames (what ``h4tracks segment`` does), including the
-  final save, the provenance and the automatic snapshot;
-* the same for each compute mode (40 %, 80 % of this machine's cores).
+  (the baseline a Cellpose user writes, torch on the CPU);
+* ``h4tracks/ENGINE``: ``h4tracks.core.segmentation.engine.segment_project`` with that
+  engine (``torch``, ``onnx``) on the opened project, saving every ``--save-every`` frames
+  (what ``h4tracks segment --engine ENGINE`` does), including the final save, the
+  provenance and the automatic snapshot. The ONNX export is made before the timing (it is
+  made once per model and cached);
+* for each number of threads (default: those of the compute modes, 40 %, 80 % of this
+  machine's cores).
 
-Printed: frames/s, overhead ratio (h4tracks time / plain time at the same threads; target
-<= 1.10) and peak RSS of each process. Nothing is asserted.
+Printed: frames/s, speed-up (plain time / h4tracks time at the same threads; target for onnx
+>= 2.5), peak RSS of each process, and the masks' agreement with the plain loop's (frames
+with identical masks, and the lowest AP@0.5 against them). Nothing is asserted. On a shared
+machine the timings are noisy: compare rows of one run only.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
 
+import numpy as np
+
 PLAIN = textwrap.dedent("""
-    import json, resource, sys, time, torch
+    import json, resource, sys, time, torch, numpy as np
     from h4tracks.core.store import open_project
     from h4tracks.core.segmentation.models import demo_entry, load_cellpose_model
-    path, cores = sys.argv[1], int(sys.argv[2])
+    path, cores, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     torch.set_num_threads(cores)
     p = open_project(path)
     t0 = time.perf_counter()
@@ -43,29 +53,55 @@ PLAIN = textwrap.dedent("""
                         cellprob_threshold=0.0, min_size=15, batch_size=8)[0][0]
              for t in range(p.n_frames)]
     dt = time.perf_counter() - t0
+    np.save(out, np.stack(masks).astype(np.uint32))
     print(json.dumps({"seconds": dt, "cells": int(sum(m.max() for m in masks)),
                       "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """)
 
 OURS = textwrap.dedent("""
     import json, resource, sys, time
+    import numpy as np
     from h4tracks.core.store import open_project, save_project
+    from h4tracks.core.parameters import SegmentParams
     from h4tracks.core.segmentation.engine import segment_project
-    path, cores, every = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    from h4tracks.core.segmentation.models import demo_entry
+    path, cores, every, engine = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    params = SegmentParams.for_model(demo_entry(), engine=engine)
     p = open_project(path)
     t0 = time.perf_counter()
-    r = segment_project(p, cores=cores, checkpoint=lambda: save_project(p),
+    r = segment_project(p, params=params, cores=cores, checkpoint=lambda: save_project(p),
                         checkpoint_every=every)
     dt = time.perf_counter() - t0
-    print(json.dumps({"seconds": dt, "cells": r.n_cells,
+    p = open_project(path)
+    np.save(sys.argv[5], np.stack([np.asarray(p.labels[t]) for t in range(p.n_frames)]))
+    print(json.dumps({"seconds": dt, "cells": r.n_cells, "engine": r.engine,
+                      "message": r.message,
                       "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+""")
+
+WARM = textwrap.dedent("""
+    from h4tracks.core.segmentation.engine import load_segmenter
+    from h4tracks.core.segmentation.models import demo_entry
+    load_segmenter(demo_entry(), "onnx", cores=1)  # the once-per-model export, not timed
 """)
 
 
 def run(code: str, *args: object) -> dict:
     out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
                          text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    lines = out.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {}
+
+
+def agreement(ref: np.ndarray, masks: np.ndarray) -> tuple[int, float]:
+    """Frames with masks identical to ``ref``'s, and the lowest AP@0.5 against ``ref``."""
+    from cellpose import metrics
+
+    same = sum(bool(np.array_equal(a, b)) for a, b in zip(ref, masks, strict=True))
+    aps = [1.0 if a.max() == 0 and b.max() == 0 else float(metrics.average_precision(
+        [a.astype(np.int64)], [b.astype(np.int64)], threshold=[0.5])[0][0, 0])
+        for a, b in zip(ref, masks, strict=True)]
+    return same, min(aps)
 
 
 def main() -> None:
@@ -74,6 +110,10 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--cells", type=int, default=25)
     ap.add_argument("--save-every", type=int, default=50)
+    ap.add_argument("--threads", type=int, nargs="+",
+                    help="thread counts to compare (default: those of the compute modes)")
+    ap.add_argument("--engines", nargs="+", default=["torch", "onnx"],
+                    choices=["torch", "onnx", "auto"])
     args = ap.parse_args()
 
     from h4tracks.core.compute import MODES, available_cores, core_budget
@@ -85,23 +125,31 @@ def main() -> None:
                        seed=5)
     print(f"{args.frames} frames of {args.size}x{args.size}, ~{args.cells} cells, "
           f"{available_cores()} cores available")
+    threads = args.threads or sorted({core_budget(mode) for mode in MODES})
+    print(f"{'threads':>7} {'variant':<15} {'f/s':>7} {'speed-up':>8} {'RSS':>8} "
+          f"{'cells':>6} {'same masks':>10} {'min AP50':>8}")
     with tempfile.TemporaryDirectory() as d:
-        rows = []
-        for mode in MODES:
-            cores = core_budget(mode)
-            path = Path(d) / f"p{mode[:-1]}.zarr"
+        os.environ["H4TRACKS_CONFIG_DIR"] = str(Path(d) / "config")  # the export cache too
+        run(WARM)
+        path = Path(d) / "p.zarr"
+        for cores in threads:
             save_project(Project(movie.image), path, overwrite=True)
-            plain = run(PLAIN, path, cores)
-            save_project(Project(movie.image), path, overwrite=True)
-            ours = run(OURS, path, cores, args.save_every)
-            rows.append((mode, cores, plain, ours))
-        print(f"{'mode':<5} {'cores':>5} {'plain f/s':>10} {'h4tracks f/s':>13} "
-              f"{'ratio':>6} {'plain RSS':>10} {'h4tracks RSS':>13} {'cells':>11}")
-        for mode, cores, plain, ours in rows:
-            print(f"{mode:<5} {cores:>5} {args.frames / plain['seconds']:>10.2f} "
-                  f"{args.frames / ours['seconds']:>13.2f} "
-                  f"{ours['seconds'] / plain['seconds']:>6.3f} {plain['rss']:>8.0f}MB "
-                  f"{ours['rss']:>11.0f}MB {plain['cells']:>5}/{ours['cells']:<5}")
+            ref_file = Path(d) / "plain.npy"
+            plain = run(PLAIN, path, cores, ref_file)
+            ref = np.load(ref_file)
+            print(f"{cores:>7} {'plain cellpose':<15} {args.frames / plain['seconds']:>7.2f} "
+                  f"{1.0:>8.2f} {plain['rss']:>6.0f}MB {plain['cells']:>6}", flush=True)
+            for engine in args.engines:
+                save_project(Project(movie.image), path, overwrite=True)
+                out_file = Path(d) / f"{engine}.npy"
+                ours = run(OURS, path, cores, args.save_every, engine, out_file)
+                same, ap50 = agreement(ref, np.load(out_file))
+                label = f"h4tracks/{ours['engine']}"
+                print(f"{cores:>7} {label:<15} {args.frames / ours['seconds']:>7.2f} "
+                      f"{plain['seconds'] / ours['seconds']:>8.2f} {ours['rss']:>6.0f}MB "
+                      f"{ours['cells']:>6} {same:>4}/{args.frames:<5} {ap50:>8.3f}", flush=True)
+                if ours.get("message"):
+                    print(f"        ({ours['message']})")
 
 
 if __name__ == "__main__":

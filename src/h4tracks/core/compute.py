@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -24,8 +25,9 @@ def core_budget(mode: str | int | float | None = "40%") -> int:
     Parameters
     ----------
     mode
-        ``"40%"`` / ``"80%"`` (share of the available cores, at least 1), a whole number of
-        cores ``N`` (capped at the available cores), or None for the default 40 %.
+        ``"40%"`` / ``"80%"`` (share of the available cores, rounded to the nearest whole
+        core, at least 1: on 2 cores 40 % is 1 core and 80 % is 2), a whole number of cores
+        ``N`` (capped at the available cores), or None for the default 40 %.
 
     Examples
     --------
@@ -41,16 +43,21 @@ def core_budget(mode: str | int | float | None = "40%") -> int:
             share = float(text[:-1]) / 100
             if not 0 < share <= 1:
                 raise ValueError(f"core share must be between 0 % and 100 %, got {mode}")
-            return max(1, int(n * share))
+            return _share(n, share)
         if text.isdigit():
             mode = int(text)
         else:
             raise ValueError(f"compute mode must be like 40%, 80% or a number of cores: {mode!r}")
     if isinstance(mode, float):
-        return max(1, int(n * mode))
+        return _share(n, mode)
     if mode < 1:
         raise ValueError(f"number of cores must be at least 1, got {mode}")
     return min(int(mode), n)
+
+
+def _share(n: int, share: float) -> int:
+    """``share`` of ``n`` cores, rounded half up, at least 1 and at most ``n``."""
+    return min(n, max(1, math.floor(n * share + 0.5)))
 
 
 @contextlib.contextmanager

@@ -297,6 +297,11 @@ class SegmentParams(BaseModel):
                           description="cells smaller than this many pixels are removed")
     channels: tuple[int, int] = (0, 0)
     batch_size: int = Field(8, ge=1, description="224² tiles per network batch")
+    engine: Literal["auto", "onnx", "torch"] = Field(
+        "auto", title="Engine",
+        description="what runs the network: onnx (ONNX Runtime, fastest on the CPU, same "
+        "masks), torch, or auto (onnx on the CPU, torch on a GPU or when ONNX Runtime is "
+        "missing)")
 
     @classmethod
     def for_model(cls, entry: ModelEntry, **overrides: Any) -> SegmentParams:

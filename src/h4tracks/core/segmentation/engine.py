@@ -4,7 +4,11 @@ Frames are read one at a time from the (possibly lazy) image, segmented and writ
 ``project.labels.set_frame``, so only the frame being segmented and the frames not yet saved
 are in memory; ``checkpoint`` (e.g. an incremental save) every ``checkpoint_every`` frames
 keeps memory bounded on long movies. Network inference sits behind one function,
-:func:`segment_frame`, so another engine (e.g. ONNX) can serve it later.
+:func:`segment_frame`; :func:`load_segmenter` picks what runs the network
+(``SegmentParams.engine``): torch as Cellpose does, or ONNX Runtime on the CPU (the network
+exported once per weights file, see :mod:`h4tracks.core.segmentation.onnx_engine`), with the
+rest of Cellpose's pipeline unchanged, so both give the same masks. A missing or broken
+ONNX Runtime falls back to torch with one message.
 
 Cancelling (``cancel()`` is checked between frames) keeps the finished frames and leaves the
 others untouched; the run's report says how far it got. Each run records its provenance
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -41,6 +46,8 @@ from h4tracks.errors import InputError
 if TYPE_CHECKING:  # pragma: no cover
     from h4tracks.core.project import Project
 
+logger = logging.getLogger(__name__)
+
 #: frames segmented by a preview when no range is given
 PREVIEW_FRAMES = 5
 
@@ -57,6 +64,7 @@ class SegmentReport:
     model: str
     message: str | None = None  # e.g. GPU fallback
     skipped: list[int] = dataclasses.field(default_factory=list)  # curated frames kept
+    engine: str = "torch"  # what ran the network: "onnx" or "torch"
 
     @property
     def frames_per_second(self) -> float:
@@ -80,6 +88,60 @@ def resolve_model(model: str | Path | ModelEntry | None,
         _check_weights_file(path.resolve())
         return ModelEntry(name=path.name, kind="custom", path=str(path.resolve()))
     return registry.get(name)  # raises the "unknown model" error with the list
+
+
+def weights_file(entry: ModelEntry) -> Path | None:
+    """The weights file of a model entry (a built-in's cached file), None if it has none."""
+    if entry.kind == "builtin":
+        from h4tracks.core.segmentation.models import builtin_cache_file
+
+        return builtin_cache_file(entry.name)
+    return Path(entry.path) if entry.path else None
+
+
+def _use_onnx(engine: str, model: Any) -> bool:
+    if engine == "torch":
+        return False
+    device = getattr(model, "device", None)
+    on_gpu = getattr(device, "type", "cpu") != "cpu"
+    if engine == "auto":
+        return not on_gpu
+    return True  # "onnx" asked for: ONNX Runtime on the CPU even when a GPU was
+
+
+def load_segmenter(entry: ModelEntry, engine: str = "auto", *, gpu: bool = False,
+                   cores: int | None = None) -> tuple[Any, str, str | None]:
+    """Load ``entry`` for :func:`segment_frame` with the chosen engine.
+
+    Parameters
+    ----------
+    engine
+        ``"onnx"``: the network under ONNX Runtime on the CPU with ``cores`` threads (exported
+        on first use and cached beside a custom model's weights, the shipped and built-in
+        models' under the config directory); ``"torch"``: Cellpose as it is;
+        ``"auto"``: onnx unless the model runs on a GPU.
+
+    Returns
+    -------
+    (model, engine_used, message)
+        ``engine_used`` is ``"onnx"`` or ``"torch"``; ``message`` is None or a sentence for the
+        user (GPU unavailable; ONNX Runtime unavailable, so torch runs the network).
+    """
+    model, message = load_cellpose_model(entry, gpu=gpu)
+    file = weights_file(entry)
+    if not _use_onnx(engine, model) or file is None:
+        return model, "torch", message
+    try:
+        from h4tracks.core.segmentation.onnx_engine import load_onnx_model
+
+        beside = entry.kind in ("custom", "trained")  # not inside the installation/cellpose
+        return load_onnx_model(model, file, cores, beside=beside), "onnx", message
+    except Exception as exc:  # missing/broken runtime, failed export: torch still works
+        note = (f"ONNX Runtime could not run the model ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else 'no details'}); "
+                "running the network with torch.")
+        logger.warning(note)
+        return model, "torch", note if message is None else f"{message} {note}"
 
 
 def segment_frame(model: Any, frame: np.ndarray, params: SegmentParams) -> np.ndarray:
@@ -113,7 +175,7 @@ def _run(
     n_cells = 0
     cancelled = False
     with torch_threads(cores):
-        model, message = load_cellpose_model(entry, gpu=gpu)
+        model, engine, message = load_segmenter(entry, params.engine, gpu=gpu, cores=cores)
         if progress is not None:
             progress(0, len(frames))
         for i, t in enumerate(frames):
@@ -127,7 +189,7 @@ def _run(
             if progress is not None:
                 progress(i + 1, len(frames))
     report = SegmentReport(done, len(frames), cancelled, time.perf_counter() - t0, n_cells,
-                           entry.name, message)
+                           entry.name, message, engine=engine)
     return report, entry, params
 
 
@@ -203,7 +265,8 @@ def compute_segmentation(
         frames=frame_ranges(report.frames), requested=frame_ranges(chosen),
         cancelled=report.cancelled, cellpose=_cellpose_version(),
         gpu=gpu and report.message is None, cores=cores,
-        kept_curated=frame_ranges(skipped), **params.model_dump(),
+        kept_curated=frame_ranges(skipped),
+        **{**params.model_dump(), "engine": report.engine, "engine_requested": params.engine},
     )
     return SegmentationRun(masks, report, prov)
 
@@ -291,6 +354,7 @@ def segment_in_blocks(
         run.provenance["kept_curated"] = frame_ranges(skipped)
         total.frames += r.frames
         total.cancelled, total.model, total.message = r.cancelled, r.model, r.message
+        total.engine = r.engine
         total.seconds += r.seconds
         total.n_cells += r.n_cells
         if r.frames:
@@ -352,6 +416,7 @@ __all__ = [
     "SegmentReport",
     "SegmentationRun",
     "compute_segmentation",
+    "load_segmenter",
     "parse_frames",
     "plan_frames",
     "preview",
@@ -359,4 +424,5 @@ __all__ = [
     "segment_frame",
     "segment_in_blocks",
     "segment_project",
+    "weights_file",
 ]
