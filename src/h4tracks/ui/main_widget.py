@@ -51,6 +51,7 @@ from h4tracks.ui.analysis_tab import AnalysisTab
 from h4tracks.ui.data_tab import DataTab
 from h4tracks.ui.evaluation_tab import EvaluationTab
 from h4tracks.ui.hotkeys import bind_hotkeys, tooltip
+from h4tracks.ui.lineage_view import LineageView
 from h4tracks.ui.project_layers import ProjectLayersMixin
 from h4tracks.ui.safety import SafetyMixin
 from h4tracks.ui.segmentation_tab import SegmentationTab
@@ -423,6 +424,14 @@ class H4TracksWidget(ProjectLayersMixin, SafetyMixin, QWidget):
         self.status.setText(f"{verb} {action.description}")
         self._after_edit()
         return True
+
+    def show_lineage_view(self) -> LineageView:
+        """Dock the lineage tree of the current project below the viewer (once)."""
+        view = getattr(self, "lineage_view", None)
+        if view is None:
+            view = self.lineage_view = LineageView(self)
+            self.viewer.window.add_dock_widget(view, name="Lineage tree", area="bottom")
+        return view
 
     # ------------------------------------------------------------------ hotkeys
     def register_hotkeys(self, handlers: dict[str, Callable[[], Any]]) -> None:
