@@ -24,6 +24,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -162,6 +163,10 @@ def segment_frame(model: Any, frame: np.ndarray, params: SegmentParams) -> np.nd
     return np.asarray(masks, dtype=np.uint32)
 
 
+def _read_frame(project: Project, t: int) -> np.ndarray:
+    return np.asarray(project.image[t])
+
+
 def _run(
     project: Project, model_spec: Any, frames: list[int], params: SegmentParams | None,
     *, cores: int | None, gpu: bool, registry: ModelRegistry | None,
@@ -178,16 +183,27 @@ def _run(
         model, engine, message = load_segmenter(entry, params.engine, gpu=gpu, cores=cores)
         if progress is not None:
             progress(0, len(frames))
-        for i, t in enumerate(frames):
-            if cancel is not None and cancel():
-                cancelled = True
-                break
-            masks = segment_frame(model, project.image[t], params)
-            n_cells += int(np.unique(masks).size - (masks.min() == 0))
-            sink(t, masks)
-            done.append(t)
-            if progress is not None:
-                progress(i + 1, len(frames))
+        # the next frame is read (from disk, a lazy reader or a remote store) while the
+        # network runs on this one: both ONNX Runtime and torch release the GIL
+        reader = ThreadPoolExecutor(1, thread_name_prefix="h4tracks-read")
+        ahead = reader.submit(_read_frame, project, frames[0]) if frames else None
+        try:
+            for i, t in enumerate(frames):
+                if cancel is not None and cancel():
+                    cancelled = True
+                    break
+                assert ahead is not None
+                frame = ahead.result()
+                ahead = (reader.submit(_read_frame, project, frames[i + 1])
+                         if i + 1 < len(frames) else None)
+                masks = segment_frame(model, frame, params)
+                n_cells += int(np.unique(masks).size - (masks.min() == 0))
+                sink(t, masks)
+                done.append(t)
+                if progress is not None:
+                    progress(i + 1, len(frames))
+        finally:
+            reader.shutdown(wait=True, cancel_futures=True)
     report = SegmentReport(done, len(frames), cancelled, time.perf_counter() - t0, n_cells,
                            entry.name, message, engine=engine)
     return report, entry, params
