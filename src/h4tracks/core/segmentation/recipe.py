@@ -2,33 +2,54 @@
 
 Measured on a dense real culture (DESIGN.md §6), the right way to train from 3 frames depends
 on the data: fine-tuning an unrelated model at the library's learning rate gave AP50 0.87,
-at a "safe" small rate 0.59, from scratch 0.83. So the recipe does not guess; it lets
-held-out curated data decide:
+at a "safe" small rate 0.59, from scratch 0.83; on a real phase-contrast movie the shipped
+demo model (trained on synthetic fluorescence) fine-tuned for 40 steps found almost nothing
+(held-out AP@0.5 0.03) where a network from scratch reached 0.89. So the recipe does not
+guess; it lets held-out curated data decide, and the images tell it where to look first:
 
+0. **The data**: the curated frames are cropped to their cells plus 3 cell diameters
+   (:func:`crop_to_cells`: a colony in a large, empty field of view otherwise leaves most
+   training patches without a cell) and their image modality is measured
+   (:func:`detect_modality`: fluorescence, phase contrast or bright field, from the
+   intensities inside, around and away from the cells).
 1. **Validation split** (:func:`split_validation`): a quarter strip of each curated frame (of
-   up to 4 of them) is held out and the rest of every frame trains. The score is AP@0.5 of
-   the model's masks on the strips, pooled over their cells.
-2. **Trials**: short runs of each candidate start — by default fine-tune the base model at
-   the library rate (5e-3) and at 1e-3, plus training from scratch (5e-3) when the budget is
-   large enough for it (≥ 600 epochs or ≥ 10 minutes); fine-tuning at cellpose's small
-   fine-tuning rate (1e-5, weight decay 0.1) can be asked for — share ``trial_fraction`` of
-   the budget; the best validation score wins.
-3. **Main run**: the winner continues for the rest of the budget with ``MAIN_VALIDATIONS``
-   validations, the learning rate annealed over its last 10 %, the best checkpoint kept and
-   early stopping (``patience``). If the result validates no better than the base model
-   did before training, the base model's weights are saved instead (choice
-   ``BASE_CHOICE``): a finished run never hands the user a model that validates worse on
-   their own data than the one they started from. (A cancelled run keeps its best
-   checkpoint so far, which the caller may discard.)
+   up to 4 of them) is held out and the rest of every frame trains; a strip is moved to the
+   side where it holds about a quarter of the frame's cells when the usual one holds hardly
+   any (or most). The score is AP@0.5 of the model's masks on the strips, pooled over their
+   cells.
+2. **Candidates** (:func:`_default_candidates`): fine-tuning the base model at the library
+   rate (5e-3) and at 1e-3, and training from scratch (5e-3) — always, whatever the budget.
+   When the base model was trained on another modality than the curated frames' (the demo
+   model, fluorescence, on phase contrast) from scratch comes first, so that a tie goes to
+   it, and the base is tried at 5e-3 only. Other registered models (``others``) of the
+   frames' modality, or of unknown modality, are scored untrained (one validation each, up
+   to ``MAX_SCREENED``) and the best one is fine-tuned at 5e-3 too (first if it beat the base
+   model untrained; it then replaces the base's 1e-3 trial). Fine-tuning at cellpose's small
+   rate (1e-5, weight decay 0.1) can be asked for. A network from scratch works at a cell
+   diameter of at most 18 px (:func:`scratch_diameter`: larger cells are scaled down, as long
+   as they stay 6 px wide), which makes its steps about 4x cheaper on 36 px cells.
+3. **Trials**: short runs of each candidate share ``trial_fraction`` of the budget equally
+   and are judged by one validation at their end; the best score wins (a tie: the earlier
+   candidate).
+4. **Main run**: the winner continues for the rest of the budget with ``MAIN_VALIDATIONS``
+   validations, a short learning-rate warm-up (its trial warmed the weights up), the
+   learning rate annealed over its last 10 %, the best checkpoint kept and early stopping
+   (``patience``). If the result validates no better than the best untrained start did
+   (the base model, or a registered model screened above it), that start's weights are
+   saved instead (choice ``BASE_CHOICE`` or "NAME (untrained)"): a finished run never hands
+   the user a model that validates worse on their own data than one they already had. (A
+   cancelled run keeps its best checkpoint so far, which the caller may discard.)
 
-Budget: ``minutes`` (wall time, validations and the final save included; the main run's
+Patches are 6 cell diameters as the network sees them (cells are scaled to the network's
+diameter: the start's own when fine-tuning, e.g. 17 px for the demo model). Budget:
+``minutes`` (wall time, validations and the final save included; the main run's
 epochs are estimated from the pace of its trial) or ``epochs`` (an epoch is one batch of 8
 patches with few frames); by default the number of patches seen scales with the data
 (``patches_per_frame`` per curated frame, at least ``min_patches``: 300 batches for 1-3
-frames, fewer in proportion to the area of patches over 112² px for large cells) instead of a
+frames, fewer in proportion to the area of patches over 112² px) instead of a
 fixed epoch count. Steps run in bfloat16 mixed precision where the CPU
-does that faster (measured once; about 2x here). Before every validation and before saving,
-the BatchNorm statistics are re-estimated on training patches (see
+does that faster (measured once; about 2x on a CPU with AVX512-BF16). Before every validation
+and before saving, the BatchNorm statistics are re-estimated on training patches (see
 :mod:`~h4tracks.core.segmentation.training`): with cellpose's slow running averages a short
 fine-tune is otherwise evaluated with its base model's statistics. Augmentation: cellpose's
 random rotation, flips, scale jitter and crops, plus intensity jitter. The cell diameter is
@@ -47,10 +68,27 @@ from typing import Any
 import numpy as np
 
 from h4tracks.core.compute import torch_threads
-from h4tracks.core.evaluation.segmentation import frame_overlap, match_instances
 from h4tracks.core.parameters import RecipeParams
 from h4tracks.core.segmentation.engine import SegmentParams, segment_frame
 from h4tracks.core.segmentation.models import ModelEntry, load_cellpose_model
+from h4tracks.core.segmentation.recipe_budget import (
+    MAIN_VALIDATIONS,
+    _default_epochs,
+    _epochs_that_fit,
+    _patch_for,
+)
+from h4tracks.core.segmentation.recipe_data import (
+    CROP_MARGIN,
+    crop_to_cells,
+    detect_modality,
+    scratch_diameter,
+)
+from h4tracks.core.segmentation.recipe_validation import (
+    VAL_MIN_DIAMETERS,
+    _split,
+    score_pieces,
+    scored_cells,
+)
 from h4tracks.core.segmentation.training import (
     FINETUNE_LR,
     FINETUNE_WEIGHT_DECAY,
@@ -61,10 +99,9 @@ from h4tracks.core.segmentation.training import (
     TrainResult,
     check_training_data,
     mask_diameters,
-    ref_patch_share,
     train_cellpose,
 )
-from h4tracks.errors import InputError
+from h4tracks.errors import H4TracksError, InputError
 
 #: candidate starts: (name, from the base model?, learning rate, weight decay)
 CANDIDATES = {
@@ -74,16 +111,19 @@ CANDIDATES = {
     "scratch": (False, SCRATCH_LR, SCRATCH_WEIGHT_DECAY),
 }
 # Default candidates. Measured on synthetic rods with 30-60 steps (batches of 8): the small
-# rate (1e-5, cellpose's fine-tuning advice) never beat the base model and a network from
-# scratch learnt nothing, while 1e-3 and 5e-3 did (AP@0.5 0.29 -> 0.63-0.76). So by default
-# the trials are the two larger rates; from scratch joins when the budget can teach it.
+# rate (1e-5, cellpose's fine-tuning advice) never beat the base model, while 1e-3 and 5e-3
+# did (AP@0.5 0.29 -> 0.63-0.76). On a real phase-contrast movie the shipped demo model
+# (synthetic fluorescence) fine-tuned at 5e-3 for 40 steps still found almost nothing
+# (held-out AP@0.5 0.03) while a network from scratch reached 0.89: training from scratch is
+# always a candidate, and the base model's modality decides which start a tie goes to.
 _DEFAULT_FINETUNE = ["finetune-library", "finetune-mid"]
-_SCRATCH_MIN_EPOCHS = 600
 #: ``RecipeResult.choice`` when no training beat the base model, whose weights are saved
 BASE_CHOICE = "base model"
-#: validations of the main run (the best one is kept; ``patience`` stops early)
-MAIN_VALIDATIONS = 8
-_SCRATCH_MIN_MINUTES = 10.0
+#: the main run keeps later weights that validate at most 2 / (validation cells) below its
+#: best (two cells' worth), up to this much: on a real movie with 7 whole validation cells the
+#: scores of one run jumped between 0.28 and 0.55 while held-out frames kept improving, and
+#: early stopping on that noise kept a checkpoint of its first fifth
+MAX_TOLERANCE = 0.25
 
 
 @dataclass
@@ -99,15 +139,25 @@ class RecipeResult:
     seconds: float = 0.0
     diameter: float = 0.0
     train: TrainResult | None = None
+    modality: str = ""  # of the curated frames (detect_modality)
+    screened: dict[str, float] = field(default_factory=dict)  # other start -> untrained score
+    trial_epochs: dict[str, int] = field(default_factory=dict)  # candidate -> epochs run
 
     def summary(self) -> str:
         """One line for the user: what was chosen, the scores, epochs and time."""
         trials = ", ".join(f"{k} {v:.2f}" for k, v in self.trials.items())
         base = "" if self.base_score is None else f" (base model {self.base_score:.3f})"
-        head = (f"no trial beat the base model ({trials}), its weights were kept"
-                if self.choice == BASE_CHOICE else f"{self.choice} won the trials ({trials})")
-        return (f"{head}; validation AP@0.5 {self.val_score:.3f}{base}; {self.epochs} epochs, "
-                f"{self.seconds:.0f} s")
+        if self.choice == BASE_CHOICE:
+            head = f"no trial beat the base model ({trials}), its weights were kept"
+        elif self.choice.endswith(" (untrained)"):
+            head = (f"no trial beat the registered model {self.choice[:-12]} ({trials}), its "
+                    "weights were kept")
+        else:
+            head = f"{self.choice} won the trials ({trials})"
+        main = self.epochs - sum(self.trial_epochs.values())
+        return (f"{head}; validation AP@0.5 {self.val_score:.3f}{base}; {self.epochs} epochs "
+                f"({main} after the trials), {self.seconds:.0f} s; "
+                f"{self.modality or 'unknown'} images")
 
     def as_provenance(self) -> dict[str, Any]:
         return {
@@ -117,78 +167,31 @@ class RecipeResult:
             "base_ap50": None if self.base_score is None else round(self.base_score, 4),
             "epochs": self.epochs, "seconds": round(self.seconds, 1),
             "precision": None if self.train is None else self.train.precision,
+            "modality": self.modality or None,
+            "screened": {k: round(v, 4) for k, v in self.screened.items()},
+            "trial_epochs": dict(self.trial_epochs),
         }
 
 
-def _match_counts(reference: np.ndarray, predicted: np.ndarray) -> tuple[int, int, int]:
-    """(true positives at IoU 0.5, reference cells, predicted cells) of one frame."""
-    ov = frame_overlap(np.asarray(reference), np.asarray(predicted))
-    return match_instances(ov, 0.5)[0].size, ov.ref_labels.size, ov.pred_labels.size
+@dataclass
+class StartModel:
+    """A registered model the recipe may fine-tune besides its base model."""
+
+    name: str
+    load: Callable[[], Any]  # a fresh loaded CellposeModel per call
+    modality: str | None = None  # what it was trained on; None: unknown or mixed
 
 
-def ap50(reference: np.ndarray, predicted: np.ndarray) -> float:
-    """Average precision at IoU 0.5: TP / (TP + FP + FN) (1.0 when both are empty)."""
-    return pooled_ap50([reference], [predicted])
+@dataclass
+class _Run:
+    """One candidate: where it starts and how it trains."""
 
-
-def pooled_ap50(references: Sequence[np.ndarray], predictions: Sequence[np.ndarray]) -> float:
-    """AP@0.5 over several frames or pieces: TP / (TP + FP + FN) of the summed counts, so a
-    piece with few cells weighs little (1.0 when there are no cells at all)."""
-    tp, n_ref, n_pred = np.sum([_match_counts(r, p) for r, p in
-                                zip(references, predictions, strict=True)], axis=0)
-    denom = n_ref + n_pred - tp
-    return 1.0 if denom == 0 else float(tp / denom)
-
-
-#: validation pieces are strips of this share of a frame, from at most MAX_VAL_FRAMES frames
-VAL_SHARE = 0.25
-MAX_VAL_FRAMES = 4
-_MIN_VAL_SIDE = 32
-
-
-def split_validation(
-    images: Sequence[np.ndarray], masks: Sequence[np.ndarray], min_strip: float = _MIN_VAL_SIDE
-) -> tuple:
-    """(train_images, train_masks, val_images, val_masks) of a few curated frames.
-
-    A strip of a quarter of the frame (right, bottom, left, top in turn) is held out of each
-    of up to ``MAX_VAL_FRAMES`` evenly spread frames; the rest of every frame trains. So
-    every curated frame teaches, and the validation score pools cells of several frames,
-    which makes the choice between trials less noisy than one held-out frame (which, with
-    3 curated frames, also left only 2 to train on). Frames too small for a strip of
-    ``min_strip`` pixels (the recipe asks for 4 cell diameters, at least 32 px: a thinner
-    strip holds mostly cells cut by its edges and scores noisily): the last frame is held
-    out whole (a single such frame is an error).
-    """
-    n = len(images)
-    if any(min(np.shape(im)) * VAL_SHARE < max(_MIN_VAL_SIDE, min_strip) for im in images):
-        if n >= 2:
-            return list(images[:-1]), list(masks[:-1]), [images[-1]], [masks[-1]]
-        raise InputError("One curated frame this small cannot be split for validation; "
-                         "curate a second frame.")
-    picked = set(np.linspace(0, n - 1, min(n, MAX_VAL_FRAMES)).round().astype(int).tolist())
-    tr_img: list[np.ndarray] = []
-    tr_mask: list[np.ndarray] = []
-    val_img: list[np.ndarray] = []
-    val_mask: list[np.ndarray] = []
-    for i, (img, m) in enumerate(zip(images, masks, strict=True)):
-        img, m = np.asarray(img), np.asarray(m)
-        if i not in picked:
-            tr_img.append(img)
-            tr_mask.append(m)
-            continue
-        side = len(val_img) % 4  # right, bottom, left, top: pieces from different places
-        axis = 1 if side in (0, 2) else 0
-        cut = round(img.shape[axis] * VAL_SHARE)
-        at = img.shape[axis] - cut if side < 2 else cut
-        (img_a, img_b), (m_a, m_b) = (np.split(x, [at], axis=axis) for x in (img, m))
-        if side >= 2:  # the strip is the first part
-            img_a, img_b, m_a, m_b = img_b, img_a, m_b, m_a
-        tr_img.append(img_a)
-        tr_mask.append(m_a)
-        val_img.append(img_b)
-        val_mask.append(m_b)
-    return tr_img, tr_mask, val_img, val_mask
+    name: str
+    load: Callable[[], Any] | None  # None: from scratch
+    lr: float
+    wd: float
+    patch: int
+    diam_mean: float | None  # from scratch: the diameter the network works at
 
 
 def train_recipe(
@@ -197,6 +200,8 @@ def train_recipe(
     save_to: str | Path,
     *,
     base: Callable[[], Any] | None = None,
+    base_modality: str | None = None,
+    others: Sequence[StartModel] = (),
     params: RecipeParams | None = None,
     cores: int | None = None,
     gpu: bool = False,
@@ -214,6 +219,14 @@ def train_recipe(
     base
         A function returning a fresh loaded ``CellposeModel`` to fine-tune (called once per
         fine-tuning candidate), or None (then only training from scratch is tried).
+    base_modality
+        The image modality the base model was trained on (one of ``MODALITIES``), None if
+        unknown: a base of another modality than the curated frames' is tried after
+        training from scratch (ties go to scratch) and at one learning rate only.
+    others
+        Further registered models to consider as fine-tuning starts (with a base model and
+        automatic candidates only): those whose modality matches the curated frames' (or is
+        unknown) are scored before training, and the best one is fine-tuned in the trials.
     progress
         ``progress(fraction_done, message)``.
     cancel
@@ -226,23 +239,25 @@ def train_recipe(
     images = [np.asarray(images[i]) for i in keep]
     masks = [np.asarray(masks[i]) for i in keep]
     diameter = float(mask_diameters(masks).mean())
-    tr_img, tr_mask, val_img, val_mask = split_validation(images, masks, 4 * diameter)
+    modality = detect_modality(images, masks)
+    images, masks = crop_to_cells(images, masks, CROP_MARGIN * diameter)
+    tr_img, tr_mask, val_img, val_mask, val_sides = _split(images, masks,
+                                                           VAL_MIN_DIAMETERS * diameter)
     save_to = Path(save_to)
     if not save_to.parent.is_dir():
         raise InputError(f"Folder {save_to.parent} does not exist.")
-    patch = params.patch_size or int(min(224, max(64, 16 * round(6 * diameter / 16))))
+    scratch_diam = scratch_diameter(masks, diameter, params.scratch_diameter)
     per_epoch = max(8, len(tr_img))
-    if params.epochs is not None:
-        total_epochs, deadline = params.epochs, None
-    elif params.minutes is not None:
-        total_epochs, deadline = 10_000, time.perf_counter() + 60 * params.minutes
-    else:
-        total_epochs, deadline = _default_epochs(params, len(images), patch, per_epoch), None
-    names = params.candidates or _default_candidates(base is not None, params, total_epochs)
+    deadline = None if params.minutes is None or params.epochs is not None else (
+        time.perf_counter() + 60 * params.minutes)
+    base_matches = base_modality is None or base_modality == modality
+    names = params.candidates or _default_candidates(base is not None, base_matches)
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown or (base is None and any(CANDIDATES[n][0] for n in names)):
         raise InputError(f"Invalid candidates {names}: choose from {list(CANDIDATES)} "
                          "(fine-tuning needs a base model).")
+    # two cells more or fewer found among few validation cells is noise, not a worse model
+    tolerance = min(MAX_TOLERANCE, 2.0 / max(1, scored_cells(val_mask, val_sides)))
     t0 = time.perf_counter()
     val_seconds = [0.0]  # the last validation's duration: reserved at the end of the budget
 
@@ -250,7 +265,8 @@ def train_recipe(
 
         sp = SegmentParams(diameter=diameter)
         tv = time.perf_counter()
-        score = pooled_ap50(val_mask, [segment_frame(model, img, sp) for img in val_img])
+        score = score_pieces(val_mask, [segment_frame(model, img, sp) for img in val_img],
+                             val_sides)
         val_seconds[0] = time.perf_counter() - tv
         return score
 
@@ -265,48 +281,86 @@ def train_recipe(
         if progress is not None:
             progress(min(1.0, frac), msg)
 
-    result = RecipeResult(save_to, "", 0.0, diameter=diameter)
-    base_params: dict[str, Any] = {
-        "patch_size": patch, "batch_size": params.batch_size, "images_per_epoch": per_epoch,
+    def run_of(name: str, load: Callable[[], Any] | None = None,
+               net_diameter: float = diameter) -> _Run:
+        """A candidate; patches of 6 cell diameters as the network sees them (cells are
+        scaled to its diameter: from scratch ``scratch_diam``, else the start's own)."""
+        fine, lr, wd = CANDIDATES[name.split(":")[0]]
+        if not fine:
+            load, net_diameter = None, scratch_diam
+        return _Run(name, load, lr, wd, params.patch_size or _patch_for(net_diameter),
+                    None if fine else scratch_diam)
+
+    result = RecipeResult(save_to, "", 0.0, diameter=diameter, modality=modality)
+    common: dict[str, Any] = {
+        "batch_size": params.batch_size, "images_per_epoch": per_epoch,
         "intensity_jitter": params.intensity_jitter, "seed": params.seed,
         "precision": params.precision,
-        "diam_mean": diameter if base is None else None,
     }
     # every trial's weights file, removed however the run ends (Ctrl-C and SIGTERM included:
     # an interrupted training must not leave tens of MB of hidden files behind)
-    trial_paths = [save_to.with_name(f".{save_to.stem}.trial-{n}.pth") for n in names]
+    trial_paths: list[Path] = []
+
+    def trial_file(name: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        path = save_to.with_name(f".{save_to.stem}.trial-{safe}.pth")
+        trial_paths.append(path)
+        return path
+
     with torch_threads(cores):
         try:
-            base_state = None
+            # the fallback: the start that validates best before any training (its weights
+            # as they are now: save_to may be its own file; taken before validation, as
+            # cellpose's CPU inference converts the network in place)
+            fallback: tuple[str, float, dict] | None = None
+            runs = [run_of(n) for n in names]
             if base is not None:
                 first = base()
-                # the base weights as they are now (save_to may be the base's own file), taken
-                # before validation (cellpose's CPU inference converts the network in place)
-                base_state = {k: v.detach().cpu().clone()
-                              for k, v in first.net.state_dict().items()}
+                state = _state_of(first)
+                base_diameter = float(first.net.diam_mean.item())
+                runs = [run_of(n, base, base_diameter) for n in names]
                 result.base_score = validate(first)
-            # 1. trials: equal shares of trial_fraction of the budget
-            trial_epochs = max(2, int(total_epochs * params.trial_fraction / len(names)))
+                fallback = (BASE_CHOICE, result.base_score, state)
+                if params.candidates is None and others:
+                    extra = _screen_starts(others, modality, validate, result)
+                    if extra is not None:
+                        other, score, state, other_diameter = extra
+                        if score > result.base_score:
+                            fallback = (f"{other.name} (untrained)", score, state)
+                        runs = _with_extra_start(
+                            runs, run_of(f"finetune-library:{other.name}", other.load,
+                                         other_diameter),
+                            score > result.base_score)
+            if params.epochs is not None:
+                total_epochs = params.epochs
+            elif deadline is not None:
+                total_epochs = 10_000
+            else:  # scaled to the data, in the largest patches of the candidates
+                total_epochs = _default_epochs(params, len(images),
+                                               max(r.patch for r in runs), per_epoch)
+            # 1. trials: equal shares of trial_fraction of the budget, each judged by one
+            # validation at its end
+            names = [r.name for r in runs]
+            trial_epochs = max(2, int(total_epochs * params.trial_fraction / len(runs)))
             models: dict[str, Any] = {}
             trial_files: dict[str, Path] = {}
-            for i, name in enumerate(names):
-                fine, lr, wd = CANDIDATES[name]
-                report(i / len(names) * params.trial_fraction, f"trial {name}")
-                file = save_to.with_name(f".{save_to.stem}.trial-{name}.pth")
+            for i, run in enumerate(runs):
+                report(i / len(runs) * params.trial_fraction, f"trial {run.name}")
+                file = trial_file(run.name)
                 # each trial gets its share of what is left (validations included)
-                share = params.trial_fraction / len(names) / max(
-                    1e-6, 1 - i * params.trial_fraction / len(names))
+                share = params.trial_fraction / len(runs) / max(
+                    1e-6, 1 - i * params.trial_fraction / len(runs))
                 tp = TrainParams(epochs=trial_epochs, minutes=remaining_minutes(share),
-                                 learning_rate=lr,
-                                 weight_decay=wd, validate_every=max(1, trial_epochs),
-                                 **base_params)
+                                 learning_rate=run.lr, weight_decay=run.wd,
+                                 validate_every=max(1, trial_epochs), patch_size=run.patch,
+                                 diam_mean=run.diam_mean, **common)
                 try:
-                    start = base() if fine and base is not None else None
+                    start = run.load() if run.load is not None else None
                     r = train_cellpose(tr_img, tr_mask, file, base=start, params=tp, gpu=gpu,
                                        cancel=cancel, validate=validate)
                 except TrainingCancelled:
                     file.unlink(missing_ok=True)
-                    best = _best_trial(result)
+                    best = _best_trial(result, names)
                     if best is not None:  # keep the best finished trial as the result
                         trial_files[best].replace(save_to)
                         models[best].path = save_to
@@ -316,26 +370,31 @@ def train_recipe(
                         + (f"; the best trial ({best}) was saved to {save_to}." if best else "."),
                         None if best is None else models[best],
                     ) from None
-                result.trials[name] = r.best_score or 0.0
-                trial_files[name] = file
-                models[name] = r
-            choice = max(result.trials, key=result.trials.get)  # type: ignore[arg-type]
+                result.trials[run.name] = r.best_score or 0.0
+                result.trial_epochs[run.name] = r.epochs
+                trial_files[run.name] = file
+                models[run.name] = r
+            choice = _best_trial(result, names)
+            assert choice is not None
             result.choice = choice
+            run = next(r for r in runs if r.name == choice)
             # 2. main run: continue the winner from its trial weights
-            winner, _ = load_cellpose_model(ModelEntry(name=choice, kind="custom",
+            winner, _ = load_cellpose_model(ModelEntry(name="trial", kind="custom",
                                                        path=str(trial_files[choice])), gpu=gpu)
-            fine, lr, wd = CANDIDATES[choice]
-            rest_epochs = max(2, total_epochs - trial_epochs * len(names))
+            rest_epochs = max(2, total_epochs - trial_epochs * len(runs))
             if deadline is not None:
                 # a time budget becomes epochs at the winner's measured pace, so that the
                 # learning rate is annealed and the validations are spread over the time left
                 rest_epochs = _epochs_that_fit(
                     models[choice], deadline - time.perf_counter() - 2.0 * val_seconds[0])
-            main = TrainParams(epochs=rest_epochs, minutes=remaining_minutes(), learning_rate=lr,
-                               weight_decay=wd,
+            main = TrainParams(epochs=rest_epochs, minutes=remaining_minutes(),
+                               learning_rate=run.lr, weight_decay=run.wd,
                                validate_every=max(5, rest_epochs // MAIN_VALIDATIONS),
-                               patience=params.patience,
-                               **{**base_params, "diam_mean": None})
+                               patience=params.patience, patch_size=run.patch,
+                               tolerance=tolerance,
+                               # the trial warmed the weights up; the optimizer restarts
+                               warmup_epochs=min(10, max(2, 10 - models[choice].epochs)),
+                               **common)
             report(params.trial_fraction, f"training {choice}")
             try:
                 r = train_cellpose(
@@ -348,22 +407,23 @@ def train_recipe(
                 _cleanup(trial_files.values())
                 raise
             trial_score = result.trials[choice]
-            if (r.best_score or 0.0) < trial_score:
-                # the continuation never beat the trial: keep the trial's weights
+            top = max((v for _, v in r.val_scores), default=0.0)
+            if top < trial_score - tolerance:
+                # the continuation never came near the trial: keep the trial's weights
                 trial_files[choice].replace(save_to)
                 r.best_score = trial_score
             _cleanup(trial_files.values())
-            if base_state is not None and (r.best_score or 0.0) <= (result.base_score or 0.0):
-                # training did not beat the base model on the user's held-out data (a base
-                # that already segments it well, or too small a budget): the saved model is
-                # the base model's weights, so re-segmenting with it can only keep the quality;
-                # its diameter is the curated cells', as for a trained model
+            if fallback is not None and (r.best_score or 0.0) <= fallback[1]:
+                # training did not beat the best untrained start on the user's held-out data
+                # (a model that already segments it well, or too small a budget): the saved
+                # model is that start's weights, so re-segmenting with it can only keep the
+                # quality; its diameter is the curated cells', as for a trained model
                 import torch
 
-                base_state["diam_labels"] = torch.tensor([diameter], dtype=torch.float32)
-                torch.save(base_state, save_to)
-                result.choice = BASE_CHOICE
-                r.best_score = result.base_score
+                fallback[2]["diam_labels"] = torch.tensor([diameter], dtype=torch.float32)
+                torch.save(fallback[2], save_to)
+                result.choice = fallback[0]
+                r.best_score = fallback[1]
         finally:
             _cleanup(trial_paths)
 
@@ -375,37 +435,63 @@ def train_recipe(
     return result
 
 
-def _default_epochs(params: RecipeParams, n_frames: int, patch: int, per_epoch: int) -> int:
-    """Epochs of the data-scaled default budget: ``patches_per_frame`` per curated frame (at
-    least ``min_patches``), counted in patches of at most ``training.REF_PATCH``² pixels."""
-    patches = max(params.min_patches, params.patches_per_frame * n_frames)
-    # a bigger patch (large cells) holds more of the data per step and costs as much more,
-    # so fewer of them see as much: 3 frames of 56 px cells (224 px patches) 75 batches, not
-    # 300 (~4.5 instead of ~15 minutes on 2 CPU cores)
-    patches = int(patches * ref_patch_share(patch))
-    return max(4, patches // per_epoch)
+#: at most this many other registered models are scored before training (one validation
+#: each), the most recently registered first
+MAX_SCREENED = 3
 
 
-def _epochs_that_fit(trial: TrainResult, seconds: float) -> int:
-    """Epochs of the main run that fit in ``seconds`` with ``MAIN_VALIDATIONS`` validations,
-    at the pace measured in its trial."""
-    per_epoch = trial.step_seconds / max(1, trial.epochs)
-    per_check = trial.check_seconds / max(1, len(trial.val_scores))
-    return max(2, int((seconds - MAIN_VALIDATIONS * per_check) / max(per_epoch, 1e-6)))
+def _state_of(model: Any) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()}
 
 
-def _default_candidates(has_base: bool, params: RecipeParams, total_epochs: int) -> list[str]:
-    """The trials worth their share of the budget (see ``_DEFAULT_FINETUNE``)."""
-    names = list(_DEFAULT_FINETUNE) if has_base else []
-    big = (params.minutes >= _SCRATCH_MIN_MINUTES if params.minutes is not None
-           else total_epochs >= _SCRATCH_MIN_EPOCHS)
-    if big or not has_base:
-        names.append("scratch")
-    return names
+def _screen_starts(others: Sequence[StartModel], modality: str,
+                   validate: Callable[[Any], float], result: RecipeResult
+                   ) -> tuple[StartModel, float, dict, float] | None:
+    """The registered model (of the same modality as the curated frames, or of unknown
+    modality) that validates best untrained, with its score, weights and network diameter;
+    scores go to ``result.screened``."""
+    eligible = [o for o in others if o.modality in (None, modality)][::-1][:MAX_SCREENED]
+    best = None
+    for start in eligible:
+        try:
+            model = start.load()
+        except H4TracksError:  # a registry entry whose file broke is skipped, not fatal
+            continue
+        state = _state_of(model)
+        score = validate(model)
+        result.screened[start.name] = score
+        if best is None or score > best[1]:
+            best = (start, score, state, float(model.net.diam_mean.item()))
+    return best
 
 
-def _best_trial(result: RecipeResult) -> str | None:
-    return max(result.trials, key=result.trials.get) if result.trials else None  # type: ignore[arg-type]
+def _with_extra_start(runs: list[_Run], extra: _Run, first: bool) -> list[_Run]:
+    """The candidates with a fine-tune of another registered model: first if it validated
+    better than the base model untrained, else just before training from scratch; the
+    base's second learning rate makes room for it (three trials at most)."""
+    runs = [r for r in runs if r.name != "finetune-mid"]
+    if first:
+        return [extra, *runs]
+    at = next((i for i, r in enumerate(runs) if r.load is None), len(runs))
+    return [*runs[:at], extra, *runs[at:]]
+
+
+def _default_candidates(has_base: bool, base_matches: bool = True) -> list[str]:
+    """The trials, in order of preference (a tie goes to the earlier): fine-tuning the base
+    model at 5e-3 and 1e-3 and training from scratch when the base model was trained on the
+    curated frames' modality (or its modality is unknown); from scratch first and the base
+    at 5e-3 only when it was not (see ``_DEFAULT_FINETUNE``)."""
+    if not has_base:
+        return ["scratch"]
+    if base_matches:
+        return [*_DEFAULT_FINETUNE, "scratch"]
+    return ["scratch", _DEFAULT_FINETUNE[0]]
+
+
+def _best_trial(result: RecipeResult, order: Sequence[str]) -> str | None:
+    """The trial that validated best; a tie goes to the earlier one in ``order``."""
+    done = [n for n in order if n in result.trials]
+    return max(done, key=lambda n: result.trials[n]) if done else None
 
 
 def _cleanup(files: Any, *more: Path) -> None:

@@ -14,12 +14,30 @@ import numpy as np
 from h4tracks.core.compute import torch_threads
 from h4tracks.core.frames import parse_frames
 from h4tracks.core.segmentation.engine import resolve_model
-from h4tracks.core.segmentation.models import ModelRegistry, config_dir, load_cellpose_model
-from h4tracks.core.segmentation.recipe import RecipeParams, train_recipe
+from h4tracks.core.segmentation.models import (
+    DEMO_MODEL,
+    ModelRegistry,
+    builtin_cache_file,
+    config_dir,
+    load_cellpose_model,
+)
+from h4tracks.core.segmentation.recipe import RecipeParams, StartModel, train_recipe
+from h4tracks.core.segmentation.recipe_data import BRIGHT_FIELD, FLUORESCENCE, PHASE_CONTRAST
 from h4tracks.core.segmentation.training import TrainParams, TrainResult, train_cellpose
 from h4tracks.errors import InputError
 
-__all__ = ["train_from_project"]
+__all__ = ["entry_modality", "registered_starts", "train_from_project"]
+
+#: the image modality cellpose's built-in models were trained on (the generalists, cyto*,
+#: CPx and the neurips models, have none: they are candidates for any data)
+_BUILTIN_MODALITY = {
+    "nuclei": FLUORESCENCE, "tissuenet_cp3": FLUORESCENCE, "bact_fluor_cp3": FLUORESCENCE,
+    "livecell_cp3": PHASE_CONTRAST, "yeast_PhC_cp3": PHASE_CONTRAST,
+    "bact_phase_cp3": PHASE_CONTRAST, "yeast_BF_cp3": BRIGHT_FIELD,
+    "TN1": FLUORESCENCE, "TN2": FLUORESCENCE, "TN3": FLUORESCENCE,
+    "LC1": PHASE_CONTRAST, "LC2": PHASE_CONTRAST, "LC3": PHASE_CONTRAST,
+    "LC4": PHASE_CONTRAST,
+}
 
 
 def train_from_project(
@@ -110,6 +128,43 @@ def train_from_project(
     return entry, result
 
 
+def entry_modality(entry: Any) -> str | None:
+    """The image modality a registered model was trained on, None when unknown or mixed: a
+    model trained by the recipe records the modality of its curated frames; the shipped
+    demo model was trained on synthetic fluorescence movies; built-ins by their data."""
+    recorded = (entry.provenance or {}).get("modality")
+    if recorded:
+        return str(recorded)
+    if entry.name == DEMO_MODEL and entry.kind == "bundled":
+        return FLUORESCENCE
+    if entry.kind == "builtin":
+        return _BUILTIN_MODALITY.get(entry.name)
+    return None
+
+
+def registered_starts(registry: Any, exclude: Any = None, *, gpu: bool = False
+                      ) -> list[StartModel]:
+    """Every registered model the recipe could fine-tune besides ``exclude`` (the base
+    model's entry): weights files that exist, built-ins already in cellpose's cache (nothing
+    is downloaded). The recipe keeps those whose modality matches the curated frames'."""
+    starts = []
+    for entry in registry.entries():
+        if exclude is not None and (entry.name == exclude.name or (
+                entry.path is not None and entry.path == exclude.path)):
+            continue
+        if entry.kind == "builtin":
+            if not builtin_cache_file(entry.name).is_file():
+                continue
+        elif entry.path is None or not Path(entry.path).is_file():
+            continue
+        starts.append(StartModel(entry.name, _loader(entry, gpu), entry_modality(entry)))
+    return starts
+
+
+def _loader(entry: Any, gpu: bool) -> Callable[[], Any]:
+    return lambda: load_cellpose_model(entry, gpu=gpu)[0]
+
+
 def _into_place(path: Path, train: Callable[[Path], Any]) -> Any:
     """``train(tmp)`` writing its weights to a hidden file next to ``path``, moved to ``path``
     only when training succeeded.
@@ -136,10 +191,15 @@ def _train_recipe_from_project(
     progress: Callable[[int, int, float], None] | None, cancel: Callable[[], bool] | None,
 ) -> tuple[Any, Any]:
     params = params or RecipeParams()
-    factory = None if base_entry is None else (
-        lambda: load_cellpose_model(base_entry, gpu=gpu)[0])
+    factory = None if base_entry is None else _loader(base_entry, gpu)
+    # other registered models are fine-tuning candidates too, unless training from scratch
+    # was asked for (no base model)
+    others = [] if base_entry is None or not params.other_starts else registered_starts(
+        registry, base_entry, gpu=gpu)
     result = _into_place(path, lambda tmp: train_recipe(
         images, masks, tmp, base=factory, params=params, cores=cores, gpu=gpu, cancel=cancel,
+        base_modality=None if base_entry is None else entry_modality(base_entry),
+        others=others,
         progress=None if progress is None else (
             lambda frac, _msg: progress(round(100 * frac), 100, float("nan"))),
     ))
