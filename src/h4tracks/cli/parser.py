@@ -18,6 +18,7 @@ from h4tracks.cli.commands import (
 )
 from h4tracks.cli.model_args import add_model_options
 from h4tracks.cli.reports import cmd_analyze, cmd_evaluate, cmd_export
+from h4tracks.cli.run_command import add_run_parser
 from h4tracks.cli.types import (
     Parser,
     channel,
@@ -229,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--markdown", metavar="OUT.md", help="write a Markdown summary")
     ev.add_argument("--html", metavar="OUT.html", help="write an HTML summary")
     ev.set_defaults(func=cmd_evaluate)
+
+    add_run_parser(sub, common)  # h4tracks run PIPELINE (cli/run_command.py)
     return p
 
 
