@@ -6,6 +6,7 @@ Run from the repository root::
     python benchmarks/bench_segment.py --frames 30 --size 512
 
     python benchmarks/bench_segment.py --threads 1 2 --engines torch onnx
+    python benchmarks/bench_segment.py --size 1024 --engines onnx cuda   # CPU vs GPU
 
 A synthetic movie is written as a project in a temporary directory. Each variant runs in a
 fresh subprocess (so peak RSS is its own) with the same model (the shipped demo model), the
@@ -18,6 +19,8 @@ same Cellpose parameters and the same number of threads:
   (what ``h4tracks segment --engine ENGINE`` does), including the final save, the
   provenance and the automatic snapshot. The ONNX export is made before the timing (it is
   made once per model and cached);
+* ``h4tracks/cuda`` (``--engines ... cuda``, where torch sees CUDA): the same with torch on
+  the GPU, as ``h4tracks segment --gpu`` runs it: frames/s CPU vs GPU on the same frames;
 * for each number of threads (default: those of the compute modes, 40 %, 80 % of this
   machine's cores).
 
@@ -66,10 +69,11 @@ OURS = textwrap.dedent("""
     from h4tracks.core.segmentation.engine import segment_project
     from h4tracks.core.segmentation.models import demo_entry
     path, cores, every, engine = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    params = SegmentParams.for_model(demo_entry(), engine=engine)
+    gpu = engine == "cuda"  # torch on the GPU, as `h4tracks segment --gpu` runs it
+    params = SegmentParams.for_model(demo_entry(), engine="torch" if gpu else engine)
     p = open_project(path)
     t0 = time.perf_counter()
-    r = segment_project(p, params=params, cores=cores, checkpoint=lambda: save_project(p),
+    r = segment_project(p, params=params, cores=cores, gpu=gpu, checkpoint=lambda: save_project(p),
                         checkpoint_every=every)
     dt = time.perf_counter() - t0
     p = open_project(path)
@@ -113,8 +117,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, nargs="+",
                     help="thread counts to compare (default: those of the compute modes)")
     ap.add_argument("--engines", nargs="+", default=["torch", "onnx"],
-                    choices=["torch", "onnx", "auto"])
+                    choices=["torch", "onnx", "auto", "cuda"],
+                    help="cuda: torch on the GPU (--gpu); left out where torch sees no CUDA")
     args = ap.parse_args()
+    import torch
+
+    if "cuda" in args.engines and not torch.cuda.is_available():
+        print("no CUDA device here: the cuda row is left out")
+        args.engines.remove("cuda")
 
     from h4tracks.core.compute import MODES, available_cores, core_budget
     from h4tracks.core.project import Project
@@ -144,7 +154,7 @@ def main() -> None:
                 out_file = Path(d) / f"{engine}.npy"
                 ours = run(OURS, path, cores, args.save_every, engine, out_file)
                 same, ap50 = agreement(ref, np.load(out_file))
-                label = f"h4tracks/{ours['engine']}"
+                label = "h4tracks/cuda" if engine == "cuda" else f"h4tracks/{ours['engine']}"
                 print(f"{cores:>7} {label:<15} {args.frames / ours['seconds']:>7.2f} "
                       f"{plain['seconds'] / ours['seconds']:>8.2f} {ours['rss']:>6.0f}MB "
                       f"{ours['cells']:>6} {same:>4}/{args.frames:<5} {ap50:>8.3f}", flush=True)

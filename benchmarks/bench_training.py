@@ -62,6 +62,7 @@ are noisy.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import tempfile
@@ -225,7 +226,8 @@ def run_train_seg(tr_img, tr_lab, finetune: bool, lr: float, budget_s: float, fo
     return model, epochs
 
 
-def run_recipe(tr_img, tr_lab, folder: Path, minutes: float, cores: int):
+def run_recipe(tr_img, tr_lab, folder: Path, minutes: float, cores: int,
+               overrides: dict | None = None):
     """h4tracks' recipe on the demo model; returns (model, epochs, note)."""
     from cellpose.models import CellposeModel
 
@@ -237,7 +239,7 @@ def run_recipe(tr_img, tr_lab, folder: Path, minutes: float, cores: int):
     # fluorescence model) is the base
     r = train_recipe(tr_img, tr_lab, folder / "recipe.pth", base=demo_model,
                      base_modality=entry_modality(demo_entry()),
-                     params=RecipeParams(minutes=minutes), cores=cores)
+                     params=RecipeParams(minutes=minutes, **(overrides or {})), cores=cores)
     note = r.summary()
     main_epochs = r.train.epochs if r.train is not None else 0
     return (CellposeModel(gpu=False, pretrained_model=str(r.path)), f"trials + {main_epochs}",
@@ -255,6 +257,8 @@ def main() -> None:
                     help="download cache of the real data (see benchmarks/real_data.py)")
     ap.add_argument("--arms", default="recipe,scratch,finetune-5e-3,finetune-1e-4",
                     help="comma-separated subset of the arms (the untrained demo always runs)")
+    ap.add_argument("--recipe", default="{}", metavar="JSON",
+                    help='RecipeParams fields for the recipe arm, e.g. \'{"patience": 99}\'')
     args = ap.parse_args()
 
     import torch
@@ -299,7 +303,7 @@ def main() -> None:
                     t0 = time.perf_counter()
                     if key == "recipe":
                         model, epochs, note = run_recipe(tr_img, tr_lab, folder, args.minutes,
-                                                         args.cores)
+                                                         args.cores, json.loads(args.recipe))
                     else:
                         model, epochs = run_train_seg(tr_img, tr_lab, fine, lr, budget, folder,
                                                       arm.replace(" ", "_"),

@@ -324,7 +324,26 @@ class _Colony:
         """
         bright = np.concatenate([[0.0], s.bright]).astype(np.float32)[owner]
         profile = 0.1 + 0.9 * np.sqrt(np.maximum(1.0 - dist * dist, 0.0))
-        return np.where(owner > 0, bright * profile, 0.0).astype(np.float32)
+        thick = np.where(owner > 0, bright * profile, 0.0).astype(np.float32)
+        if self.cfg.modality == "fluorescence":
+            return thick
+        return _phase_contrast(thick, owner > 0, self.cfg.cell_width)
+
+
+def _phase_contrast(thick: np.ndarray, inside: np.ndarray, width: float) -> np.ndarray:
+    """Phase-contrast signal of cells of thickness ``thick``: darker the thicker, plus the
+    halo of a phase ring (what a blur of the thickness has more of than the pixel itself).
+
+    Outside the cells the halo is a bright rim around the colony (as in the real E. coli
+    movie, where it measures 0.26-0.28 of the intensity range, see
+    :func:`h4tracks.core.segmentation.recipe_data.detect_modality`); between touching cells
+    it is damped to a faint bright seam, which is what makes squeezed rods hard to split.
+    """
+    from scipy import ndimage
+
+    halo = np.maximum(ndimage.gaussian_filter(thick, max(1.0, 0.4 * width)) - thick, 0.0)
+    halo = np.where(inside, 0.35 * halo, halo)
+    return (-0.8 * thick + 1.5 * halo).astype(np.float32)
 
 
 def _closest(

@@ -94,6 +94,11 @@ class ColonyConfig(InputParams):
     illumination: Illumination = 0.2
     dtype: Dtype = "uint16"
     seed: Seed = 0
+    modality: Literal["fluorescence", "phase contrast"] = Field(
+        "fluorescence", description="How the cells are imaged: fluorescence (bright cells, "
+        "dimmer seams between touching ones) or phase contrast (dark cells on a grey "
+        "background with a bright halo around the colony and only faint bright seams between "
+        "touching cells, as in the real E. coli movie of the benchmarks).")
 
     @model_validator(mode="after")
     def _cells_fit(self) -> ColonyConfig:
