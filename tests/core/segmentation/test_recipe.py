@@ -104,6 +104,16 @@ def test_recipe_keeps_best_checkpoint_and_reports(movie, tmp_path):
     load_cellpose_model(ModelEntry(name="r", kind="custom", path=str(r.path)))
 
 
+def test_a_base_model_that_finds_nothing_is_no_fallback(movie, tmp_path):
+    """A base model scoring 0 on the validation strips (the demo model on the real
+    phase-contrast movie) is not kept over the trained network on a tie at 0."""
+    blank = [np.zeros_like(im) for im in movie.image]  # nothing to find for anyone
+    r = train_recipe(blank, list(movie.labels), tmp_path / "m.pth", params=TINY,
+                     base=lambda: load_cellpose_model(demo_entry())[0], cores=1)
+    assert r.base_score == 0.0
+    assert r.choice == "scratch" and "no trial beat" not in r.summary()
+
+
 def test_recipe_keeps_the_base_model_when_training_does_not_beat_it(movie, tmp_path):
     """4 epochs from scratch cannot match the demo model on the blobs it was trained on:
     the saved model is then the base model's weights, not the worse network."""

@@ -413,7 +413,11 @@ def train_recipe(
                 trial_files[choice].replace(save_to)
                 r.best_score = trial_score
             _cleanup(trial_files.values())
-            if fallback is not None and (r.best_score or 0.0) <= fallback[1]:
+            # (a start that finds nothing on the validation strips is no fallback: a tie
+            # at 0 says nothing, and the trained model at least saw the user's cells; on the
+            # real phase-contrast movie the demo model scored 0 and its "kept" weights
+            # found 226 specks for 87 cells)
+            if fallback is not None and fallback[1] > 0 and (r.best_score or 0.0) <= fallback[1]:
                 # training did not beat the best untrained start on the user's held-out data
                 # (a model that already segments it well, or too small a budget): the saved
                 # model is that start's weights, so re-segmenting with it can only keep the
