@@ -14,8 +14,8 @@ frame, one division per 2 lanes), then timed:
   viewer with the project's Tracks layer (layout + colours + vispy upload);
 * ``redraw``: after one edit (a link removed, then restored) the dock's refresh, i.e. what a
   user waits for after link / unlink / delete (target < 100 ms);
-* ``tracks``: the napari Tracks layer refresh after the same edit, for comparison (it is
-  rebuilt whole: issue 21, item 6).
+* ``tracks``: the napari Tracks layer refresh after the same edit, for comparison (patched
+  since issue 21, item 6; ``bench_edit_refresh.py`` compares it with the whole-layer rebuild).
 
 Numbers are printed (median of ``--repeat`` edits); nothing is asserted.
 """

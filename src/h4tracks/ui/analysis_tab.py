@@ -2,9 +2,12 @@
 figures and the curation assistant.
 
 A thin controller over :mod:`h4tracks.core.analysis`: metrics are computed in the main
-widget's background worker and shown, filtered, in a sortable table. The figures with lasso
-selection live in :class:`~h4tracks.ui.plot_panel.PlotPanel` (:attr:`AnalysisTab.plots`),
-the list of suspicious cells with Next / Previous in
+widget's background worker and shown, filtered, in a sortable table. Clicking a row (or
+moving to it with the arrow keys) selects that track: the viewer goes to its first cell
+(frame, camera centre, selected label), the lineage tree rings that cell, and the track's
+speed and area over time are plotted. The figures with lasso selection live in
+:class:`~h4tracks.ui.plot_panel.PlotPanel` (:attr:`AnalysisTab.plots`), the list of
+suspicious cells with Next / Previous in
 :class:`~h4tracks.ui.assistant_panel.AssistantPanel` (:attr:`AnalysisTab.assistant`); this
 tab lays them out and tells them when the table or the project changes.
 """
@@ -35,6 +38,7 @@ from qtpy.QtWidgets import (
 from h4tracks.core.analysis import Table, filter_tracks, project_track_metrics, write_track_report
 from h4tracks.errors import H4TracksError
 from h4tracks.ui.assistant_panel import AssistantPanel
+from h4tracks.ui.cell_focus import show_cell
 from h4tracks.ui.plot_panel import PlotPanel
 
 if TYPE_CHECKING:
@@ -154,7 +158,11 @@ class AnalysisTab(QWidget):
         self.view = QTableView()
         self.view.setModel(self.proxy)
         self.view.setSortingEnabled(True)
-        self.view.setToolTip("One row per track; click a column title to sort")
+        self.view.setToolTip("One row per track: click a row to go to the track (viewer, "
+                             "lineage tree, speed and area plot); click a column title to "
+                             "sort")
+        self.view.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         # the table takes the panel's spare height, and is small when the panel is small
         self.view.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.view.setMinimumHeight(120)
@@ -206,6 +214,7 @@ class AnalysisTab(QWidget):
         self.min_movement.valueChanged.connect(lambda _v: self.apply_filters())
         self.export_btn.clicked.connect(lambda: self.export_csv())
         self.export_cells_btn.clicked.connect(lambda: self.export_cells_csv())
+        self.view.selectionModel().currentRowChanged.connect(self._on_current_row)
         main.project_changed.connect(self._on_project_changed)
         main.edited.connect(self._on_edited)
         self._update_buttons()
@@ -279,6 +288,38 @@ class AnalysisTab(QWidget):
         self.summary.setText(f"{int(mask.sum())} of {len(self.table)} tracks pass the filters "
                              f"(lengths in {unit})")
         self.min_movement.setSuffix(f" {unit}")
+
+    # ------------------------------------------------------------------ track selection
+    def _on_current_row(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid() or self.table is None:
+            return  # the table was reset
+        row = self.model.rows[self.proxy.mapToSource(current).row()]
+        self.select_track(int(self.table["track_id"][row]))
+
+    def select_track(self, track_id: int) -> bool:
+        """Select track ``track_id``: the viewer shows its first cell (frame, camera centre,
+        selected label), the lineage tree (when open) rings it, and with *Plot the selected
+        track* its speed and area over time are plotted. Returns whether it was found."""
+        project = self.main.project
+        if project is None or project is not self._table_project:
+            self.main.notify("the metrics belong to another project: compute them again",
+                             error=True)
+            return False
+        nodes = project.graph.track_nodes(track_id)
+        if not nodes:
+            self.main.notify(f"track {track_id} no longer exists (the tracks were edited): "
+                             "compute the metrics again", error=True)
+            return False
+        first = nodes[0]
+        show_cell(self.viewer, self.main.project_labels_layer(), project, first)
+        tree = getattr(self.main, "lineage_view", None)
+        if tree is not None:
+            tree.select(first, in_viewer=False)
+        if self.plots.track_plot_check.isChecked():
+            self.plots.show_track(track_id)
+        self.main.status.setText(f"track {track_id}: {len(nodes)} cells from frame "
+                                 f"{first[0]} to {nodes[-1][0]}")
+        return True
 
     # ------------------------------------------------------------------ export
     def export_csv(self, path: str | Path | None = None) -> tuple[Path, Path] | None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from h4tracks.core.analysis.tracks_display import TracksDisplay
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import LabelMovie, Project
 from h4tracks.errors import InputError
@@ -35,9 +36,26 @@ def _scale(project: Project) -> tuple[float, float, float]:
     return (1.0, px, px)
 
 
-def project_layer_data(project: Project, name: str | None = None) -> list[tuple]:
-    """napari layer-data tuples (image, labels, tracks) for a project."""
-    name = name or project.metadata.name or (project.path.stem if project.path else "project")
+def _layer_name(project: Project, name: str | None = None) -> str:
+    return name or project.metadata.name or (project.path.stem if project.path else "project")
+
+
+def tracks_layer_kwargs(project: Project, name: str | None = None) -> dict[str, Any]:
+    """Keyword arguments of the project's Tracks layer other than its data, graph and
+    features (name, scale, tail, the project it shows)."""
+    return {"name": f"{_layer_name(project, name)} tracks", "metadata": {PROJECT_KEY: project},
+            "scale": _scale(project), "tail_length": 30}
+
+
+def project_layer_data(project: Project, name: str | None = None, *,
+                       tracks: bool = True) -> list[tuple]:
+    """napari layer-data tuples (image, labels, and with ``tracks`` the tracks) for a project.
+
+    The Tracks layer carries per-cell and per-track metrics as ``features``
+    (:class:`~h4tracks.core.analysis.tracks_display.TracksDisplay`), so napari's *color by*
+    offers them.
+    """
+    name = _layer_name(project, name)
     meta = {PROJECT_KEY: project}
     scale = _scale(project)
     out: list[tuple] = [
@@ -48,11 +66,13 @@ def project_layer_data(project: Project, name: str | None = None) -> list[tuple]
         out.append((project.labels, {"name": f"{name} labels", "metadata": dict(meta),
                                      "scale": scale}, "labels"))
         graph = project.graph
-        if graph.n_edges:
-            data, parents = graph.to_napari()
-            out.append((data, {"name": f"{name} tracks", "graph": parents,
-                               "metadata": dict(meta), "scale": scale,
-                               "tail_length": 30}, "tracks"))
+        if tracks and graph.n_edges:
+            md = project.metadata
+            display = TracksDisplay(pixel_size=md.pixel_size, frame_interval=md.frame_interval,
+                                    time_unit=md.time_unit)
+            display.rebuild(graph)
+            out.append((display.data, {"graph": display.parents, "features": display.features,
+                                       **tracks_layer_kwargs(project, name)}, "tracks"))
     return out
 
 

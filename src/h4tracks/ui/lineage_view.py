@@ -30,6 +30,7 @@ from h4tracks.core.lineage_layout import GAP, LineageLayout, layout_graph
 from h4tracks.core.segmentation.label_edits import label_at
 from h4tracks.core.tracking import delete_tracks, link, unlink
 from h4tracks.errors import H4TracksError
+from h4tracks.ui.cell_focus import show_cell
 
 if TYPE_CHECKING:
     from h4tracks.core.actions import Action
@@ -397,16 +398,9 @@ class LineageView(QWidget):
         if not in_viewer or project is None or node not in project.graph:
             return
         t, label = node
-        attrs = project.graph.node(node)
-        self.viewer.dims.set_current_step(0, t)
         layer = self.main.project_labels_layer()
-        if layer is not None:
-            world = layer.data_to_world([t, attrs["y"], attrs["x"]])
-            # napari 0.9 moved the camera to viewer.scene (viewer.camera is deprecated)
-            scene_ = getattr(self.viewer, "scene", None)
-            camera = scene_.camera if scene_ is not None else self.viewer.camera
-            camera.center = tuple(float(c) for c in world[-2:])
-            self._quiet_select(layer, label)
+        show_cell(self.viewer, layer, project, node,
+                  select_label=lambda lab: self._quiet_select(layer, lab))
         tab = self.main.tracking_tab
         if tab.mode in ("link_cells", "unlink_cells"):
             tab._pick(node)  # the tree is another place to click cells for the tab

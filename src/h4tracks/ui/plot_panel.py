@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 PLOT_KINDS = {"Scatter": "scatter", "Histogram": "histogram", "Rose": "rose", "MSD": "msd"}
 #: name of the dock widget holding the figure
 PLOT_DOCK = "h4tracks plot"
+#: name of the dock widget holding the selected track's speed and area over time
+TRACK_PLOT_DOCK = "h4tracks track"
 _NOT_PLOTTED = ("track_id", "parent_id")
 
 
@@ -69,6 +72,9 @@ class PlotPanel(QWidget):
         The project :attr:`table` was computed from.
     plot : PlotWidget or None
         The docked figure widget, created by the first plot.
+    track_plot : PlotWidget or None
+        The docked figure of the selected track (speed and area over time), created by the
+        first :meth:`show_track`.
     """
 
     def __init__(self, main: H4TracksWidget, filter_mask: Callable[[], np.ndarray]) -> None:
@@ -80,6 +86,8 @@ class PlotPanel(QWidget):
         self.project: Project | None = None
         self.plot: PlotWidget | None = None
         self._dock: Any = None
+        self.track_plot: PlotWidget | None = None
+        self._track_dock: Any = None
         #: (layer, full data, full graph) of a Tracks layer showing a lasso selection
         self._full_tracks: tuple[Any, np.ndarray, dict] | None = None
         self._view_filtered = False  # a lasso filter is set on main.tracks_view
@@ -100,6 +108,10 @@ class PlotPanel(QWidget):
         self.reset_btn.setToolTip("Show all tracks again")
         self.save_fig_btn = QPushButton("Save figure…")
         self.save_fig_btn.setToolTip("Save the figure as PNG or SVG")
+        self.track_plot_check = QCheckBox("Plot the selected track")
+        self.track_plot_check.setChecked(True)
+        self.track_plot_check.setToolTip("Clicking a row of the metrics table shows that "
+                                         "track's speed and area over time in a panel")
         plot_box = QGroupBox("Plots")
         self.kind_combo.setToolTip("Scatter: one metric against another. Histogram: how "
                                    "one metric is distributed. Rose: directions of movement. "
@@ -119,6 +131,7 @@ class PlotPanel(QWidget):
         for b in (self.plot_btn, self.reset_btn, self.save_fig_btn):
             plot_row.addWidget(b)
         pform.addRow(plot_row)
+        pform.addRow(self.track_plot_check)
         # no margins of its own: the group box sits in the tab exactly as when it was
         # laid out there directly
         layout = QVBoxLayout(self)
@@ -169,24 +182,51 @@ class PlotPanel(QWidget):
         self.y_combo.setEnabled(kind == "scatter")
         self.bins.setEnabled(kind == "histogram")
 
-    def _ensure_plot(self) -> PlotWidget:
+    def _docked(self, which: str) -> PlotWidget:
+        """The docked figure widget ``which`` ("plot" or "track_plot"), (re)created and
+        shown as needed."""
         from h4tracks.ui.plot_widget import PlotWidget  # matplotlib's Qt canvas: on first use
 
-        alive = self.plot is not None
+        dock_attr = "_dock" if which == "plot" else "_track_dock"
+        widget, dock = getattr(self, which), getattr(self, dock_attr)
+        alive = widget is not None
         if alive:
             try:
-                self._dock.isVisible()
+                dock.isVisible()
             except RuntimeError:  # the user closed the dock: napari deleted the widget
                 alive = False
         if not alive:
-            self.plot = PlotWidget()
-            self.plot.selection_changed.connect(self._on_selection)
-            self._dock = self.viewer.window.add_dock_widget(self.plot, name=PLOT_DOCK,
-                                                            area="right")
-        elif not self._dock.isVisible():
-            self._dock.show()
-        assert self.plot is not None
-        return self.plot
+            widget = PlotWidget()
+            if which == "plot":
+                widget.selection_changed.connect(self._on_selection)
+            dock = self.viewer.window.add_dock_widget(
+                widget, name=PLOT_DOCK if which == "plot" else TRACK_PLOT_DOCK, area="right")
+            setattr(self, which, widget)
+            setattr(self, dock_attr, dock)
+        elif not dock.isVisible():
+            dock.show()
+        return widget
+
+    def _ensure_plot(self) -> PlotWidget:
+        return self._docked("plot")
+
+    def show_track(self, track_id: int) -> Any:
+        """Plot the speed and area over time of track ``track_id`` of the current project
+        in its own docked panel; returns the figure (None when refused)."""
+        from h4tracks.core.analysis import figures  # matplotlib: loaded on the first plot
+
+        project = self.main.project
+        if project is None:
+            return None
+        md = project.metadata
+        try:
+            fig = figures.track_plot(project.graph, track_id, pixel_size=md.pixel_size,
+                                     frame_interval=md.frame_interval, time_unit=md.time_unit)
+        except H4TracksError as e:
+            self.main.notify(str(e), error=True)
+            return None
+        self._docked("track_plot").show_figure(fig)
+        return fig
 
     def make_plot(self, kind: str | None = None) -> Any:
         """Draw the chosen figure of the filtered tracks in the docked panel; returns it."""

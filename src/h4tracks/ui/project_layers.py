@@ -151,7 +151,7 @@ class ProjectLayersMixin:
             if ours:  # the layer that showed the labels before an undo took them away
                 ours[0].data = project.labels
             else:
-                for data, kwargs, kind in project_layer_data(project):
+                for data, kwargs, kind in project_layer_data(project, tracks=False):
                     if kind == "labels":
                         self.viewer.add_labels(data, **kwargs)
             self.labels_combo.set_layer(self.project_labels_layer())
@@ -226,8 +226,11 @@ class ProjectLayersMixin:
         self.project = project
         self._quiet += 1
         try:
-            for data, kwargs, kind in project_layer_data(project):
+            for data, kwargs, kind in project_layer_data(project, tracks=False):
                 getattr(self.viewer, f"add_{kind}")(data, **kwargs)
+            # the Tracks layer comes from the view that patches it after each edit, so the
+            # first edit already finds its arrays (and features) ready
+            self.tracks_view.refresh()
         finally:
             self._quiet -= 1
         self._select_project_layers(project)

@@ -119,16 +119,21 @@ class TrackingTab(TrackingClicksMixin, TrackListMixin, QWidget):
 
         # -- filter / delete ------------------------------------------------------------
         filter_box = self._build_tracks_box()
+        self.lineage_btn = QPushButton("Lineage tree")
+        self.lineage_btn.setToolTip("Show every lineage as a tree below the viewer: click a "
+                                    "cell to go to it; link, cut and delete tracks there")
 
         layout = QVBoxLayout(self)
         layout.addWidget(method_box)
         layout.addWidget(curate_box)
+        layout.addWidget(self.lineage_btn)
         layout.addWidget(filter_box)
         layout.addStretch(1)
 
         self.method_combo.currentIndexChanged.connect(self.params_stack.setCurrentIndex)
         self.retrack_btn.clicked.connect(lambda: self.retrack_with_corrections())
         self.run_btn.clicked.connect(lambda: self.run_tracking())
+        self.lineage_btn.clicked.connect(lambda: self.main.show_lineage_view())
         self.cancel_click_btn.clicked.connect(lambda: self.set_mode(None))
         self.filter_edit.returnPressed.connect(lambda: self.show_listed())
         self.show_btn.clicked.connect(lambda: self.show_listed())

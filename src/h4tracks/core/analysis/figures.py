@@ -15,11 +15,12 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from h4tracks.core.analysis.metrics import Table, msd_curves, units_for
+from h4tracks.core.analysis.tracks_display import track_series
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.outputs import atomic_file
 from h4tracks.errors import InputError
 
-__all__ = ["histogram", "msd_plot", "rose_plot", "save_figure", "scatter"]
+__all__ = ["histogram", "msd_plot", "rose_plot", "save_figure", "scatter", "track_plot"]
 
 _FIGSIZE = (5.0, 4.0)
 
@@ -195,6 +196,39 @@ def msd_plot(
     ax.set_xlabel(f"lag [{c.time_unit}]")
     ax.set_ylabel(f"MSD [{c.length_unit}²]")
     ax.set_title(title or f"MSD of {int(ok.any(1).sum())} tracks")
+    return fig
+
+
+def track_plot(
+    graph: TrackGraph,
+    track_id: int,
+    *,
+    pixel_size: float | None = None,
+    frame_interval: float | None = None,
+    time_unit: str = "s",
+    title: str | None = None,
+    figsize: tuple[float, float] = (5.0, 4.0),
+) -> Figure:
+    """Speed and area of one track over time, one panel each (shared time axis).
+
+    The values are those the Tracks layer colours by (:func:`track_series`); the line
+    crosses a missing frame (gap) without a point there.
+    """
+    if not isinstance(graph, TrackGraph):
+        raise InputError(f"expected a TrackGraph, got {type(graph).__name__}")
+    s = track_series(graph, track_id, pixel_size=pixel_size, frame_interval=frame_interval,
+                     time_unit=time_unit)
+    time = s[s.find("time")]
+    fig = Figure(figsize=figsize, layout="constrained")
+    speed_ax, area_ax = fig.subplots(2, 1, sharex=True)
+    for ax, name, color in ((speed_ax, "speed", "C0"), (area_ax, "area", "C2")):
+        full = s.find(name)
+        ax.plot(time, s[full], "o-", color=color, ms=3, lw=1.2)
+        ax.set_ylabel(full.replace(" [", "\n["))  # the unit on a line of its own: short
+        ax.grid(True, color="0.9")
+    area_ax.set_xlabel(s.find("time"))
+    t = s["t"]
+    speed_ax.set_title(title or f"track {track_id}: frames {t[0]}–{t[-1]} ({t.size} cells)")
     return fig
 
 
