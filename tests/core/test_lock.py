@@ -36,3 +36,17 @@ def test_another_thread_waits_then_gets_the_lock(tmp_path):
     t.join(10)
     t2.join(10)
     assert results == [True] and not holds(target)
+
+
+def test_a_killed_writers_holder_record_is_cleaned_up(tmp_path):
+    # a writer killed while writing `.P.zarr.lock.json` left its temporary file behind
+    target = tmp_path / "exp[1].zarr"
+    stale = tmp_path / ".exp[1].zarr.lock.json.4711"
+    stale.write_text("{")
+    other = tmp_path / ".exp1.zarr.lock.json.4711"  # another project's: not touched
+    other.write_text("{")
+    with path_lock(target, timeout=1):
+        assert not stale.exists() and other.exists()
+        assert (tmp_path / ".exp[1].zarr.lock.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".exp1.zarr.lock.json.4711",
+                                                        ".exp[1].zarr.lock"]

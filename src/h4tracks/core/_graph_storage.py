@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from h4tracks.core.graph_convert import _COLUMNS, _DTYPES, GraphError
+from h4tracks.core.graph_convert import _COLUMNS, _DTYPES, GraphError, bulk_build, successor_lists
 
 NodeKey = tuple[int, int]
 
@@ -26,18 +26,62 @@ def _key(node: Iterable[int]) -> NodeKey:
 
 
 class _GraphStorage:
-    """Column storage of a lineage graph, single-node lookups and whole-graph views."""
+    """Column storage of a lineage graph, single-node lookups and whole-graph views.
+
+    The lookups (``(t, label)`` → row, row → successors / parent) are dicts built on first
+    use: a graph built in bulk (:meth:`TrackGraph.from_arrays`: read from a project, made
+    by a tracker) keeps its links as two row arrays until then, because such a graph is
+    often only exported, copied, compared or replaced, and a long movie's dicts take
+    ~0.1 s to build (and a garbage-collector pass over 100k lists) for nothing.
+    """
 
     def __init__(self) -> None:
         self._cols: dict[str, np.ndarray] = {c: np.empty(0, _DTYPES[c]) for c in _COLUMNS}
         self._alive = np.empty(0, bool)
         self._n = 0
-        self._index: dict[NodeKey, int] = {}
-        self._succ: dict[int, list[int]] = {}
-        self._pred: dict[int, int] = {}
+        self._index_d: dict[NodeKey, int] = {}
+        self._succ_d: dict[int, list[int]] = {}
+        self._pred_d: dict[int, int] = {}
+        #: (parent rows, child rows) of every link while the dicts are not built; then every
+        #: row below ``_n`` is alive
+        self._links: tuple[np.ndarray, np.ndarray] | None = None
         self._next_track = 1
         #: incremented on every change; the store uses it to skip rewriting an unchanged graph
         self.revision = 0
+
+    # ------------------------------------------------------------------ lookups (lazy)
+    def _set_links(self, par: np.ndarray, chi: np.ndarray) -> None:
+        """Take the links as row arrays (all ``_n`` rows alive); dicts are built on use."""
+        self._links = (np.asarray(par, np.int64), np.asarray(chi, np.int64))
+        self._index_d, self._succ_d, self._pred_d = {}, {}, {}
+
+    def _build(self) -> None:
+        if self._links is None:
+            return
+        par, chi = self._links
+        n = self._n
+        with bulk_build():
+            self._index_d = dict(zip(zip(self._cols["t"][:n].tolist(),
+                                         self._cols["label"][:n].tolist(), strict=True),
+                                     range(n), strict=True))
+            self._pred_d = dict(zip(chi.tolist(), par.tolist(), strict=True))
+            self._succ_d = successor_lists(par, chi)
+        self._links = None
+
+    @property
+    def _index(self) -> dict[NodeKey, int]:
+        self._build()
+        return self._index_d
+
+    @property
+    def _succ(self) -> dict[int, list[int]]:
+        self._build()
+        return self._succ_d
+
+    @property
+    def _pred(self) -> dict[int, int]:
+        self._build()
+        return self._pred_d
 
     # ------------------------------------------------------------------ storage helpers
     def _grow(self, extra: int) -> None:
@@ -74,7 +118,7 @@ class _GraphStorage:
 
     # ------------------------------------------------------------------ size and lookup
     def __len__(self) -> int:
-        return len(self._index)
+        return self._n if self._links is not None else len(self._index_d)
 
     def __contains__(self, node: object) -> bool:
         try:
@@ -88,7 +132,7 @@ class _GraphStorage:
     @property
     def n_edges(self) -> int:
         """Number of edges."""
-        return len(self._pred)
+        return int(self._links[0].size) if self._links is not None else len(self._pred_d)
 
     @property
     def next_track_id(self) -> int:
@@ -133,10 +177,15 @@ class _GraphStorage:
     def edge_array(self) -> np.ndarray:
         """All edges as an (E, 4) int64 array of (t_parent, label_parent, t_child, label_child),
         sorted."""
-        if not self._pred:
+        if self._links is not None:
+            parent, child = self._links
+        elif not self._pred_d:
             return np.empty((0, 4), np.int64)
-        child = np.fromiter(self._pred.keys(), np.int64, len(self._pred))
-        parent = np.fromiter(self._pred.values(), np.int64, len(self._pred))
+        else:
+            child = np.fromiter(self._pred_d.keys(), np.int64, len(self._pred_d))
+            parent = np.fromiter(self._pred_d.values(), np.int64, len(self._pred_d))
+        if parent.size == 0:
+            return np.empty((0, 4), np.int64)
         t, lab = self._cols["t"], self._cols["label"]
         arr = np.stack([t[parent], lab[parent], t[child], lab[child]], axis=1)
         return arr[np.lexsort(arr.T[::-1])]
@@ -165,4 +214,6 @@ class _GraphStorage:
     @property
     def n_divisions(self) -> int:
         """Number of nodes with two successors."""
-        return sum(1 for kids in self._succ.values() if len(kids) == 2)
+        if self._links is not None:
+            return int(np.count_nonzero(np.bincount(self._links[0]) == 2))
+        return sum(1 for kids in self._succ_d.values() if len(kids) == 2)

@@ -368,6 +368,7 @@ def _rebuild_graph(project: Project) -> str:
         nodes = {k: v for k, v in new.node_table().items() if k != "track_id"}
         new = TrackGraph.from_arrays(nodes, edges)
     project.replace_graph(new, synced=range(project.n_frames))
+    project.nodes_measured = True
     return (f"tracks: graph rebuilt from the labels ({len(new)} cells, {new.n_edges} links "
             f"kept of {old.n_edges})")
 

@@ -34,13 +34,17 @@ def recover(path: Path) -> None:
 def link_tree(src: Path, dst: Path, skip: Callable[[str], bool] | None = None) -> None:
     """Recreate ``src`` under ``dst`` with hard links (copies where links are impossible),
     leaving out files whose path relative to ``src`` satisfies ``skip``."""
-    for dirpath, _dirnames, filenames in os.walk(src):
-        rel = Path(dirpath).relative_to(src)
-        (dst / rel).mkdir(parents=True, exist_ok=True)
+    # plain strings, not Path objects: a movie's arrays are thousands of chunk files
+    root = os.fspath(src)
+    for dirpath, _dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        rel = "" if rel == os.curdir else rel.replace(os.sep, "/") + "/"
+        target = os.path.join(dst, rel)
+        os.makedirs(target, exist_ok=True)
         for f in filenames:
-            if skip is not None and skip((rel / f).as_posix()):
+            if skip is not None and skip(rel + f):
                 continue
-            s, d = Path(dirpath) / f, dst / rel / f
+            s, d = os.path.join(dirpath, f), os.path.join(target, f)
             try:
                 os.link(s, d)
             except OSError:  # other filesystem, or no hard links there (FAT, some shares)

@@ -29,13 +29,13 @@ from h4tracks.core.graph_convert import (
     _DTYPES,
     GraphError,
     _TrackIdMismatch,
+    bulk_build,
     chain_track_ids,
     check_track_ids,
     ctc_arrays,
     edge_rows,
     napari_arrays,
     napari_data,
-    successor_lists,
 )
 
 __all__ = ["GraphError", "NodeKey", "TrackGraph"]
@@ -285,10 +285,7 @@ class TrackGraph(_GraphStorage):
         g._n = n
         labels = g._cols["label"][:n]
         par, chi, out_deg = edge_rows(t, labels, edges)
-        g._index = dict(zip(zip(t.tolist(), labels.tolist(), strict=True), range(n),
-                            strict=True))
-        g._pred = dict(zip(chi.tolist(), par.tolist(), strict=True))
-        g._succ = successor_lists(par, chi)
+        g._set_links(par, chi)  # the lookup dicts are built when first needed
         if "track_id" in nodes:
             g._cols["track_id"][:n] = np.asarray(nodes["track_id"], np.int64)
             check_track_ids(g._cols["track_id"][:n], par, chi, out_deg)
@@ -299,20 +296,49 @@ class TrackGraph(_GraphStorage):
         return g
 
     def copy(self) -> TrackGraph:
-        """Deep copy."""
-        g = TrackGraph.from_arrays(
-            self.node_table(), self.edge_array(), next_track_id=self._next_track
-        )
+        """Deep copy (the storage copied as it is: no validation or track-id pass, which
+        :meth:`from_arrays` needs and which costs ~10× more on a long movie)."""
+        g = TrackGraph()
+        g._cols = {c: col.copy() for c, col in self._cols.items()}
+        g._alive = self._alive.copy()
+        g._n = self._n
+        if self._links is not None:  # not built here either: copy the row arrays
+            g._set_links(*self._links)
+        else:
+            with bulk_build():
+                g._index_d = dict(self._index_d)
+                g._pred_d = dict(self._pred_d)
+                g._succ_d = {u: list(kids) for u, kids in self._succ_d.items()}
+        g._next_track = self._next_track
         g.revision = self.revision
         return g
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, TrackGraph):
             return NotImplemented
+        if self._same_rows(other):
+            return True
         a, b = self.node_table(), other.node_table()
         return all(np.array_equal(a[c], b[c]) for c in _COLUMNS) and np.array_equal(
             self.edge_array(), other.edge_array()
         )
+
+    def _same_rows(self, other: TrackGraph) -> bool:
+        """Whether both store the same rows and row links (a :meth:`copy` and its source,
+        unless either was edited since): then they are equal without sorting anything."""
+        n = self._n
+        if n != other._n:
+            return False
+        if self._links is not None and other._links is not None:
+            if not all(np.array_equal(a, b) for a, b in zip(self._links, other._links,
+                                                             strict=True)):
+                return False
+        elif self._pred != other._pred:
+            return False
+        alive = self._alive[:n]
+        return bool(np.array_equal(alive, other._alive[:n])) and all(
+            np.array_equal(self._cols[c][:n][alive], other._cols[c][:n][alive])
+            for c in _COLUMNS)
 
     __hash__ = None  # type: ignore[assignment]
 

@@ -246,6 +246,13 @@ def _write_holder(path: Path, command: str | None) -> None:
     tmp = target.with_name(f"{target.name}.{os.getpid()}")
     # best effort: the record only improves the message another writer prints
     with contextlib.suppress(OSError):
+        # a writer killed while writing its record left its temporary file; we hold the
+        # lock, so no living writer owns one (matched literally: names may hold [ or *)
+        with os.scandir(target.parent) as entries:
+            stale = [e.path for e in entries if e.name.startswith(f"{target.name}.")]
+        for name in stale:
+            os.unlink(name)
+    with contextlib.suppress(OSError):
         tmp.write_text(json.dumps(info))
         os.replace(tmp, target)
 

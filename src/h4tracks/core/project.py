@@ -129,6 +129,17 @@ class Project:
         Lineage; by default one node per labelled cell, no edges.
     metadata
         :class:`Metadata` or a dict of its fields.
+
+    Attributes
+    ----------
+    nodes_measured
+        Whether the lineage's nodes are exactly the cells of the labels as
+        :mod:`h4tracks.core.measure` measures them (frames edited since aside: their nodes
+        are re-measured on the next :attr:`graph` access). True for a graph the project
+        measured itself, a tracker's result and a saved project that says so; False for a
+        graph set from elsewhere (napari Tracks, a script), whose centroids may be the
+        track points' and whose cells may lack nodes. When True, trackers take the cells
+        from the nodes instead of reading every frame again.
     """
 
     def __init__(
@@ -151,6 +162,7 @@ class Project:
         self._labels: LabelMovie | None = None
         self._stale: set[int] = set()
         self._graph = TrackGraph()
+        self.nodes_measured = graph is None
         if labels is not None:
             if getattr(labels, "ndim", None) == 2:
                 labels = labels[np.newaxis]
@@ -205,6 +217,7 @@ class Project:
         movie = labels if isinstance(labels, LabelMovie) else LabelMovie(labels)
         self._stale.clear()
         self._attach_labels(movie)
+        self.nodes_measured = rebuild_graph
         if rebuild_graph:
             self._graph = measure_graph_nodes(movie)
             table = self._graph.node_table()
@@ -228,6 +241,7 @@ class Project:
     def graph(self, graph: TrackGraph) -> None:
         self.sync_graph()
         self._graph = graph
+        self.nodes_measured = False  # whatever built it: its nodes may not be the labels'
         # nodes mirror label ids: a graph set from outside may hold ids above the mark
         table = graph.node_table()
         self.note_labels_used(int(table["label"].max()) if table["label"].size else 0)
@@ -244,6 +258,13 @@ class Project:
             hi = max(hi, int(m.labels.max(initial=0)))
         self._stale.clear()
         self.note_labels_used(hi)
+
+    def unsynced_nodes(self) -> tuple[dict[str, np.ndarray], frozenset[int]]:
+        """The lineage's node table as it is and the frames edited since their nodes were
+        last measured, without re-measuring anything (reading :attr:`graph` re-measures in
+        place, which a worker thread must not do, nor anything between a napari stroke and
+        its paint step)."""
+        return self._graph.node_table(), frozenset(self._stale)
 
     def note_labels_used(self, label: int) -> None:
         """Remember that ids up to ``label`` have been used (the high-water mark only grows)."""
@@ -269,6 +290,7 @@ class Project:
         self._labels = None
         self._stale.clear()
         self._graph = TrackGraph()
+        self.nodes_measured = True
 
     # ------------------------------------------------------------------ snapshot
     def take_auto_snapshot(self, **info: Any) -> AutoSnapshot:

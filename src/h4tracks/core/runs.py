@@ -117,6 +117,7 @@ class _State:
     auto_share: frozenset[int] = frozenset()  # snapshot frames taken from the labels
     auto_graph: TrackGraph | None = None
     auto_info: dict[str, Any] = field(default_factory=dict)
+    nodes_measured: bool = False  # the lineage's nodes are the labels' cells (Project)
 
 
 def _put(project: Project, s: _State) -> None:
@@ -131,6 +132,7 @@ def _put(project: Project, s: _State) -> None:
             movie.set_frame(t, s.labels[t])
         written = frozenset(s.labels)
     project.replace_graph(s.graph, synced=written)
+    project.nodes_measured = s.nodes_measured
     if not s.auto_present:
         project.auto = None
     elif s.auto_from_labels or project.auto is None:
@@ -169,6 +171,11 @@ class RunStep(Action):
         dropped, the others kept).
     description
         Text of the undo step.
+    nodes_measured
+        ``graph``'s nodes are the cells of the project's labels as measured (every tracker
+        builds them so); the project then takes its cells from the nodes next time
+        (:attr:`Project.nodes_measured`). Ignored for label frames (those frames are
+        re-measured, the others keep what they had).
     """
 
     marks_curated = False  # an automatic result is not a curation
@@ -176,11 +183,13 @@ class RunStep(Action):
     def __init__(
         self, step: str, params: dict[str, Any], *, frames: FrameStash | None = None,
         graph: TrackGraph | None = None, description: str | None = None,
+        nodes_measured: bool = False,
     ) -> None:
         if (frames is None) == (graph is None):
             raise ValueError("a run step sets either label frames or a lineage")
         self.step, self.params = step, dict(params)
         self.new_frames, self.new_graph = frames, graph
+        self.nodes_measured = nodes_measured
         self.description = description or step
         self._after: _State | None = None
         self._before: _State | None = None
@@ -212,6 +221,7 @@ class RunStep(Action):
             no_labels=labels is None, auto_present=auto is not None,
             auto_graph=None if auto is None else auto.graph,
             auto_info={} if auto is None else dict(auto.info),
+            nodes_measured=project.nodes_measured,
         )
         if labels is not None and written:
             before.labels = FrameStash.of(((t, labels.frame(t)) for t in written),
@@ -227,13 +237,15 @@ class RunStep(Action):
         else:
             assert self.new_graph is not None
             graph = self.new_graph
+        measured = before.nodes_measured if self.new_graph is None else self.nodes_measured
         after = _State(graph=graph, provenance=[*md.provenance, entry], curated=sorted(curated),
-                       labels=self.new_frames, auto_info={"step": self.step, **self.params})
+                       labels=self.new_frames, auto_info={"step": self.step, **self.params},
+                       nodes_measured=measured)
         # write the labels first: the snapshot is derived from them
         _put(project, _State(graph=graph, provenance=after.provenance, curated=after.curated,
                              labels=self.new_frames, auto_present=auto is not None,
                              auto_graph=None if auto is None else auto.graph,
-                             auto_info=before.auto_info))
+                             auto_info=before.auto_info, nodes_measured=measured))
         if self.new_frames is not None:
             movie = project.labels
             assert movie is not None

@@ -23,14 +23,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from h4tracks.core.actions import Action, History
 from h4tracks.core.painting import stroke_action
 from h4tracks.core.project import Project
-from h4tracks.core.segmentation.engine import SegmentReport, segment_in_blocks
 from h4tracks.core.store import save_project
 from h4tracks.core.tracking import TrackMethod, compute_retracking, compute_tracking
+
+if TYPE_CHECKING:
+    from h4tracks.core.segmentation.engine import SegmentReport
 
 __all__ = ["Session"]
 
@@ -88,6 +90,10 @@ class Session:
     def segment(self, model: Any = None, **kwargs: Any) -> SegmentReport:
         """Segment frames and apply the result (one step; with ``checkpoint``, one step per
         block): see :func:`~h4tracks.core.segmentation.engine.segment_in_blocks`."""
+        # imported here: the engine loads scipy.ndimage and the model registry (~0.1 s),
+        # which `h4tracks track` and other commands that never segment need not pay for
+        from h4tracks.core.segmentation.engine import segment_in_blocks
+
         return segment_in_blocks(self.project, self.apply, model, **kwargs)
 
     def track(self, method: TrackMethod = "lap", params: Any = None, **kwargs: Any) -> Any:

@@ -168,6 +168,10 @@ def open_project(path: str | Path, *, verify: bool = True) -> Project:
         project = Project(image, movie, graph=graph, metadata=metadata, auto=auto)
     except H4TracksError as e:
         raise ProjectDamagedError(damage_message(path, [str(e)])) from e
+    # only a graph saved by a writer that said so is taken for the labels' measurement
+    # (before, a napari Tracks layer's points could become the nodes)
+    project.nodes_measured = labels is None or ("tracks" in graphs and bool(
+        (attrs.get("tracks") or {}).get("nodes_measured")))
     project.path = path
     project.image_store_path = path
     project.generation = int(attrs.get("generation", 0))  # type: ignore[attr-defined]
@@ -213,19 +217,39 @@ def _write_movie(
             progress(t + 1, shape[0])
 
 
-def _save_labels(movie: LabelMovie, dst: Path, reuse: Path | None,
+def _saved_array_dir(movie: LabelMovie, src: Path | None) -> Path | None:
+    """The directory of the chunk files behind ``movie``'s unedited frames, when they belong
+    to ``src`` (the saved version being replaced), else None.
+
+    That is the movie's own array (``labels``, ``auto/labels``) and also the array a
+    copy-on-write twin shares with it: a first run's automatic snapshot reads its unedited
+    frames from the project's ``labels``, so a save links those files instead of decoding
+    and re-encoding every frame of the movie.
+    """
+    base = movie.base
+    root = getattr(getattr(base, "store", None), "root", None)
+    if src is None or root is None or not isinstance(base, zarr.Array) or \
+            not same_dir(Path(root), src):
+        return None
+    array_dir = Path(root) / base.path
+    return array_dir if (array_dir / "zarr.json").is_file() else None
+
+
+def _save_labels(movie: LabelMovie, dst: Path, src: Path | None,
                  progress: Progress | None) -> None:
-    """Write a label movie, reusing unchanged frames' chunk files from ``reuse``."""
-    if reuse is not None and (reuse / "labels").is_dir():
-        link_tree(reuse / "labels", dst, _frame_chunk_prefixes(movie.dirty))
+    """Write a label movie, hard-linking unchanged frames' chunk files from ``src``."""
+    reuse = _saved_array_dir(movie, src)
+    if reuse is not None:
+        changed = set(movie.edited_frames) | movie.dirty
+        link_tree(reuse, dst, _frame_chunk_prefixes(changed))
         # an edited frame that became empty is written too: a missing chunk means damage
         # (the array takes the setting when it is opened)
         with zarr.config.set({"array.write_empty_chunks": True}):
             arr = zarr.open_array(dst, mode="r+", zarr_format=3)
-            for i, (t, frame) in enumerate(sorted(movie.edited_frames.items())):
-                arr[t] = frame
+            for i, t in enumerate(sorted(changed)):
+                arr[t] = movie.frame(t)
                 if progress is not None:
-                    progress(i + 1, len(movie.edited_frames))
+                    progress(i + 1, len(changed))
     else:
         _write_movie(movie, dst, np.dtype(np.uint32), progress=progress, frames=movie.frame)
 
@@ -341,8 +365,7 @@ def _save_locked(
             _write_movie(project.image, tmp / "image", project.dtype, progress=stage("image"))
         labels = project.labels
         if labels is not None:
-            reuse = src if same_dir(labels.store_path, src) else None
-            _save_labels(labels, tmp / "labels", reuse, stage("labels"))
+            _save_labels(labels, tmp / "labels", src, stage("labels"))
         attrs: dict[str, Any] = {
             "format_version": FORMAT_VERSION,
             "kind": "h4tracks project",
@@ -363,6 +386,7 @@ def _save_locked(
                 attrs["tracks"] = {"next_track_id": graph.next_track_id}
             else:
                 attrs["tracks"] = write_geff_graph(graph, tmp / "tracks")
+            attrs["tracks"]["nodes_measured"] = bool(project.nodes_measured)
             manifest["tracks"] = graph_manifest(graph)
         auto = project.auto
         if auto is not None:
@@ -371,15 +395,17 @@ def _save_locked(
             auto_state = (id(auto), id(auto.graph), auto.graph.revision)
             if auto.labels is not None:
                 # per-frame snapshot: only the frames a run replaced are written
-                reuse = src / "auto" if src is not None and same_dir(
-                    auto.labels.store_path, src) else None
-                _save_labels(auto.labels, tmp / "auto" / "labels", reuse, stage("snapshot"))
+                _save_labels(auto.labels, tmp / "auto" / "labels", src, stage("snapshot"))
             if src is not None and saved is not None and saved["auto"] == auto_state and same_dir(
                 auto.store_path, src
             ) and (src / "auto" / "tracks").is_dir():
                 link_tree(src / "auto" / "tracks", tmp / "auto" / "tracks")
             if not (tmp / "auto" / "tracks").is_dir():
-                write_geff_graph(auto.graph, tmp / "auto" / "tracks")
+                if (tmp / "tracks").is_dir() and _same_lineage(auto.graph, graph):
+                    # a first run's snapshot is the lineage itself: the same GEFF bytes
+                    link_tree(tmp / "tracks", tmp / "auto" / "tracks")
+                else:
+                    write_geff_graph(auto.graph, tmp / "auto" / "tracks")
             attrs["auto"] = {"info": auto.info,
                              "tracks": {"next_track_id": auto.graph.next_track_id}}
             manifest["auto/tracks"] = graph_manifest(auto.graph)
@@ -413,6 +439,12 @@ def _save_locked(
     fsync_dir(dest.parent)
     _reopen(project, dest)
     return dest
+
+
+def _same_lineage(a: TrackGraph, b: TrackGraph) -> bool:
+    """Whether two graphs hold the same nodes (with track ids) and edges, i.e. would be
+    written as the same GEFF files (counts first: most differing graphs stop there)."""
+    return a is b or (len(a) == len(b) and a.n_edges == b.n_edges and a == b)
 
 
 def _group(node: Any) -> zarr.Group:

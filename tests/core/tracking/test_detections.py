@@ -1,4 +1,4 @@
-"""Tests of h4tracks.core.tracking.detections.detect."""
+"""Tests of h4tracks.core.tracking.detections: detect, and detections from measured nodes."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pytest
 from skimage.measure import regionprops
 
 from h4tracks.core.measure import measure_movie
-from h4tracks.core.project import LabelMovie
+from h4tracks.core.project import LabelMovie, Project
 from h4tracks.core.tracking import Detections, detect
+from h4tracks.core.tracking.detections import measured_detections
 from h4tracks.errors import H4TracksError, InputError
 
 
@@ -67,3 +68,43 @@ def test_from_points():
     det = Detections.from_points([np.array([[1.5, 2.0]]), np.empty((0, 2)), np.zeros((2, 2))])
     assert det.t.tolist() == [0, 2, 2] and det.label.tolist() == [1, 1, 2]
     assert det.n_frames == 3 and det.frame_offsets().tolist() == [0, 1, 1, 3]
+
+
+def test_measured_detections_take_the_nodes_and_read_only_stale_frames(movie):
+    project = Project(movie.image, movie.labels)
+    nodes, stale = project.unsynced_nodes()
+    assert stale == frozenset()
+    calls = []
+    det = measured_detections(project.labels, nodes, stale,
+                              progress=lambda d, n: calls.append((d, n)))
+    ref = detect(movie.labels)
+    for c in ("t", "label", "y", "x", "area"):
+        assert np.array_equal(getattr(det, c), getattr(ref, c)), c  # bit-identical
+    assert det.n_frames == 20 and calls == [(20, 20)]
+
+    # an edit not yet measured: that frame is read, the project is left as it is
+    frame = project.labels.frame(3).copy()
+    frame[frame == np.unique(frame)[1]] = 0  # a cell erased ...
+    frame[0:4, 0:5] = 500  # ... and one painted
+    project.labels.set_frame(3, frame)
+    nodes, stale = project.unsynced_nodes()
+    assert stale == {3}
+    det = measured_detections(project.labels, nodes, stale, cores=2)
+    ref = detect(project.labels)
+    for c in ("t", "label", "y", "x", "area"):
+        assert np.array_equal(getattr(det, c), getattr(ref, c)), c
+    rows = slice(*ref.frame_offsets()[3:5])
+    for c in ("y0", "x0", "y1", "x1"):  # boxes are exact where the frame was read
+        assert np.array_equal(getattr(det, c)[rows], getattr(ref, c)[rows]), c
+    assert project.unsynced_nodes()[1] == {3}  # nothing re-measured in the project
+    with pytest.raises(H4TracksError, match="cancelled"):
+        measured_detections(project.labels, nodes, stale, cancel=lambda: True)
+
+
+def test_from_nodes():
+    nodes = {"t": np.array([0, 2]), "label": np.array([4, 1]), "y": np.array([1.5, 3.0]),
+             "x": np.array([2.25, 0.0]), "area": np.array([3, 1])}
+    det = Detections.from_nodes(nodes, 3)
+    assert det.n_frames == 3 and det.frame_offsets().tolist() == [0, 1, 1, 2]
+    assert det.y0.tolist() == [1, 3] and det.x1.tolist() == [3, 1]
+    assert det.coords.tolist() == [[1.5, 2.25], [3.0, 0.0]]

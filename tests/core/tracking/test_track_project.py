@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from _tracking_data import graph_edges
 
+from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import Project
 from h4tracks.core.tracking import (
     LapParams,
@@ -69,3 +70,29 @@ def test_errors(project):
         track_project(project, "lap", {"max_distance": -1})
     with pytest.raises(InputError, match="no labels"):
         track_project(Project(np.zeros((2, 8, 8), np.uint8)), "lap")
+
+
+def test_lap_takes_cells_from_nodes_only_when_they_are_measured(movie):
+    ref = track_lap(movie.labels, LapParams(max_distance=20))
+    measured = Project(movie.image, movie.labels)
+    assert measured.nodes_measured
+    assert track_project(measured, "lap", LapParams(max_distance=20)) == ref
+
+    # nodes from elsewhere (napari Tracks points: shifted, some cells without a node): the
+    # labels are read, and the result is the same
+    other = Project(movie.image, movie.labels)
+    tab = other.graph.node_table()
+    keep = np.arange(tab["t"].size) % 7 != 0
+    other.graph = TrackGraph.from_arrays(
+        {**{k: v[keep] for k, v in tab.items() if k != "track_id"}, "y": tab["y"][keep] + 3})
+    assert not other.nodes_measured
+    assert track_project(other, "lap", LapParams(max_distance=20)) == ref
+    assert other.nodes_measured  # the tracker's nodes are the labels' cells
+
+    # an edit not measured yet is measured for the run
+    edited = Project(movie.image, movie.labels)
+    frame = edited.labels.frame(5).copy()
+    frame[frame == np.unique(frame)[1]] = 0
+    edited.labels.set_frame(5, frame)
+    assert track_project(edited, "lap", LapParams(max_distance=20)) == track_lap(
+        np.asarray(edited.labels), LapParams(max_distance=20))

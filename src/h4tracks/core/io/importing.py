@@ -132,6 +132,7 @@ def import_ctc(
                                labels=str(Path(ctc_dir).absolute()), channel=None,
                                dims="TYX", notes=["Cell Tracking Challenge layout"])
     project.graph = TrackGraph.from_ctc(labels, lineage)
+    project.nodes_measured = True  # from_ctc measures every cell of the labels
     project.take_auto_snapshot(step="import", labels=str(Path(ctc_dir).absolute()))
     return project
 
@@ -214,6 +215,7 @@ def import_geff(
         raise InputError(f"{int(missing.sum())} node(s) of {geff_path} have no cell in its "
                          f"labels, e.g. value {seg[i]} in frame {t[i]}.")
     project.graph = TrackGraph.from_arrays(nodes, edges)
+    project.nodes_measured = True  # the nodes are measure_movie's cells
     project.take_auto_snapshot(step="import", labels=str(Path(geff_path).absolute()))
     return project
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.parameters import TRACKING_MODELS, GlobalParams, LapParams, OverlapParams
 from h4tracks.core.runs import RunStep
-from h4tracks.core.tracking.detections import Detections, detect
+from h4tracks.core.tracking.detections import Detections, detect, measured_detections
 from h4tracks.core.tracking.global_link import estimate_defaults, track_global
 from h4tracks.core.tracking.lap import track_lap
 from h4tracks.core.tracking.learning import fit_weights, retrack_with_corrections
@@ -77,8 +77,16 @@ def _track(
     if method == "lap":
         stage2 = None if progress is None else (lambda d, _t: progress(n + d, 2 * n))
         stage1 = None if progress is None else (lambda d, _t: progress(d, 2 * n))
-        det = detect(labels, cores=cores, progress=stage1, cancel=cancel)
-        graph = track_lap(det, params, progress=stage2, cancel=cancel)  # type: ignore[arg-type]
+        if project.nodes_measured:
+            # the lineage's nodes are the cells measured from these labels: only frames
+            # edited since are read again (reading the movie's pixels is the slow part)
+            nodes, stale = project.unsynced_nodes()
+            det = measured_detections(labels, nodes, stale, cores=cores, progress=stage1,
+                                      cancel=cancel)
+        else:
+            det = detect(labels, cores=cores, progress=stage1, cancel=cancel)
+        graph = track_lap(det, params, progress=stage2, cancel=cancel,  # type: ignore[arg-type]
+                          cores=cores)
     elif method == "global":
         graph = track_global(labels, params, progress=progress, cancel=cancel)  # type: ignore[arg-type]
     else:
@@ -106,7 +114,7 @@ def compute_tracking(
     """
     graph, validated = _track(project, method, params, progress, cancel, cores=cores)
     return RunStep("track", {"method": method, **validated.model_dump()}, graph=graph,
-                   description=f"tracking ({method})")
+                   description=f"tracking ({method})", nodes_measured=True)
 
 
 def compute_retracking(
@@ -126,7 +134,7 @@ def compute_retracking(
     assert isinstance(graph, TrackGraph) and isinstance(weights, dict)  # return_weights=True
     step = RunStep("retrack", {"learned_from": frames, **params.model_dump(),
                                "method": "global", "weights": weights}, graph=graph,
-                   description="re-tracking with your corrections")
+                   description="re-tracking with your corrections", nodes_measured=True)
     return step, weights
 
 
@@ -164,7 +172,8 @@ def track_project(
         ``cancel() -> bool`` polled between frames; when it returns True,
         ``H4TracksError("Tracking cancelled")`` is raised and the project is left unchanged.
     cores
-        Threads used to detect cells (LAP).
+        Threads that detect cells and solve the large assignment problems (LAP; the result
+        does not depend on it).
 
     Returns
     -------

@@ -7,9 +7,9 @@ Python loop over labels), frames read one at a time, frames measured in parallel
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,7 @@ import numpy as np
 from h4tracks.core.measure import label_bins
 from h4tracks.errors import H4TracksError, InputError
 
-__all__ = ["Detections", "detect", "read_frame"]
+__all__ = ["Detections", "detect", "measured_detections", "read_frame"]
 
 Progress = Callable[[int, int], Any]
 Cancel = Callable[[], bool]
@@ -81,6 +81,21 @@ class Detections:
         iy, ix = np.floor(yx[:, 0]).astype(np.int64), np.floor(yx[:, 1]).astype(np.int64)
         return cls(t, label, yx[:, 0].copy(), yx[:, 1].copy(), area, iy, ix, iy + 1, ix + 1,
                    len(pts))
+
+    @classmethod
+    def from_nodes(cls, nodes: dict[str, np.ndarray], n_frames: int) -> Detections:
+        """Detections from node columns ``t``, ``label``, ``y``, ``x``, ``area`` sorted by
+        (t, label), as :meth:`TrackGraph.node_table` gives them.
+
+        For trackers that use centroids and areas only (LAP): the box is the pixel around
+        the centroid, as in :meth:`from_points`.
+        """
+        t = np.asarray(nodes["t"], np.int64)
+        y = np.asarray(nodes["y"], np.float64)
+        x = np.asarray(nodes["x"], np.float64)
+        iy, ix = np.floor(y).astype(np.int64), np.floor(x).astype(np.int64)
+        return cls(t, np.asarray(nodes["label"], np.int64), y, x,
+                   np.asarray(nodes["area"], np.int64), iy, ix, iy + 1, ix + 1, int(n_frames))
 
 
 def _empty_columns() -> dict[str, np.ndarray]:
@@ -186,3 +201,49 @@ def detect(
         cols = {k: np.concatenate([p[k] for p in per_frame]) for k in cols}
     t = np.repeat(np.asarray(todo, np.int64), [p["label"].size for p in per_frame])
     return Detections(t=t, n_frames=n_frames, **cols)
+
+
+def measured_detections(
+    labels: Any,
+    nodes: dict[str, np.ndarray],
+    stale: Iterable[int] = (),
+    cores: int = 1,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> Detections:
+    """Every cell of a label movie whose cells were measured already (a project's lineage).
+
+    A project's nodes hold the centroid and area of every cell, measured from its labels with
+    the same arithmetic as :func:`detect` (:func:`~h4tracks.core.measure.label_bins`), so
+    reading and measuring all the pixels again would give the same numbers: only the
+    ``stale`` frames (edited since the nodes were last measured) are read. Nothing is
+    written, so this is safe in a worker thread. Boxes are exact in the stale frames only
+    (see :meth:`Detections.from_nodes`): for trackers that use centroids and areas (LAP).
+
+    Parameters
+    ----------
+    labels
+        The (T, Y, X) label movie the nodes were measured from.
+    nodes
+        Node columns ``t``, ``label``, ``y``, ``x``, ``area`` sorted by (t, label).
+    stale
+        Frames whose nodes may be out of date.
+    cores, progress, cancel
+        As for :func:`detect` (``progress`` reaches ``(T, T)`` at the end).
+    """
+    n_frames = int(labels.shape[0])
+    redo = sorted({int(t) for t in stale})
+    keep = ~np.isin(nodes["t"], redo) if redo else slice(None)
+    det = Detections.from_nodes({k: np.asarray(nodes[k])[keep]
+                                 for k in ("t", "label", "y", "x", "area")}, n_frames)
+    if redo:
+        fresh = detect(labels, frames=redo, cores=cores, cancel=cancel)
+        cols = {f.name: np.concatenate([getattr(det, f.name), getattr(fresh, f.name)])
+                for f in fields(Detections) if f.name != "n_frames"}
+        order = np.lexsort((cols["label"], cols["t"]))
+        det = Detections(n_frames=n_frames, **{k: v[order] for k, v in cols.items()})
+    if cancel is not None and cancel():
+        raise H4TracksError("Tracking cancelled")
+    if progress is not None:
+        progress(n_frames, n_frames)
+    return det
