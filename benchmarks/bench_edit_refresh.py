@@ -26,6 +26,10 @@ the Data tab's share, timed apart); then the patch's median per kind of edit. ``
 also times one synchronous repaint of the shown canvas after the edit (Mesa llvmpipe under
 Xvfb: a software renderer, the same for every mode). Nothing is asserted; the tests check
 that the patched layer equals a rebuilt one.
+
+Last, *frame change*: the viewer is stepped through frames and the time the Labels layer's
+features (the shown frame's cells: ``LabelsFeatures``) take is reported, with the whole
+``dims.set_current_step`` call (napari slicing every layer included) beside it.
 """
 
 from __future__ import annotations
@@ -139,8 +143,28 @@ def bench_size(n_frames: int, n_cells: int, repeat: int, draw: bool) -> dict[str
     print(f"{n_frames} x {n_cells}: {len(graph)} cells, {graph.track_ids().size} tracks, "
           f"{graph.n_divisions} divisions; project shown in {shown:.2f} s")
     out = {mode: _time_mode(main, mode, repeat, seed=1, draw=repaint) for mode in MODES}
+    out["frame change"] = _time_frame_change(main, n_frames)
     viewer.close()
     return out
+
+
+def _time_frame_change(main: Any, n_frames: int, steps: int = 40) -> dict[str, float]:
+    """Median ms of the Labels layer's features refresh and of the whole step, over
+    ``steps`` frame changes spread over the movie."""
+    features = main.tracks_view.labels_features
+    dims = main.viewer.dims
+    labels_s, step_s = [], []
+    for t in np.linspace(1, n_frames - 1, steps).astype(int):
+        before = features.last_seconds = -1.0
+        t0 = time.perf_counter()
+        dims.set_current_step(0, int(t))
+        step_s.append(time.perf_counter() - t0)
+        if features.last_seconds != before:
+            labels_s.append(features.last_seconds)
+    n_cells = len(main.project_labels_layer().features)
+    med = statistics.median
+    return {"labels": med(labels_s), "step": med(step_s), "cells": n_cells,
+            "refreshed": len(labels_s)}
 
 
 def main() -> None:
@@ -167,6 +191,10 @@ def main() -> None:
         ratio = res["rebuild"]["refresh"] / res["patch"]["refresh"]
         print(f"{size:>9} patch is {ratio:.1f}x faster than the rebuild "
               f"({res['legacy']['refresh'] / res['patch']['refresh']:.1f}x than legacy)")
+        f = res["frame change"]
+        print(f"{size:>9} frame change: Labels features {f['labels'] * 1e3:.2f} ms "
+              f"({f['cells']} cells, {f['refreshed']} refreshes), whole step "
+              f"{f['step'] * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -95,3 +95,53 @@ def test_geff_export_import_round_trip(tracked, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "declares no segmentation" in err and "\n" not in err
     assert not (tmp_path / "x.zarr").exists()
+
+
+def _bad_geffs(tracked, tmp_path):
+    """Our export spoiled three ways: no axes, a link to a node it does not list, labels that
+    lose a cell the graph has."""
+    from geff_spec import GeffMetadata
+
+    path, _m = tracked
+    good = tmp_path / "good.zarr"
+    assert main(["export", str(path), "--format", "geff", "-o", str(good)]) == 0
+    out = {}
+    for name in ("no_axes", "unknown_node", "labels_disagree"):
+        import shutil
+
+        bad = tmp_path / f"{name}.zarr"
+        shutil.copytree(good, bad)
+        out[name] = bad
+    meta = GeffMetadata.read(str(out["no_axes"] / "tracks"))
+    meta.model_copy(update={"axes": None}).write(str(out["no_axes"] / "tracks"))
+    edges = zarr.open_array(str(out["unknown_node"] / "tracks" / "edges" / "ids"), mode="r+")
+    e = edges[:]
+    e[0, 1] = 987654321  # no such node
+    edges[:] = e
+    labels = zarr.open_array(str(out["labels_disagree"] / "labels"), mode="r+")
+    frame = labels[2]
+    frame[frame == frame.max()] = 0  # a cell of the graph vanishes from the labels
+    labels[2] = frame
+    return out
+
+
+@pytest.mark.parametrize(("bad", "says"), [
+    ("no_axes", "declares no time axis"),
+    ("unknown_node", "lead to nodes it does not list"),
+    ("labels_disagree", "have no cell in its labels"),
+])
+def test_bad_geff_is_one_sentence_and_creates_nothing(tracked, tmp_path, bad, says):
+    """create_project (behind `h4tracks new` and the Data tab's Import GEFF) refuses each
+    spoiled GEFF with one line and writes no project."""
+    import tifffile
+
+    from h4tracks.core.io.importing import create_project
+    from h4tracks.errors import InputError
+
+    tifffile.imwrite(tmp_path / "img.tif", tracked[1].image)
+    geff = _bad_geffs(tracked, tmp_path)[bad]
+    with pytest.raises(InputError) as info:
+        create_project(tmp_path / "new.zarr", tmp_path / "img.tif", tracks=geff)
+    text = str(info.value)
+    assert says in text and "\n" not in text, text
+    assert not (tmp_path / "new.zarr").exists()

@@ -23,28 +23,24 @@ from h4tracks.errors import H4TracksError
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from h4tracks.core.io.importing import import_ctc, import_geff, import_project
-    from h4tracks.core.store import save_project
+    from h4tracks.core.io.importing import create_project
 
     t0 = time.perf_counter()
     options = {"channel": args.channel, "time_axis": args.time_axis,
                "pixel_size": args.pixel_size, "frame_interval": args.frame_interval,
                "time_unit": args.time_unit}
+    # the same checks as create_project's, worded with the command's flags
     if sum(x is not None for x in (args.labels, args.ctc, args.tracks)) > 1:
         raise H4TracksError("give one of --labels, --ctc and --tracks (a tracking has its "
                             "labels)")
-    if args.ctc is not None:
-        project = import_ctc(args.ctc, args.image, **options)
-    elif args.tracks is not None:
-        if args.image is None:
-            raise H4TracksError("--tracks needs the image to import as well")
-        project = import_geff(args.tracks, args.image, **options)
-    elif args.image is None:
+    if args.tracks is not None and args.image is None:
+        raise H4TracksError("--tracks needs the image to import as well")
+    if args.ctc is None and args.image is None:
         raise H4TracksError("give the image to import (or --ctc DIR)")
-    else:
-        project = import_project(args.image, args.labels, **options)
-    out = save_project(project, args.output, overwrite=args.overwrite,
-                       progress=progress_printer(args))
+    # the Data tab's import buttons call the same function
+    out, project = create_project(args.output, args.image, labels=args.labels, ctc=args.ctc,
+                                  tracks=args.tracks, overwrite=args.overwrite,
+                                  progress=progress_printer(args), **options)
     s = project.summary()
     print(
         f"created {out}: {s['shape (T, Y, X)'][0]} frames of "

@@ -1,6 +1,7 @@
 """Data tab: what the project is (shape, dtype, cells, tracks), its physical calibration
-(pixel size, frame interval — editable), import of an image or a label movie, and export of
-the tracking in the Cell Tracking Challenge format."""
+(pixel size, frame interval — editable), import of an image or a label movie, a new project
+from a Cell Tracking Challenge or GEFF tracking (:mod:`h4tracks.ui.project_import`), and
+export of the tracking as a Cell Tracking Challenge result or a GEFF."""
 
 from __future__ import annotations
 
@@ -31,11 +32,13 @@ from qtpy.QtWidgets import (
 from h4tracks.core.io.importing import project_from_movie
 from h4tracks.core.project import Project
 from h4tracks.errors import H4TracksError
+from h4tracks.ui.project_import import IMAGE_FILTER, TrackingImport
+from h4tracks.ui.run_browser import open_from_run
 
 if TYPE_CHECKING:
     from h4tracks.ui.main_widget import H4TracksWidget
 
-_FILTER = "Images (*.tif *.tiff *.ome.tif *.ome.tiff *.czi *.nd2 *.lif);;All files (*)"
+_FILTER = IMAGE_FILTER
 
 
 class DataTab(QWidget):
@@ -85,6 +88,13 @@ class DataTab(QWidget):
         imports = QHBoxLayout()
         imports.addWidget(self.import_image_btn)
         imports.addWidget(self.import_labels_btn)
+        self.open_run_btn = QPushButton("Open a movie of a batch run…")
+        self.open_run_btn.setToolTip("Choose the output folder of an `h4tracks run`, then the "
+                                     "movie to curate (its project opens here)")
+        #: *New project from a tracking*: CTC folder or GEFF, as ``h4tracks new`` does
+        self.tracking_import = TrackingImport(main)
+        self.import_ctc_btn = self.tracking_import.ctc_btn
+        self.import_geff_btn = self.tracking_import.geff_btn
 
         self.export_ctc_btn = QPushButton("Export for Cell Tracking Challenge…")
         self.export_ctc_btn.setToolTip(
@@ -102,14 +112,17 @@ class DataTab(QWidget):
         layout.addWidget(self.info)
         layout.addWidget(calib)
         layout.addLayout(imports)
+        layout.addWidget(self.open_run_btn)
+        layout.addWidget(self.tracking_import)
         layout.addWidget(self.export_ctc_btn)
         layout.addWidget(self.export_geff_btn)
         layout.addStretch(1)
 
         self.import_image_btn.clicked.connect(self._on_import_image)
         self.import_labels_btn.clicked.connect(self._on_import_labels)
-        self.export_ctc_btn.clicked.connect(self._on_export_ctc)
-        self.export_geff_btn.clicked.connect(self._on_export_geff)
+        self.open_run_btn.clicked.connect(lambda: open_from_run(main))
+        self.export_ctc_btn.clicked.connect(self.ask_export_ctc)
+        self.export_geff_btn.clicked.connect(self.ask_export_geff)
         for w in (self.pixel_size, self.frame_interval):
             w.valueChanged.connect(self._apply_calibration)
         self.time_unit.currentTextChanged.connect(self._apply_calibration)
@@ -159,9 +172,12 @@ class DataTab(QWidget):
         from h4tracks.ui.layers import layer_project
 
         px = project.metadata.pixel_size or 1.0
+        scale = (1.0, px, px)
         for layer in self.main.viewer.layers:
-            if layer_project(layer) is project:
-                layer.scale = (1.0, px, px)
+            # only when it changes: setting a scale refreshes the layer (~45 ms for a large
+            # Tracks layer), and this runs after every edit
+            if layer_project(layer) is project and tuple(layer.scale) != scale:
+                layer.scale = scale
 
     _updating = False
 
@@ -245,7 +261,8 @@ class DataTab(QWidget):
         return layer
 
     # ------------------------------------------------------------------ export
-    def _on_export_ctc(self) -> None:
+    def ask_export_ctc(self) -> None:
+        """Ask for a folder and export there (the Data and Tracking tabs' buttons)."""
         path = QFileDialog.getExistingDirectory(self, "Folder for the Cell Tracking "
                                                 "Challenge files")
         if path:
@@ -298,8 +315,8 @@ class DataTab(QWidget):
 
         return self.main.run_in_worker(work, text=text, done=done, finally_=finish)
 
-
-    def _on_export_geff(self) -> None:
+    def ask_export_geff(self) -> None:
+        """Ask for a ``.zarr`` path and export there (the Data and Tracking tabs' buttons)."""
         path, _ = QFileDialog.getSaveFileName(self, "GEFF to write (a .zarr folder)",
                                               filter="GEFF zarr (*.zarr)")
         if path:

@@ -112,6 +112,9 @@ class PlotPanel(QWidget):
         self.track_plot_check.setChecked(True)
         self.track_plot_check.setToolTip("Clicking a row of the metrics table shows that "
                                          "track's speed and area over time in a panel")
+        self.save_track_fig_btn = QPushButton("Save track plot…")
+        self.save_track_fig_btn.setToolTip("Save the selected track's speed and area plot "
+                                           "as PNG or SVG")
         plot_box = QGroupBox("Plots")
         self.kind_combo.setToolTip("Scatter: one metric against another. Histogram: how "
                                    "one metric is distributed. Rose: directions of movement. "
@@ -131,7 +134,10 @@ class PlotPanel(QWidget):
         for b in (self.plot_btn, self.reset_btn, self.save_fig_btn):
             plot_row.addWidget(b)
         pform.addRow(plot_row)
-        pform.addRow(self.track_plot_check)
+        track_row = QHBoxLayout()
+        track_row.addWidget(self.track_plot_check, 1)
+        track_row.addWidget(self.save_track_fig_btn)
+        pform.addRow(track_row)
         # no margins of its own: the group box sits in the tab exactly as when it was
         # laid out there directly
         layout = QVBoxLayout(self)
@@ -142,6 +148,7 @@ class PlotPanel(QWidget):
         self.plot_btn.clicked.connect(lambda: self.make_plot())
         self.reset_btn.clicked.connect(lambda: self.reset_selection())
         self.save_fig_btn.clicked.connect(lambda: self.save_figure())
+        self.save_track_fig_btn.clicked.connect(lambda: self.save_figure(which="track_plot"))
         self._update_axis_widgets()
         self.plot_btn.setEnabled(False)
 
@@ -268,21 +275,26 @@ class PlotPanel(QWidget):
         self._ensure_plot().show_figure(fig, **points)
         return fig
 
-    def save_figure(self, path: str | Path | None = None) -> Path | None:
-        """Save the shown figure as PNG or SVG (file dialog without ``path``)."""
-        if self.plot is None or self.plot.figure is None:
-            self.main.notify("make a plot first", error=True)
+    def save_figure(self, path: str | Path | None = None, *,
+                    which: str = "plot") -> Path | None:
+        """Save the shown figure as PNG or SVG (file dialog without ``path``): the Plot
+        button's (``which="plot"``) or the selected track's (``"track_plot"``)."""
+        widget = self.plot if which == "plot" else self.track_plot
+        if widget is None or widget.figure is None:
+            self.main.notify("make a plot first" if which == "plot" else
+                             "select a track first (a row of the metrics table)", error=True)
             return None
         if path is None:
+            default = "figure.png" if which == "plot" else "track.png"
             path, chosen = QFileDialog.getSaveFileName(
-                self, "Save figure", "figure.png", "PNG image (*.png);;SVG vector (*.svg)"
+                self, "Save figure", default, "PNG image (*.png);;SVG vector (*.svg)"
             )
             if not path:
                 return None
             if not Path(path).suffix:
                 path = f"{path}.{'svg' if 'svg' in chosen.lower() else 'png'}"
         try:
-            out = self.plot.save(path)
+            out = widget.save(path)
         except H4TracksError as e:
             self.main.notify(str(e), error=True)
             return None

@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLabel,
     QPushButton,
     QStackedWidget,
@@ -128,6 +129,7 @@ class TrackingTab(TrackingClicksMixin, TrackListMixin, QWidget):
         layout.addWidget(curate_box)
         layout.addWidget(self.lineage_btn)
         layout.addWidget(filter_box)
+        layout.addWidget(self._build_export_box())
         layout.addStretch(1)
 
         self.method_combo.currentIndexChanged.connect(self.params_stack.setCurrentIndex)
@@ -143,6 +145,28 @@ class TrackingTab(TrackingClicksMixin, TrackListMixin, QWidget):
         self.viewer.mouse_drag_callbacks.append(self._on_mouse_press)
         main.edited.connect(self._on_edited)
         main.project_changed.connect(self._on_project_changed)
+
+    def _build_export_box(self) -> QGroupBox:
+        """*Export tracks*: where the tracks were made and curated, the exports of the
+        Data tab (CTC, GEFF) and the Analysis tab (per-cell CSV), the very same handlers."""
+        main = self.main
+        self.export_ctc_btn = QPushButton("CTC…")
+        self.export_ctc_btn.setToolTip(main.data_tab.export_ctc_btn.toolTip())
+        self.export_geff_btn = QPushButton("GEFF…")
+        self.export_geff_btn.setToolTip(main.data_tab.export_geff_btn.toolTip())
+        self.export_cells_btn = QPushButton("Cells (CSV)…")
+        self.export_cells_btn.setToolTip(
+            "One row per cell per frame: frame, time, label, track, position and area (the "
+            "Analysis tab's separator and decimal mark)")
+        box = QGroupBox("Export tracks")
+        row = QHBoxLayout(box)
+        for b in (self.export_ctc_btn, self.export_geff_btn, self.export_cells_btn):
+            row.addWidget(b)
+        self.export_ctc_btn.clicked.connect(lambda: main.data_tab.ask_export_ctc())
+        self.export_geff_btn.clicked.connect(lambda: main.data_tab.ask_export_geff())
+        # the Analysis tab is built after this one: looked up at the click
+        self.export_cells_btn.clicked.connect(lambda: main.analysis_tab.export_cells_csv())
+        return box
 
     # ------------------------------------------------------------------ hotkeys
     def hotkey_handlers(self) -> dict[str, Callable[[], Any]]:

@@ -10,7 +10,8 @@ napari's whole-layer rebuild: an edit on 1,000 frames x 500 cells reaches the la
 milliseconds instead of ~0.6 s (``benchmarks/bench_edit_refresh.py``). :meth:`TracksView.rebuild`
 is the full rebuild through napari's public setters, kept as the baseline and as the fallback
 when napari's internals are not as expected. A track-id filter restricts what the layer shows
-without touching the graph; it is re-applied at every refresh.
+without touching the graph; it is re-applied at every refresh. The same display gives the
+project's Labels layer the features of the frame shown (:mod:`h4tracks.ui.labels_features`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from qtpy.QtCore import QTimer
 
 from h4tracks.core.analysis.tracks_display import PER_TRACK, Splice, TracksDisplay
 from h4tracks.errors import InputError
+from h4tracks.ui.labels_features import LabelsFeatures
 from h4tracks.ui.layers import layer_project, tracks_layer_kwargs
 from h4tracks.ui.tracks_patch import can_patch, install
 
@@ -104,6 +106,8 @@ class TracksView:
         self._thumbnail.setSingleShot(True)
         self._thumbnail.setInterval(THUMBNAIL_DELAY_MS)
         self._thumbnail.timeout.connect(self._update_thumbnail)
+        #: the Labels layer's features (the shown frame's cells), from the same display
+        self.labels_features = LabelsFeatures(main)
 
     # ------------------------------------------------------------------ layer lookup
     def layer(self) -> Any | None:
@@ -185,6 +189,7 @@ class TracksView:
         if layer is None and project.graph.n_edges == 0:
             return None  # like project_layer_data: no links, no Tracks layer
         display, splice = self.display(project)
+        self.labels_features.show(project, display)
         data, parents, features = self._view(display)
         if layer is None:
             layer = self._add_layer(project, data, parents, features)

@@ -55,6 +55,11 @@ def _assert_equal_to_rebuild(display: TracksDisplay, graph: TrackGraph) -> None:
         assert np.array_equal(display.features[name], values), name
     assert np.array_equal(display.points, fresh.points)
     assert np.array_equal(display.points_id, fresh.points_id)
+    # the Labels layer's features of a frame, after a patch as after a rebuild
+    for t in np.unique(graph.node_table()["t"])[::5].tolist():
+        a, b = display.frame_features(t), fresh.frame_features(t)
+        assert list(a) == list(b)
+        assert all(np.array_equal(a[k], b[k]) for k in a), t
 
 
 # ------------------------------------------------------------------------------ build
@@ -90,6 +95,28 @@ def test_rebuild_shows_the_graph_and_its_metrics(movie):
     idx = np.flatnonzero(has)
     np.testing.assert_allclose((sums[idx] - firsts[idx]) / (n[idx] - 1),
                                table[table.find("mean_speed")][idx], rtol=1e-9)
+
+
+def test_frame_features_are_the_rows_of_that_frames_cells(movie):
+    """A Labels layer's features: one row per cell of the frame, keyed by label value, with
+    the values of that cell's row of the Tracks layer."""
+    project = _project(movie)
+    g = project.graph
+    d = TracksDisplay(**CAL)
+    d.rebuild(g)
+    for t in (0, 7, 23):
+        f = d.frame_features(t)
+        labels = np.unique(movie.labels[t])
+        labels = labels[labels > 0]
+        assert list(f) == ["index", *d.features]
+        assert np.array_equal(f["index"], labels)
+        for k, lab in enumerate(labels.tolist()):
+            row = np.flatnonzero((d.data[:, 0] == g.track_id((t, lab))) & (d.data[:, 1] == t))
+            assert row.size == 1
+            for name, values in d.features.items():
+                assert f[name][k] == values[row[0]], (t, lab, name)
+    assert d.frame_features(99)["index"].size == 0  # past the end: no cells
+    assert TracksDisplay().frame_features(0) == {}  # nothing shown yet
 
 
 def test_node_speed_respects_gaps_and_track_starts():

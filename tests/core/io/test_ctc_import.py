@@ -59,3 +59,22 @@ def test_ctc_import_errors_are_one_line(movie, tmp_path, capsys):
     assert main(["new", "-o", str(tmp_path / "p.zarr")]) == 2
     assert "--ctc" in capsys.readouterr().err
     assert not (tmp_path / "p.zarr").exists()
+
+
+def test_ctc_track_file_disagreeing_with_the_masks_creates_nothing(movie, tmp_path):
+    """create_project (behind `h4tracks new --ctc` and the Data tab's Import CTC folder):
+    a res_track.txt whose first track ends later than its masks do is one sentence."""
+    from h4tracks.core.io.importing import create_project
+    from h4tracks.errors import InputError
+
+    write_ctc(tmp_path / "res", movie.labels, movie.lineage)
+    tifffile.imwrite(tmp_path / "img.tif", movie.image)
+    track_file = tmp_path / "res" / "res_track.txt"
+    rows = track_file.read_text().splitlines()
+    tid, first, last, parent = rows[0].split()
+    rows[0] = f"{tid} {first} {int(last) + 1 if int(last) < 7 else int(last) - 1} {parent}"
+    track_file.write_text("\n".join(rows) + "\n")
+    with pytest.raises(InputError) as info:
+        create_project(tmp_path / "p.zarr", tmp_path / "img.tif", ctc=tmp_path / "res")
+    assert "\n" not in str(info.value) and "track" in str(info.value), info.value
+    assert not (tmp_path / "p.zarr").exists()

@@ -8,19 +8,24 @@ inside napari (embed it with a Qt canvas, or save it with :func:`save_figure`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
+from matplotlib import rc_context
+from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
-from h4tracks.core.analysis.metrics import Table, msd_curves, units_for
+from h4tracks.core.analysis.metrics import Table, msd_curves
 from h4tracks.core.analysis.tracks_display import track_series
+from h4tracks.core.analysis.trajectories import Trajectories, origin_trajectories
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.outputs import atomic_file
 from h4tracks.errors import InputError
 
-__all__ = ["histogram", "msd_plot", "rose_plot", "save_figure", "scatter", "track_plot"]
+__all__ = ["draw_rose", "histogram", "msd_plot", "rose_plot", "save_figure", "scatter",
+           "track_plot"]
 
 _FIGSIZE = (5.0, 4.0)
 
@@ -106,27 +111,27 @@ def rose_plot(
     """
     if not isinstance(graph, TrackGraph):
         raise InputError(f"expected a TrackGraph, got {type(graph).__name__}")
-    u = units_for(pixel_size)
-    nt = graph.node_table()
-    keep = np.ones(nt["t"].size, bool) if track_ids is None else np.isin(
-        nt["track_id"], np.asarray(track_ids, np.int64)
-    )
-    order = np.lexsort((nt["t"][keep], nt["track_id"][keep]))
-    tid = nt["track_id"][keep][order]
-    y = nt["y"][keep][order] * u.pixel_size
-    x = nt["x"][keep][order] * u.pixel_size
-    first = np.flatnonzero(np.r_[True, tid[1:] != tid[:-1]]) if tid.size else np.empty(0, int)
+    traj = origin_trajectories(graph, pixel_size=pixel_size, track_ids=track_ids)
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.add_subplot()
+    draw_rose(ax, traj)
+    ax.set_title(title or f"{traj.n_tracks} trajectories")
+    return fig
+
+
+def draw_rose(ax: Axes, traj: Trajectories, *, limit: float | None = None) -> None:
+    """Draw trajectories from the origin on ``ax`` (the body of :func:`rose_plot`, shared
+    with the pooled panels of :func:`~h4tracks.core.analysis.group_figures.rose_by_group`).
+
+    ``limit``: half the width of the square shown (default: the farthest point).
+    """
+    tid, x, y = traj.track_ids, traj.dx, traj.dy
+    first = traj.starts
     idx = np.repeat(np.arange(first.size), np.diff(np.r_[first, tid.size]))
-    if tid.size:
-        y = y - y[first][idx]
-        x = x - x[first][idx]
     same = np.flatnonzero(tid[1:] == tid[:-1])
     segs = np.stack(
         [np.stack([x[same], y[same]], 1), np.stack([x[same + 1], y[same + 1]], 1)], 1
     ) if same.size else np.empty((0, 2, 2))
-
-    fig = Figure(figsize=figsize, layout="constrained")
-    ax = fig.add_subplot()
     lc = LineCollection(list(segs), cmap="tab20", linewidths=0.8, alpha=0.8)
     lc.set_array((idx[same] % 20).astype(float) if same.size else np.empty(0))
     lc.set_clim(0, 19)
@@ -135,14 +140,13 @@ def rose_plot(
     ax.scatter(x[last], y[last], s=6, c="k", zorder=3)
     ax.axhline(0, color="0.7", lw=0.5)
     ax.axvline(0, color="0.7", lw=0.5)
-    lim = float(np.nanmax(np.abs(np.r_[x, y, 1e-9]))) * 1.05 if tid.size else 1.0
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(lim, -lim)  # image orientation: y grows downwards
+    if limit is None:
+        limit = float(np.nanmax(np.abs(np.r_[x, y, 1e-9]))) * 1.05 if tid.size else 1.0
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(limit, -limit)  # image orientation: y grows downwards
     ax.set_aspect("equal")
-    ax.set_xlabel(f"Δx [{u.length}]")
-    ax.set_ylabel(f"Δy [{u.length}]")
-    ax.set_title(title or f"{first.size} trajectories")
-    return fig
+    ax.set_xlabel(f"Δx [{traj.length_unit}]")
+    ax.set_ylabel(f"Δy [{traj.length_unit}]")
 
 
 def msd_plot(
@@ -235,6 +239,9 @@ def track_plot(
 def save_figure(fig: Figure, path: str | Path, *, dpi: int = 150) -> Path:
     """Save a figure as PNG or SVG, chosen by the file suffix.
 
+    An SVG keeps its texts as text (not outlines), so titles and labels stay editable in a
+    vector editor and searchable.
+
     Raises
     ------
     InputError
@@ -249,6 +256,8 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 150) -> Path:
         raise InputError(
             f"figures can be saved as .png or .svg, not {path.suffix or 'without a suffix'!r}"
         )
-    with atomic_file(path, "wb") as fh:
+    # rcParams are global: changed only for an SVG, and only while it is written
+    texts = rc_context({"svg.fonttype": "none"}) if fmt == "svg" else nullcontext()
+    with atomic_file(path, "wb") as fh, texts:
         fig.savefig(fh, format=fmt, dpi=dpi)
     return path

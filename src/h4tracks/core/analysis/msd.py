@@ -1,18 +1,27 @@
-"""Mean squared displacement: the per-track MSD matrix, its log-log slope, and the MSD
-curves of all tracks (:func:`msd_curves`, plotted by :func:`figures.msd_plot`)."""
+"""Mean squared displacement: the per-track MSD matrix, its log-log slope, the MSD curves of
+all tracks (:func:`msd_curves`, plotted by :func:`figures.msd_plot`), and the mean ± SEM over
+the tracks of several movies (:func:`pool_msd`, plotted by
+:func:`group_figures.msd_by_group`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from h4tracks.core.analysis._tracks import _check_graph, _div, _sorted_tracks, _Tracks
+from h4tracks.core.analysis._tracks import (
+    _check_graph,
+    _div,
+    _sample_sd,
+    _sorted_tracks,
+    _Tracks,
+)
 from h4tracks.core.analysis.units import units_for
 from h4tracks.core.graph import TrackGraph
 from h4tracks.errors import InputError
 
-__all__ = ["DEFAULT_MAX_LAG", "MSDCurves", "msd_curves"]
+__all__ = ["DEFAULT_MAX_LAG", "MSDCurves", "PooledMSD", "msd_curves", "pool_msd"]
 
 DEFAULT_MAX_LAG = 10
 
@@ -114,3 +123,63 @@ def msd_curves(
         track_ids=tk.track_ids, lags=np.arange(1, int(max_lag) + 1) * u.frame_interval,
         msd=msd, counts=cnt, ensemble=ensemble, length_unit=u.length, time_unit=u.time,
     )
+
+
+# ---------------------------------------------------------------------------------- pooled
+@dataclass(frozen=True)
+class PooledMSD:
+    """Mean ± SEM of the per-track MSD over the tracks of several movies (one condition).
+
+    Attributes
+    ----------
+    lags
+        (L,) lag times in ``time_unit``: the union of the movies' lags.
+    mean
+        (L,) mean over tracks of the per-track MSD (each track weighs the same, as in
+        :attr:`MSDCurves.ensemble`); NaN where no track has a value.
+    sem
+        (L,) standard error of that mean (sample SD / sqrt(n)); NaN with fewer than 2 tracks.
+    n_tracks
+        (L,) tracks with a value at each lag.
+    """
+
+    lags: np.ndarray
+    mean: np.ndarray
+    sem: np.ndarray
+    n_tracks: np.ndarray
+    length_unit: str
+    time_unit: str
+
+
+def pool_msd(curves: Sequence[MSDCurves]) -> PooledMSD:
+    """Pool the MSD curves of several movies: mean ± SEM over all their tracks at each lag.
+
+    Movies with different frame intervals have different lag times; they are kept apart
+    (pooled at equal lag times only, compared to 1e-9), never matched by frame lag.
+
+    Raises
+    ------
+    InputError
+        If the curves have different units (µm and px, or min and frames).
+    """
+    units = {(c.length_unit, c.time_unit) for c in curves}
+    if len(units) > 1:
+        raise InputError("MSD curves in different units cannot be pooled: "
+                         + ", ".join(f"{a}²/{b}" for a, b in sorted(units)))
+    length, time = next(iter(units)) if units else ("px", "frame")
+    if not curves:
+        e = np.empty(0)
+        return PooledMSD(e, e, e, np.empty(0, np.int64), length, time)
+    lags = np.concatenate([np.broadcast_to(c.lags, c.msd.shape).ravel() for c in curves])
+    values = np.concatenate([c.msd.ravel() for c in curves])
+    # rounded, so that 3 × 0.1 min and 0.3 min are one lag time
+    unique, inv = np.unique(np.round(np.concatenate([lags, *(c.lags for c in curves)]), 9),
+                            return_inverse=True)
+    inv = inv[: lags.size]
+    ok = np.isfinite(values)
+    n = np.bincount(inv[ok], minlength=unique.size)
+    mean = _div(np.bincount(inv[ok], values[ok], minlength=unique.size), n)
+    dev = values[ok] - mean[inv[ok]]
+    sd = _sample_sd(np.bincount(inv[ok], dev * dev, minlength=unique.size), n)
+    sem = _div(sd, np.sqrt(n))
+    return PooledMSD(unique, mean, sem, n.astype(np.int64), length, time)

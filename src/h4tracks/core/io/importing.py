@@ -1,7 +1,11 @@
-"""Create projects from image files (TIFF, OME-TIFF, anything an installed bioio reader opens)."""
+"""Create projects from files: an image (TIFF, OME-TIFF, anything an installed bioio reader
+opens) with optional labels, a Cell Tracking Challenge tracking, or a GEFF tracking graph with
+its labels. :func:`create_project` is the one way a new project reaches the disk, for
+``h4tracks new`` and the Data tab's import buttons alike."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +15,12 @@ import zarr
 from geff.core_io import read_to_memory
 
 from h4tracks.core.graph import TrackGraph
+from h4tracks.core.graph_convert import GraphError
 from h4tracks.core.io.ctc import read_ctc
 from h4tracks.core.io.readers import read_image, read_labels
 from h4tracks.core.measure import measure_movie
 from h4tracks.core.project import Project
+from h4tracks.core.store import save_project
 from h4tracks.errors import InputError
 
 
@@ -169,15 +175,20 @@ def import_geff(
     try:
         mem = read_to_memory(str(group))
     except Exception as e:  # the geff library raises many kinds; one sentence for the user
-        raise InputError(f"{geff_path} is not a readable GEFF graph ({e}).") from None
+        raise InputError(f"{geff_path} is not a readable GEFF graph ({_first_line(e)})."
+                         ) from None
     meta = mem["metadata"]
+    time_axes = [a.name for a in meta.axes or [] if a.type == "time"]
+    if not time_axes:
+        raise InputError(f"{geff_path} declares no time axis (GEFF metadata 'axes' with a "
+                         "'time' entry): h4tracks needs it to put each cell in its frame.")
     rel = [r for r in (meta.related_objects or []) if r.type == "labels"]
     prop = rel[0].node_prop or rel[0].label_prop if rel else None
     if not rel or not prop:
         raise InputError(f"{geff_path} declares no segmentation (a related 'labels' object "
                          "with the node property of each node's label value): h4tracks needs "
                          "the labels to place the cells.")
-    time_name = next((a.name for a in meta.axes or [] if a.type == "time"), "t")
+    time_name = time_axes[0]
     props = mem["node_props"]
     if time_name not in props or prop not in props:
         raise InputError(f"{geff_path} has no node property {time_name!r} or {prop!r}.")
@@ -195,6 +206,11 @@ def import_geff(
     ids = np.asarray(mem["node_ids"], np.int64)
     order = np.argsort(ids)
     ends = np.asarray(mem["edge_ids"], np.int64).reshape(-1, 2)
+    unknown = ~np.isin(ends, ids).all(axis=1)
+    if unknown.any():  # searchsorted below would pair such an edge with a wrong node
+        src, dst = (int(v) for v in ends[np.flatnonzero(unknown)[0]])
+        raise InputError(f"{int(unknown.sum())} link(s) of {geff_path} lead to nodes it does "
+                         f"not list, e.g. {src} -> {dst}.")
     a, b = (order[np.searchsorted(ids[order], ends[:, k])] for k in (0, 1))
     edges = np.column_stack([t[a], seg[a], t[b], seg[b]])
     axes = {ax.name: ax for ax in meta.axes or []}
@@ -214,14 +230,74 @@ def import_geff(
         i = int(np.flatnonzero(missing)[0])
         raise InputError(f"{int(missing.sum())} node(s) of {geff_path} have no cell in its "
                          f"labels, e.g. value {seg[i]} in frame {t[i]}.")
-    project.graph = TrackGraph.from_arrays(nodes, edges)
+    try:
+        project.graph = TrackGraph.from_arrays(nodes, edges)
+    except GraphError as e:
+        raise InputError(f"The links of {geff_path} do not form a lineage: {e}.") from None
     project.nodes_measured = True  # the nodes are measure_movie's cells
     project.take_auto_snapshot(step="import", labels=str(Path(geff_path).absolute()))
     return project
 
 
-def _ctc_raw_frames(ctc_dir: Path, n_frames: int) -> list[Path]:
-    """The raw frames ``t000.tif``... of the sequence a CTC folder belongs to."""
+def create_project(
+    output: str | Path,
+    image: str | Path | None = None,
+    *,
+    labels: str | Path | None = None,
+    ctc: str | Path | None = None,
+    tracks: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+    **options: Any,
+) -> tuple[Path, Project]:
+    """Make a new project from files and save it at ``output``: what ``h4tracks new`` does,
+    and the Data tab's import buttons (so both check the same things and write the same
+    project).
+
+    Parameters
+    ----------
+    output
+        The ``.zarr`` folder to create.
+    image
+        The movie; optional with ``ctc`` (then the raw frames beside the CTC folder).
+    labels, ctc, tracks
+        At most one: a label movie, a Cell Tracking Challenge tracking folder
+        (:func:`import_ctc`) or a GEFF tracking with its labels (:func:`import_geff`).
+    overwrite
+        Replace an existing h4tracks project at ``output``.
+    progress
+        ``progress(stage, done, total)`` while the frames are written.
+    **options
+        ``channel``, ``time_axis``, ``pixel_size``, ``frame_interval``, ``time_unit``.
+
+    Returns
+    -------
+    (path, project)
+        The saved project's folder and the project (reading from it).
+
+    Raises
+    ------
+    h4tracks.errors.InputError
+        On unsuitable inputs, before anything is written.
+    """
+    if sum(x is not None for x in (labels, ctc, tracks)) > 1:
+        raise InputError("Give one of a label movie, a CTC folder and a GEFF tracking (a "
+                         "tracking has its labels).")
+    if ctc is not None:
+        project = import_ctc(ctc, image, **options)
+    elif tracks is not None:
+        if image is None:
+            raise InputError("A GEFF tracking needs the image to import as well.")
+        project = import_geff(tracks, image, **options)
+    elif image is None:
+        raise InputError("Give the image to import (or a CTC folder).")
+    else:
+        project = import_project(image, labels, **options)
+    return save_project(project, output, overwrite=overwrite, progress=progress), project
+
+
+def _ctc_sequences(ctc_dir: Path) -> list[Path]:
+    """Where the raw frames of the sequence a CTC folder belongs to would be."""
     d = ctc_dir.absolute()
     seqs: list[Path] = []
     for folder in (d, d.parent, d.parent.parent):
@@ -229,10 +305,32 @@ def _ctc_raw_frames(ctc_dir: Path, n_frames: int) -> list[Path]:
             if folder.name.endswith(suffix):
                 seqs.append(folder.parent / folder.name[: -len(suffix)])
     seqs += [p.parent / p.name[:-3] for p in sorted(d.glob("*_GT"))]
-    for seq in seqs:
+    return seqs
+
+
+def ctc_raw_frames_folder(ctc_dir: str | Path) -> Path | None:
+    """The folder of raw frames (``t000.tif``...) that :func:`import_ctc` would take the image
+    from when given none, or None: then the image has to be given (the Data tab asks for it).
+    The number of frames is checked by the import itself."""
+    for seq in _ctc_sequences(Path(ctc_dir)):
+        if any(seq.glob("t*.tif")):
+            return seq
+    return None
+
+
+def _ctc_raw_frames(ctc_dir: Path, n_frames: int) -> list[Path]:
+    """The raw frames ``t000.tif``... of the sequence a CTC folder belongs to."""
+    for seq in _ctc_sequences(ctc_dir):
         frames = sorted(seq.glob("t*.tif"))
         if len(frames) == n_frames:
             return frames
     raise InputError(f"Found no image for the CTC tracking in {ctc_dir} (looked for "
                      f"{n_frames} frames t000.tif... in the sequence folder beside it); give the "
                      "image file as well.")
+
+
+def _first_line(e: BaseException) -> str:
+    """The first line of an exception's text (pydantic and the geff validators write
+    several)."""
+    text = str(e).strip()
+    return text.splitlines()[0].rstrip(":") if text else type(e).__name__

@@ -301,10 +301,13 @@ def _run_distributed(movies: list[Movie], pipeline: Pipeline, scheduler: Any,
     with _client(scheduler, workers, cores, log) as client:
         client.subscribe_topic(TOPIC, event)
         run_id = uuid.uuid4().hex[:8]
+        # more workers than movies: the movies' segmentation goes out in blocks of frames,
+        # or the extra workers would idle (a cluster still scaling up counts what it has)
+        split = len(client.scheduler_info().get("workers", {})) > len(movies)
         # pure=False and a fresh key per run: a rerun must run the tasks again (they decide
         # from the projects what is left to do), never reuse a result dask still holds
         futures = {
-            client.submit(run_movie_task, m, pipeline, wait, pure=False,
+            client.submit(run_movie_task, m, pipeline, wait, split, pure=False,
                           key=f"h4tracks-{m.name}-{run_id}"): m
             for m in movies
         }

@@ -18,10 +18,11 @@ import numpy as np
 
 from h4tracks.core.analysis import Table, write_csv
 from h4tracks.core.outputs import atomic_file
+from h4tracks.core.pipeline.motion import MOTION_FILE, GroupMotion, pool_groups
 from h4tracks.core.pipeline.spec import Movie, Pipeline
-from h4tracks.core.pipeline.tasks import MovieResult
+from h4tracks.core.pipeline.tasks import MovieResult, results_dir
 
-__all__ = ["movie_table", "pooled_tracks", "write_report"]
+__all__ = ["group_motion", "movie_table", "pooled_tracks", "write_report"]
 
 _SUMMARY = ("frames", "cells", "tracks", "divisions", "mean_speed", "speed_unit",
             "curated_frames", "flags")
@@ -108,28 +109,6 @@ def _group_column(pipeline: Pipeline, movies: Sequence[Movie]) -> str:
     return "condition" if "condition" in extra else "movie"
 
 
-def box_strip(table: Table, metric: str, by: str) -> Any:
-    """Box plot with every track as a point, one box per value of column ``by``."""
-    from matplotlib.figure import Figure  # heavy: imported when a figure is made
-
-    name = table.find(metric)
-    values = np.asarray(table[name], np.float64)
-    groups = np.asarray(table[by]).astype(str)
-    labels = sorted(set(groups.tolist()))
-    data = [values[(groups == g) & np.isfinite(values)] for g in labels]
-    fig = Figure(figsize=(max(4.0, 1.2 * len(labels) + 2), 4.0), layout="constrained")
-    ax = fig.add_subplot()
-    ax.boxplot(data, showfliers=False)
-    ax.set_xticks(range(1, len(labels) + 1), labels)
-    rng = np.random.default_rng(0)  # fixed jitter: the same figure on every run
-    for i, d in enumerate(data, start=1):
-        ax.scatter(i + rng.uniform(-0.15, 0.15, d.size), d, s=8, alpha=0.5, edgecolors="none")
-    ax.set_xlabel(by)
-    ax.set_ylabel(name)
-    ax.set_title(f"{name} by {by} ({sum(d.size for d in data)} tracks)")
-    return fig
-
-
 def _write_parquet(table: Table, path: Path) -> Path | None:
     """The table as Parquet when pandas has an engine for it (pyarrow); else None."""
     try:
@@ -150,7 +129,8 @@ def write_report(pipeline: Pipeline, movies: Sequence[Movie],
     -------
     (tracks, movies, files)
         The pooled per-track table, the per-movie table, and the written files by role
-        (``tracks_csv``, ``tracks_parquet``, ``movies_csv``, ``figure:METRIC``, ``html``).
+        (``tracks_csv``, ``tracks_parquet``, ``movies_csv``, ``figure:NAME`` (PNG) and
+        ``svg:NAME`` for NAME a metric, ``rose`` or ``msd``, ``html``).
     """
     out = pipeline.output_dir
     tracks = pooled_tracks(movies, results)
@@ -162,19 +142,60 @@ def write_report(pipeline: Pipeline, movies: Sequence[Movie],
         if parquet is not None:
             files["tracks_parquet"] = parquet
         if len(tracks):
-            from h4tracks.core.analysis.figures import save_figure
-
-            by = _group_column(pipeline, movies)
-            (out / "figures").mkdir(exist_ok=True)
-            for metric in pipeline.report.metrics:
-                try:
-                    fig = box_strip(tracks, metric, by)
-                except KeyError:
-                    continue  # a metric this run has no column for (e.g. shape without shape)
-                files[f"figure:{metric}"] = save_figure(
-                    fig, out / "figures" / f"{metric}_by_{by}.png")
+            files.update(_write_figures(pipeline, movies, results, tracks))
     files["html"] = _write_html(out, per_movie, files)
     return tracks, per_movie, files
+
+
+def _save_both(fig: Any, stem: Path, key: str) -> dict[str, Path]:
+    """A figure as PNG (for the page) and SVG (editable, for a paper)."""
+    from h4tracks.core.analysis.figures import save_figure
+
+    return {f"figure:{key}": save_figure(fig, stem.with_suffix(".png")),
+            f"svg:{key}": save_figure(fig, stem.with_suffix(".svg"))}
+
+
+def group_motion(pipeline: Pipeline, movies: Sequence[Movie],
+                 results: dict[str, MovieResult]) -> tuple[dict[str, GroupMotion], list[str]]:
+    """The analysed movies' trajectories and MSD curves pooled by the report's group column
+    (groups in sorted order, as in the box plots); see
+    :func:`~h4tracks.core.pipeline.motion.pool_groups`."""
+    by = _group_column(pipeline, movies)
+    files: dict[str, list[tuple[str, Path]]] = {}
+    for m in movies:
+        r = results.get(m.name)
+        path = results_dir(pipeline, m) / MOTION_FILE
+        if r is None or not r.ok or r.table is None or not path.is_file():
+            continue
+        group = m.name if by == "movie" else m.columns.get(by, "")
+        files.setdefault(group, []).append((m.name, path))
+    return pool_groups({g: files[g] for g in sorted(files)})
+
+
+def _write_figures(pipeline: Pipeline, movies: Sequence[Movie],
+                   results: dict[str, MovieResult], tracks: Table) -> dict[str, Path]:
+    from h4tracks.core.analysis.group_figures import box_strip, msd_by_group, rose_by_group
+
+    by = _group_column(pipeline, movies)
+    folder = pipeline.output_dir / "figures"
+    folder.mkdir(exist_ok=True)
+    files: dict[str, Path] = {}
+    for metric in pipeline.report.metrics:
+        try:
+            fig = box_strip(tracks, metric, by)
+        except KeyError:
+            continue  # a metric this run has no column for (e.g. shape without shape)
+        files.update(_save_both(fig, folder / f"{metric}_by_{by}", metric))
+    groups, left_out = group_motion(pipeline, movies, results)
+    if groups:
+        note = (f" ({len(left_out)} movie(s) in other units left out)" if left_out else "")
+        files.update(_save_both(
+            rose_by_group({g: m.trajectories for g, m in groups.items()}, by=by, note=note),
+            folder / f"rose_by_{by}", "rose"))
+        files.update(_save_both(
+            msd_by_group({g: m.msd for g, m in groups.items()}, by=by, note=note),
+            folder / f"msd_by_{by}", "msd"))
+    return files
 
 
 def _write_html(out: Path, per_movie: Table, files: dict[str, Path]) -> Path:
@@ -187,10 +208,16 @@ def _write_html(out: Path, per_movie: Table, files: dict[str, Path]) -> Path:
                          for c in per_movie.columns) + "</tr>"
         for i in range(len(per_movie)))
     links = "".join(f'<li><a href="{rel(p)}">{html.escape(p.name)}</a></li>'
-                    for k, p in files.items() if not k.startswith("figure:"))
-    figures = "".join(f'<figure><img src="{rel(p)}" alt="{html.escape(k[7:])}">'
-                      f"<figcaption>{html.escape(k[7:])}</figcaption></figure>"
-                      for k, p in files.items() if k.startswith("figure:"))
+                    for k, p in files.items() if not k.startswith(("figure:", "svg:")))
+
+    def figure(key: str, png: Path) -> str:
+        name = html.escape(key)
+        svg = files.get(f"svg:{key}")
+        also = f', <a href="{rel(svg)}">SVG</a>' if svg is not None else ""
+        return (f'<figure><img src="{rel(png)}" alt="{name}"><figcaption>{name} '
+                f'(<a href="{rel(png)}">PNG</a>{also})</figcaption></figure>')
+
+    figures = "".join(figure(k[7:], p) for k, p in files.items() if k.startswith("figure:"))
     n_failed = int((per_movie["status"] == "failed").sum()) if len(per_movie) else 0
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>h4tracks run</title>"

@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from h4tracks.core.pipeline.motion import MOTION_FILE, write_motion
+from h4tracks.core.pipeline.quality import project_flags
 from h4tracks.core.pipeline.spec import Movie, Pipeline
 from h4tracks.core.pipeline.state import (
     segment_signature,
@@ -81,8 +83,11 @@ def one_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-def run_movie_task(movie: Movie, pipeline: Pipeline, lock_wait: float) -> MovieResult:
-    """:func:`run_movie` on a dask worker, its progress sent as worker events."""
+def run_movie_task(movie: Movie, pipeline: Pipeline, lock_wait: float,
+                   split: bool = False) -> MovieResult:
+    """:func:`run_movie` on a dask worker, its progress sent as worker events; ``split``:
+    the cluster has idle workers, so segmentation goes out in blocks of frames
+    (:mod:`h4tracks.core.pipeline.blocks`)."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -91,11 +96,11 @@ def run_movie_task(movie: Movie, pipeline: Pipeline, lock_wait: float) -> MovieR
         # the worker's pid: lets a watcher (a test, a monitor) tell which process runs what
         worker.log_event(TOPIC, {**event, "pid": os.getpid()})
 
-    return run_movie(movie, pipeline, lock_wait=lock_wait, emit=emit)
+    return run_movie(movie, pipeline, lock_wait=lock_wait, emit=emit, split=split)
 
 
 def run_movie(movie: Movie, pipeline: Pipeline, *, lock_wait: float = 10.0,
-              emit: Emit | None = None) -> MovieResult:
+              emit: Emit | None = None, split: bool = False) -> MovieResult:
     """Run every step of ``pipeline`` that ``movie`` still needs.
 
     Parameters
@@ -108,6 +113,9 @@ def run_movie(movie: Movie, pipeline: Pipeline, *, lock_wait: float = 10.0,
         Seconds to wait for a project another program is changing before this movie fails.
     emit
         Called with ``{"movie", "step", "phase": "start" | "ran" | "skipped", "seconds"}``.
+    split
+        Segment in blocks of ``save_every`` frames on other dask workers (only inside a
+        dask task: :func:`run_movie_task`).
 
     Returns
     -------
@@ -124,7 +132,7 @@ def run_movie(movie: Movie, pipeline: Pipeline, *, lock_wait: float = 10.0,
         path.parent.mkdir(parents=True, exist_ok=True)
         results_dir(pipeline, movie).mkdir(parents=True, exist_ok=True)
         with lock.path_lock(path, timeout=lock_wait, command=f"h4tracks run ({movie.name})"):
-            _Steps(movie, pipeline, result, emit).run()
+            _Steps(movie, pipeline, result, emit, split).run()
     except Exception as e:  # one movie's failure is its own line, never the run's
         result.ok = False
         result.error = one_line(e)
@@ -138,8 +146,9 @@ class _Steps:
     """The steps of one movie, with the project lock held by the caller."""
 
     def __init__(self, movie: Movie, pipeline: Pipeline, result: MovieResult,
-                 emit: Emit | None) -> None:
+                 emit: Emit | None, split: bool = False) -> None:
         self.movie, self.pipeline, self.result, self.emit = movie, pipeline, result, emit
+        self.split = split
         self.path = project_path(pipeline, movie)
         self.out = results_dir(pipeline, movie)
         self.project: Any = None
@@ -232,6 +241,13 @@ class _Steps:
         def checkpoint() -> None:
             save_project(project)
 
+        if self.split and len(todo) > spec.save_every:
+            from h4tracks.core.pipeline.blocks import segment_split
+
+            segment_split(project, spec.model, params.model_dump(), todo,
+                          block_size=spec.save_every, folder=self.out / "blocks",
+                          movie=self.movie.name, save=checkpoint, topic=TOPIC)
+            return True
         segment_project(
             project, entry, params=params, frames=todo, cores=1,
             checkpoint=checkpoint, checkpoint_every=spec.save_every,
@@ -265,7 +281,9 @@ class _Steps:
         assert spec is not None
         stamp = {"generation": self._generation(), "params": spec.model_dump()}
         cache = self.out / "tracks.npz"
-        if stamp_matches(self.out, "analyze", stamp) and cache.is_file():
+        motion = self.out / MOTION_FILE
+        # a results folder from before motion.npz existed is analysed again, not skipped
+        if stamp_matches(self.out, "analyze", stamp) and cache.is_file() and motion.is_file():
             with np.load(cache, allow_pickle=False) as data:
                 self.result.table = {k: data[k] for k in data.files}
             return False
@@ -281,6 +299,7 @@ class _Steps:
         columns = table.to_dict()
         with atomic_file(cache, "wb") as fh:
             np.savez(fh, **columns)
+        write_motion(self.project, motion)  # for the run's pooled rose and MSD figures
         write_stamp(self.out, "analyze", stamp)
         self.result.table = columns
         return True
@@ -316,11 +335,7 @@ class _Steps:
                 values = values[np.isfinite(values)]
                 speed = float(values.mean()) if values.size else np.nan
         n_tracks = int(graph.track_ids().size)
-        flags = []
-        if len(graph) == 0:
-            flags.append("no cells")
-        elif n_tracks == 0 or graph.n_edges == 0:
-            flags.append("no links")
+        flags = project_flags(project)
         self.result.summary = {
             "frames": int(project.n_frames),
             "cells": len(graph),

@@ -1,0 +1,126 @@
+"""One movie's segmentation split into blocks of frames over idle dask workers.
+
+When a run has more workers than movies, the workers without a movie would idle while a long
+movie is segmented frame after frame. The movie's task (which holds the project's lock and
+is the only writer) then hands its frames to the cluster in blocks of ``save_every`` frames:
+each block task opens the project read-only, computes the masks with
+:func:`~h4tracks.core.segmentation.engine.compute_segmentation` (the call
+``segment_project`` makes for each of its blocks) and leaves them in a ``.npy`` file; the movie
+task applies the blocks in frame order, each as one step with its own provenance entry, and
+saves after each, as ``segment_project`` with checkpoints does. The project and its
+provenance are therefore the same as from a sequential run, and a run killed midway resumes
+after the last applied block.
+
+The movie's task secedes from its worker's thread while it waits
+(:func:`distributed.worker_client`), so its worker runs blocks too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BLOCK_STEP", "segment_block", "segment_split"]
+
+#: the step name of a block's worker event (``{"movie", "step", "phase", "frames", "pid"}``)
+BLOCK_STEP = "segment-block"
+
+
+def segment_block(project_path: str, model: str | None, params: dict[str, Any],
+                  frames: list[int], out: str, movie: str, topic: str) -> tuple[Any, Any]:
+    """Segment ``frames`` of a project without changing it; the masks go to ``out``.
+
+    Runs in a dask worker. Returns the block's
+    :class:`~h4tracks.core.segmentation.engine.SegmentReport` and provenance entry.
+    """
+    from h4tracks.core.outputs import atomic_file
+    from h4tracks.core.parameters import SegmentParams
+    from h4tracks.core.segmentation.engine import compute_segmentation, resolve_model
+    from h4tracks.core.store import open_project
+
+    project = open_project(project_path)  # lazy: only this block's image frames are read
+    run = compute_segmentation(project, resolve_model(model), params=SegmentParams(**params),
+                               frames=frames, cores=1, overwrite_curated=True)
+    done = run.report.frames
+    masks = np.empty((len(done), *project.shape[1:]), np.uint32)
+    for i, t in enumerate(done):
+        masks[i] = run.masks[t]
+    with atomic_file(Path(out), "wb") as fh:
+        np.save(fh, masks)
+    with contextlib.suppress(ValueError, ImportError):  # outside a worker: no event
+        from distributed import get_worker
+
+        get_worker().log_event(topic, {"movie": movie, "step": BLOCK_STEP, "phase": "ran",
+                                       "frames": list(done), "pid": os.getpid()})
+    return run.report, run.provenance
+
+
+def segment_split(project: Any, model: str | None, params: dict[str, Any],
+                  frames: Sequence[int], *, block_size: int, folder: Path, movie: str,
+                  save: Callable[[], None], topic: str) -> None:
+    """Segment ``frames`` of ``project`` in blocks on the cluster and apply them in order.
+
+    Parameters
+    ----------
+    project
+        The open project (its path is what the block tasks read); the caller holds its lock.
+    model, params
+        The model as the pipeline names it and the resolved Cellpose parameters
+        (``SegmentParams.model_dump()``).
+    frames
+        The frames to segment (curated ones already left out when they are kept).
+    block_size
+        Frames per block: the pipeline's ``save_every``, the checkpoint blocks of a
+        sequential run.
+    folder
+        Where the blocks' masks wait to be applied (removed once applied).
+    movie
+        The movie's name (task keys, events).
+    save
+        Saves the project (after each applied block).
+    topic
+        The topic of the workers' events.
+    """
+    from distributed import worker_client
+
+    from h4tracks.core.segmentation.engine import SegmentationRun
+    from h4tracks.core.stash import FrameStash
+
+    blocks = [list(frames[i:i + block_size]) for i in range(0, len(frames), block_size)]
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.npy"):
+        # left by a movie task that was killed; the caller holds the project's lock, so no
+        # other task of this movie is running
+        stale.unlink(missing_ok=True)
+    tag = uuid.uuid4().hex[:8]
+    files = [folder / f"{b[0]}-{b[-1]}-{tag}.npy" for b in blocks]
+    with worker_client() as client:
+        futures = [client.submit(segment_block, str(project.path), model, params, b, str(f),
+                                 movie, topic, pure=False,
+                                 key=f"h4tracks-{movie}-frames-{b[0]}-{b[-1]}-{tag}")
+                   for b, f in zip(blocks, files, strict=True)]
+        try:
+            # in frame order, whatever order the blocks finish in: the provenance lists the
+            # blocks as a sequential run does, and a kill leaves a prefix of them applied
+            for future, f in zip(futures, files, strict=True):
+                report, provenance = future.result()
+                masks = np.load(f, mmap_mode="r")
+                stash = FrameStash.of(zip(report.frames, masks, strict=True), masks.shape[1:])
+                del masks
+                SegmentationRun(stash, report, provenance).step().apply(project)
+                save()
+                f.unlink()
+        except BaseException:
+            client.cancel(futures)
+            raise
+        finally:
+            for f in files:
+                f.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # empty now
