@@ -8,7 +8,9 @@ keeps memory bounded on long movies. Network inference sits behind one function,
 (``SegmentParams.engine``): torch as Cellpose does, or ONNX Runtime on the CPU (the network
 exported once per weights file, see :mod:`h4tracks.core.segmentation.onnx_engine`), with the
 rest of Cellpose's pipeline unchanged, so both give the same masks. A missing or broken
-ONNX Runtime falls back to torch with one message.
+ONNX Runtime falls back to torch with one message. With Cellpose 4 installed
+(:mod:`~h4tracks.core.segmentation.cellpose_compat`) torch runs its transformer networks:
+``auto`` means torch, and ``onnx`` falls back to torch with one message.
 
 Cancelling (``cancel()`` is checked between frames) keeps the finished frames and leaves the
 others untouched; the run's report says how far it got. Each run records its provenance
@@ -35,6 +37,7 @@ from h4tracks.core.compute import torch_threads
 from h4tracks.core.frames import frame_ranges, parse_frames
 from h4tracks.core.parameters import SegmentParams
 from h4tracks.core.runs import RunStep
+from h4tracks.core.segmentation import cellpose_compat as compat
 from h4tracks.core.segmentation.models import (
     ModelEntry,
     ModelRegistry,
@@ -130,6 +133,13 @@ def load_segmenter(entry: ModelEntry, engine: str = "auto", *, gpu: bool = False
     """
     model, message = load_cellpose_model(entry, gpu=gpu)
     file = weights_file(entry)
+    if not compat.onnx_supported():
+        if engine == "onnx":  # asked for by name: say why it is not what runs
+            note = (f"The ONNX engine runs Cellpose 3 networks only; Cellpose "
+                    f"{compat.cellpose_major()} is installed, so torch runs the network.")
+            logger.warning(note)
+            message = note if message is None else f"{message} {note}"
+        return model, "torch", message
     if not _use_onnx(engine, model) or file is None:
         return model, "torch", message
     try:
@@ -155,11 +165,11 @@ def segment_frame(model: Any, frame: np.ndarray, params: SegmentParams) -> np.nd
     with warnings.catch_warnings():
         # torch warns on every frame about cellpose's use of sparse tensors; not actionable
         warnings.filterwarnings("ignore", message="Sparse invariant checks")
-        masks = model.eval(
-            [frame], channels=list(params.channels), diameter=params.diameter,
-            flow_threshold=params.flow_threshold, cellprob_threshold=params.cellprob_threshold,
-            min_size=params.min_size, batch_size=params.batch_size,
-        )[0][0]
+        masks = model.eval([frame], **compat.eval_kwargs(
+            params.channels, diameter=params.diameter, flow_threshold=params.flow_threshold,
+            cellprob_threshold=params.cellprob_threshold, min_size=params.min_size,
+            batch_size=params.batch_size,
+        ))[0][0]
     return np.asarray(masks, dtype=np.uint32)
 
 

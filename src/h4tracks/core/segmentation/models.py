@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from h4tracks.core.lock import path_lock
+from h4tracks.core.segmentation import cellpose_compat as compat
 from h4tracks.errors import H4TracksError, InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,11 +42,6 @@ logger = logging.getLogger(__name__)
 CONFIG_ENV = "H4TRACKS_CONFIG_DIR"
 REGISTRY_FILENAME = "models.json"
 _FORMAT_VERSION = 1
-
-# Keys every cellpose (v3, default "CPnet" backbone) state dict has; checked in addition to
-# the "downsample." / "upsample." / "output." prefixes.
-_REQUIRED_KEYS = ("output.2.weight", "output.2.bias")
-_REQUIRED_PREFIXES = ("downsample.", "upsample.", "output.")
 
 #: the small model h4tracks ships (trained by scripts/train_demo_model.py on synthetic movies)
 DEMO_MODEL = "h4tracks-demo"
@@ -111,8 +107,12 @@ def _cellpose_model_names() -> tuple[str, ...]:
 
 
 def builtin_model_names() -> list[str]:
-    """cellpose's built-in model names, without duplicates, in cellpose's order."""
-    return list(dict.fromkeys(_cellpose_model_names()))
+    """The installed cellpose's built-in model names h4tracks offers, in cellpose's order.
+
+    These are Cellpose 3's (cyto3, nuclei, ...) or, when Cellpose 4 is installed, Cellpose
+    4's (cpsam, ...): each generation runs its own models only.
+    """
+    return compat.offered_builtins(_cellpose_model_names())
 
 
 def builtin_cache_file(name: str) -> Path:
@@ -128,7 +128,9 @@ def builtin_cache_file(name: str) -> Path:
 
 
 def _check_weights_file(path: Path) -> dict:
-    """Load ``path`` as a Cellpose state dict or raise a readable error; return the dict."""
+    """Load ``path`` as a state dict of a network the installed Cellpose runs, or raise a
+    readable error (a model of the other Cellpose generation says which one it needs);
+    return the dict."""
     if not path.exists():
         raise InputError(f"Model file {path} does not exist.")
     if not path.is_file():
@@ -136,7 +138,11 @@ def _check_weights_file(path: Path) -> dict:
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            # memory-mapped: a Cellpose 4 file is over 1 GB and only a few keys are read
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # files in torch's legacy (non-zip) format cannot be mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for non-torch files
         raise InputError(
             f"{path} is not a Cellpose model file (it cannot be read as PyTorch weights: "
@@ -146,16 +152,7 @@ def _check_weights_file(path: Path) -> dict:
         raise InputError(f"{path} is not a Cellpose model file (it holds no state dict).")
     if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise InputError(f"{path} is not a Cellpose model file (it holds non-tensor values).")
-    if "W2" in state:
-        raise InputError(
-            f"{path} is a Cellpose 4 model, which the installed Cellpose 3 cannot run."
-        )
-    missing = [p for p in _REQUIRED_PREFIXES if not any(k.startswith(p) for k in state)]
-    missing += [k for k in _REQUIRED_KEYS if k not in state]
-    if missing:
-        raise InputError(
-            f"{path} is not a Cellpose model file (missing network weights: {', '.join(missing)})."
-        )
+    compat.check_state(path, state)
     return dict(state)
 
 
@@ -232,7 +229,7 @@ class ModelRegistry:
                 kind="builtin",
                 path=None,
                 diameter=17.0 if n == "nuclei" else None,
-                description="Cellpose built-in model (weights downloaded on first use).",
+                description=compat.builtin_description(),
             )
             for n in builtin_model_names()
         ]
@@ -356,13 +353,13 @@ def load_cellpose_model(
             raise H4TracksError(f"{entry.name!r} is not a Cellpose built-in model.")
         cached = builtin_cache_file(entry.name)
         if not cached.is_file():
-            raise H4TracksError(
-                f"The built-in Cellpose model {entry.name!r} is not in the local cache "
-                f"({cached}); built-in models are downloaded on first use, but this "
-                "machine cannot reach the internet, so add a model weights file instead "
-                "with ModelRegistry.add_custom(name, path) (or the CLI's --model PATH)."
-            )
-        model = CellposeModel(gpu=gpu, model_type=entry.name)
+            raise H4TracksError(compat.missing_builtin_message(entry.name, cached))
+        if compat.is_cellpose4():
+            # Cellpose 4 ignores model_type (it would load its default model); its built-ins
+            # are plain weights files in the cache
+            model = compat.new_model(CellposeModel, str(cached), gpu=gpu)
+        else:
+            model = CellposeModel(gpu=gpu, model_type=entry.name)
         expected = str(cached)
     else:
         if entry.path is None:
@@ -380,21 +377,18 @@ def load_cellpose_model(
             )
         state = _check_weights_file(file)
         try:
-            model = CellposeModel(gpu=gpu, pretrained_model=str(file))
-        except (RuntimeError, AssertionError, KeyError) as exc:
+            model = compat.new_model(CellposeModel, str(file), gpu=gpu)
+        except (RuntimeError, AssertionError, KeyError, ValueError) as exc:
             raise H4TracksError(
                 f"Cellpose could not load the model file {file} of model {entry.name!r} "
                 f"({type(exc).__name__}); it may be for another Cellpose version or network."
             ) from exc
         expected = str(file)
         # cellpose must have loaded exactly these weights (no silent fallback to cyto3).
-        loaded = model.net.state_dict()
-        for key in _REQUIRED_KEYS:
-            # compared in the file's dtype: the demo model is stored in float16
-            if not torch.equal(loaded[key].detach().cpu().to(state[key].dtype), state[key]):
-                raise H4TracksError(
-                    f"Cellpose did not load the weights of {file} for model {entry.name!r}."
-                )
+        if not compat.loaded_matches(model.net, state):
+            raise H4TracksError(
+                f"Cellpose did not load the weights of {file} for model {entry.name!r}."
+            )
 
     if os.path.abspath(str(model.pretrained_model)) != os.path.abspath(expected):
         raise H4TracksError(

@@ -13,6 +13,7 @@ import numpy as np
 
 from h4tracks.core.compute import torch_threads
 from h4tracks.core.frames import parse_frames
+from h4tracks.core.segmentation.cellpose_compat import require_training_support
 from h4tracks.core.segmentation.engine import resolve_model
 from h4tracks.core.segmentation.models import (
     DEMO_MODEL,
@@ -82,6 +83,7 @@ def train_from_project(
         The registered entry (kind ``"trained"``, with provenance) and the run's details. A
         cancelled run raises :class:`TrainingCancelled`; its partial model is not registered.
     """
+    require_training_support()  # before reading frames: training needs Cellpose 3
     registry = registry or ModelRegistry()
     if project.labels is None:
         raise InputError("The project has no segmentation to train from.")

@@ -330,6 +330,9 @@ def train_cellpose(
         frame), called every ``params.validate_every`` epochs and at the end; the weights with
         the best score are the ones saved, and ``params.patience`` stops training early.
     """
+    from h4tracks.core.segmentation.cellpose_compat import require_training_support
+
+    require_training_support()  # this loop is built from Cellpose 3's pieces
     import torch
     from cellpose import dynamics, transforms
     from cellpose.models import CellposeModel
