@@ -209,6 +209,16 @@ class TestLabelMovieIndexing:
         assert movie.dirty == {2}
         np.testing.assert_array_equal(base, data)
 
+    def test_frames_block_equals_frame_by_frame_with_edits(self, data: np.ndarray) -> None:
+        movie = LabelMovie(readonly(data))
+        movie.set_frame(2, np.full(data.shape[1:], 7, np.uint32))
+        movie[3, 0, 0] = 42
+        block = movie.frames(1, 5)
+        assert block.dtype == np.uint32 and block.shape == (4, *data.shape[1:])
+        np.testing.assert_array_equal(block, np.stack([movie.frame(t) for t in range(1, 5)]))
+        block[:] = 0  # a copy: writing it changes neither the movie nor its base
+        assert movie.frame(2)[0, 0] == 7 and movie.frame(1).any()
+
     def test_reads_are_not_views_of_the_movie(self, movie: LabelMovie, data) -> None:
         """napari may write into the array it got (its slice cache): that is not an edit."""
         movie[2, 0, 0] = 50

@@ -205,6 +205,30 @@ def test_round_trip_every_part(tmp_path) -> None:
     assert_projects_equal(p, q)
 
 
+def test_save_writes_frames_in_blocks(tmp_path, monkeypatch) -> None:
+    """Frames are written several at a time (store.write_frames), edits and lazy (dask)
+    frames included, with progress after each block and the last call at the total."""
+    import dask.array as da
+
+    from h4tracks.core import store
+
+    monkeypatch.setattr(store, "_BLOCK_BYTES", 3 * 16 * 16 * 4)  # 3 label frames a block
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 255, (8, 16, 16)).astype(np.uint8)
+    lab = rng.integers(0, 4, (8, 16, 16)).astype(np.uint32)
+    project = Project(da.from_array(img, chunks=(1, 16, 16)), lab)
+    project.labels[5, 2, 3] = 9  # an edit in the middle of a block
+    calls: list[tuple[str, int, int]] = []
+    save_project(project, tmp_path / "p.zarr", progress=lambda *a: calls.append(a))
+    back = open_project(tmp_path / "p.zarr")
+    np.testing.assert_array_equal(np.asarray(back.image), img)
+    want = lab.copy()
+    want[5, 2, 3] = 9
+    np.testing.assert_array_equal(np.asarray(back.labels), want)
+    label_steps = [(done, total) for what, done, total in calls if "label" in what.lower()]
+    assert label_steps[-1] == (8, 8) and (3, 8) in label_steps and (1, 8) not in label_steps
+
+
 def test_round_trip_without_labels(tmp_path) -> None:
     img = np.arange(2 * 5 * 7, dtype=np.uint16).reshape(2, 5, 7)
     p = Project(img, metadata={"name": "raw"})

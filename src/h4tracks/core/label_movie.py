@@ -85,6 +85,15 @@ class LabelMovie:
             return edited
         return np.asarray(self._base[t]).astype(np.uint32, copy=False)
 
+    def frames(self, t0: int, t1: int) -> np.ndarray:
+        """Frames ``t0`` to ``t1 - 1`` as one (T, Y, X) uint32 array: the unedited ones in
+        one read of the base array (one zarr/dask call instead of one per frame)."""
+        out = np.asarray(self._base[t0:t1]).astype(np.uint32, copy=True)
+        for t, edited in self._edits.items():
+            if t0 <= t < t1:
+                out[t - t0] = edited
+        return out
+
     def _split(self, key: Any) -> tuple[np.ndarray, Any, tuple]:
         """Split an index into (frames touched, index into a stack of them, rest of key).
 

@@ -12,6 +12,7 @@ from geff_spec import Axis
 
 from h4tracks.core.geff_io import write_geff_graph
 from h4tracks.core.outputs import atomic_folder
+from h4tracks.core.store import write_frames
 from h4tracks.errors import InputError
 
 __all__ = ["export_geff"]
@@ -54,8 +55,6 @@ def export_geff(project: Any, path: str | Path, *, overwrite: bool = False,
         t_n, h, w = project.shape
         labels = root.create_array("labels", shape=(t_n, h, w), chunks=(1, h, w),
                                    dtype="uint32")
-        for t in range(t_n):
-            labels[t] = np.asarray(project.labels.frame(t), np.uint32)
-            if progress is not None:
-                progress(t + 1, t_n)
+        write_frames(labels, t_n, project.labels.frame, progress=progress,
+                     block=getattr(project.labels, "frames", None))
     return out
