@@ -223,3 +223,31 @@ def components(frame: np.ndarray, labels: Iterable[int] | None = None) -> dict[i
     ids = np.unique(frame) if labels is None else np.asarray(list(labels))
     return {int(i): int(ndimage.label(frame == i, structure=np.ones((3, 3)))[1])
             for i in ids if i != 0}
+
+
+def dividing_movie(n_frames: int = 16) -> Any:
+    """The small synthetic movie (128², 6 cells) the lineage and Tracks-layer tests click in;
+    it has a division."""
+    from h4tracks.datasets.synthetic import make_movie
+
+    m = make_movie(n_frames=n_frames, shape=(128, 128), n_cells=6, radius=7, seed=3)
+    assert (m.lineage[:, 3] > 0).any(), "the test movie must have a division"
+    return m
+
+
+def open_window(make_napari_viewer: Any, qtbot: Any, movie: Any, **metadata: Any) -> Gui:
+    """A shown napari window (1400 × 900) with the h4tracks widget docked on the right,
+    showing a project of ``movie``'s image, a copy of its labels and its true lineage
+    (label = track id, as in the CTC format)."""
+    from h4tracks.core.graph import TrackGraph
+    from h4tracks.core.project import Project
+    from h4tracks.ui.main_widget import H4TracksWidget
+
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1400, 900)
+    widget = H4TracksWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="h4tracks", area="right")
+    project = Project(movie.image, movie.labels.copy(), metadata=metadata,
+                      graph=TrackGraph.from_ctc(movie.labels, movie.lineage))
+    widget.show_project(project)
+    return Gui(viewer, widget, qtbot)

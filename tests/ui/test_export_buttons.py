@@ -13,16 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from _events import LEFT, NO_MOD, Gui
+from _events import LEFT, NO_MOD, Gui, open_window
 from geff import read
 from qtpy.QtTest import QTest
 from qtpy.QtWidgets import QFileDialog
 
-from h4tracks.core.graph import TrackGraph
 from h4tracks.core.io.ctc import graph_to_ctc, read_ctc
-from h4tracks.core.project import Project
 from h4tracks.datasets.synthetic import make_movie
-from h4tracks.ui.main_widget import H4TracksWidget
 
 
 @pytest.fixture(scope="module")
@@ -32,17 +29,9 @@ def movie():
 
 @pytest.fixture
 def gui(make_napari_viewer, qtbot, movie):
-    viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1400, 900)
-    widget = H4TracksWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="h4tracks", area="right")
-    project = Project(movie.image, movie.labels.copy(),
-                      graph=TrackGraph.from_ctc(movie.labels, movie.lineage),
-                      metadata={"name": "syn"})
-    widget.show_project(project)
-    g = Gui(viewer, widget, qtbot)
+    g = open_window(make_napari_viewer, qtbot, movie, name="syn")
     yield g
-    widget.ask_unsaved = lambda _project: "discard"
+    g.widget.ask_unsaved = lambda _project: "discard"
     g.stop()
     assert not g.unexpected, g.unexpected
 

@@ -8,37 +8,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _clicks import centre
-from _events import Gui
+from _events import Gui, dividing_movie, open_window
 
-from h4tracks.core.graph import TrackGraph
-from h4tracks.core.project import Project
 from h4tracks.core.tracking import unlink
-from h4tracks.datasets.synthetic import make_movie
-from h4tracks.ui.main_widget import H4TracksWidget
 
 
 @pytest.fixture(scope="module")
 def movie():
-    m = make_movie(n_frames=12, shape=(128, 128), n_cells=6, radius=7, seed=3)
-    assert (m.lineage[:, 3] > 0).any(), "the test movie must have a division"
-    return m
+    return dividing_movie(12)
 
 
 @pytest.fixture
 def gui(make_napari_viewer, qtbot, movie):
-    viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1400, 900)
-    widget = H4TracksWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="h4tracks", area="right")
-    project = Project(movie.image, movie.labels.copy(),
-                      metadata={"name": "cells", "frame_interval": 5.0, "time_unit": "min"})
-    project.graph = TrackGraph.from_ctc(movie.labels, movie.lineage)
-    widget.show_project(project)
-    g = Gui(viewer, widget, qtbot)
+    g = open_window(make_napari_viewer, qtbot, movie, name="cells", frame_interval=5.0,
+                    time_unit="min")
     g.frame(0)
     g.fit((64, 64), 128)
     yield g
-    widget.ask_unsaved = lambda _project: "discard"
+    g.widget.ask_unsaved = lambda _project: "discard"
     g.stop()
     assert not g.unexpected, g.unexpected
 

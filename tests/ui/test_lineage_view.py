@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from _clicks import centre
-from _events import CTRL, LEFT, NO_MOD, SHIFT, Gui
+from _events import CTRL, LEFT, NO_MOD, SHIFT, dividing_movie, open_window
 from qtpy.QtCore import Qt
 from qtpy.QtTest import QTest
 from qtpy.QtWidgets import QApplication
@@ -18,40 +18,29 @@ from qtpy.QtWidgets import QApplication
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import Project
 from h4tracks.core.store import open_project
-from h4tracks.datasets.synthetic import make_movie
 from h4tracks.ui.lineage_view import LineageView, track_colors
-from h4tracks.ui.main_widget import H4TracksWidget
 
 RIGHT = Qt.MouseButton.RightButton
 
 
 @pytest.fixture(scope="module")
 def movie():
-    m = make_movie(n_frames=16, shape=(128, 128), n_cells=6, radius=7, seed=3)
-    assert (m.lineage[:, 3] > 0).any(), "the test movie must have a division"
-    return m
+    return dividing_movie(16)
 
 
 @pytest.fixture
 def gui(make_napari_viewer, qtbot, movie):
     """A shown napari window: the h4tracks widget on the right, the lineage tree below,
     a project with the movie's true lineage (label = track id, as in the CTC format)."""
-    viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1400, 900)
-    widget = H4TracksWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="h4tracks", area="right")
-    project = Project(movie.image, movie.labels.copy(), metadata={"name": "cells"})
-    project.graph = TrackGraph.from_ctc(movie.labels, movie.lineage)
-    widget.show_project(project)
-    tree = widget.show_lineage_view()
+    g = open_window(make_napari_viewer, qtbot, movie, name="cells")
+    tree = g.widget.show_lineage_view()
     qtbot.waitUntil(lambda: tree.canvas.native.isVisible() and tree.canvas.native.height() > 150,
                     timeout=5000)
     tree.fit()
-    g = Gui(viewer, widget, qtbot)
     g.frame(0)
     g.fit((64, 64), 128)
     yield g, tree
-    widget.ask_unsaved = lambda _project: "discard"
+    g.widget.ask_unsaved = lambda _project: "discard"
     g.stop()
     assert not g.unexpected, g.unexpected
 

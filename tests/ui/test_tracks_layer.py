@@ -17,17 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from _clicks import centre
-from _events import LEFT, NO_MOD, Gui
+from _events import LEFT, NO_MOD, Gui, dividing_movie, open_window
 from napari.layers import Tracks
 from qtpy.QtCore import Qt
 from qtpy.QtTest import QTest
 from qtpy.QtWidgets import QApplication
 
 from h4tracks.core.analysis.tracks_display import TracksDisplay
-from h4tracks.core.graph import TrackGraph
 from h4tracks.core.project import Project
-from h4tracks.datasets.synthetic import make_movie
-from h4tracks.ui.main_widget import H4TracksWidget
 from h4tracks.ui.plot_panel import TRACK_PLOT_DOCK
 
 DOC_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
@@ -44,29 +41,20 @@ def _shot(g: Gui, name: str, tmp_path: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def movie():
-    m = make_movie(n_frames=16, shape=(128, 128), n_cells=6, radius=7, seed=3)
-    assert (m.lineage[:, 3] > 0).any(), "the test movie must have a division"
-    return m
+    return dividing_movie(16)
 
 
 @pytest.fixture
 def gui(make_napari_viewer, qtbot, movie):
     """A shown napari window with the h4tracks widget and a project with the movie's true
     lineage (label = track id) and a frame interval (speeds in px/min)."""
-    viewer = make_napari_viewer(show=True)
-    viewer.window._qt_window.resize(1400, 900)
-    widget = H4TracksWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="h4tracks", area="right")
-    project = Project(movie.image, movie.labels.copy(),
-                      metadata={"name": "cells", "frame_interval": 5.0, "time_unit": "min"})
-    project.graph = TrackGraph.from_ctc(movie.labels, movie.lineage)
-    widget.show_project(project)
-    widget.tracking_tab.confirm = lambda _title, _text: True  # the delete confirmation
-    g = Gui(viewer, widget, qtbot)
+    g = open_window(make_napari_viewer, qtbot, movie, name="cells", frame_interval=5.0,
+                    time_unit="min")
+    g.widget.tracking_tab.confirm = lambda _title, _text: True  # the delete confirmation
     g.frame(0)
     g.fit((64, 64), 128)
     yield g
-    widget.ask_unsaved = lambda _project: "discard"
+    g.widget.ask_unsaved = lambda _project: "discard"
     g.stop()
     assert not g.unexpected, g.unexpected
 

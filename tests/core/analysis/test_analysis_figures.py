@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from _walks import random_walks
 from matplotlib._pylab_helpers import Gcf
 from matplotlib.figure import Figure
 
@@ -15,15 +15,7 @@ from h4tracks.errors import InputError
 
 @pytest.fixture(scope="module")
 def graph() -> TrackGraph:
-    rng = np.random.default_rng(3)
-    n_tracks, n = 12, 15
-    pos = np.cumsum(rng.normal(0, 2, (n_tracks, n, 2)), 1) + 50
-    t = np.tile(np.arange(n), n_tracks)
-    lab = np.repeat(np.arange(1, n_tracks + 1), n)
-    same = lab[1:] == lab[:-1]
-    edges = np.stack([t[:-1][same], lab[:-1][same], t[1:][same], lab[1:][same]], 1)
-    return TrackGraph.from_arrays({"t": t, "label": lab, "y": pos[..., 0].ravel(),
-                                   "x": pos[..., 1].ravel(), "area": np.ones(t.size)}, edges)
+    return random_walks(3, n_tracks=12, n=15)
 
 
 def test_all_figures(graph, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _walks import random_walks
 from matplotlib.figure import Figure
 
 from h4tracks.core.analysis import msd_curves
@@ -17,23 +18,12 @@ from h4tracks.core.analysis.trajectories import (
     origin_trajectories,
     sample_tracks,
 )
-from h4tracks.core.graph import TrackGraph
 from h4tracks.errors import InputError
 
 
-def _graph(seed: int, n_tracks: int = 6, n: int = 8, step: float = 2.0) -> TrackGraph:
-    rng = np.random.default_rng(seed)
-    pos = np.cumsum(rng.normal(0, step, (n_tracks, n, 2)), 1) + 50
-    t = np.tile(np.arange(n), n_tracks)
-    lab = np.repeat(np.arange(1, n_tracks + 1), n)
-    same = lab[1:] == lab[:-1]
-    edges = np.stack([t[:-1][same], lab[:-1][same], t[1:][same], lab[1:][same]], 1)
-    return TrackGraph.from_arrays({"t": t, "label": lab, "y": pos[..., 0].ravel(),
-                                   "x": pos[..., 1].ravel(), "area": np.ones(t.size)}, edges)
-
 
 def test_origin_trajectories_start_at_zero_and_pool_with_new_ids():
-    a, b = _graph(1), _graph(2, n_tracks=3)
+    a, b = random_walks(1), random_walks(2, n_tracks=3)
     ta = origin_trajectories(a, pixel_size=0.5)
     assert ta.length_unit == "µm" and ta.n_tracks == 6
     np.testing.assert_array_equal(ta.dx[ta.starts], 0)
@@ -55,7 +45,7 @@ def test_origin_trajectories_start_at_zero_and_pool_with_new_ids():
 
 
 def test_pool_msd_is_the_mean_and_sem_over_all_tracks():
-    ga, gb = _graph(1), _graph(2, n_tracks=4, step=5.0)
+    ga, gb = random_walks(1), random_walks(2, n_tracks=4, step=5.0)
     ca, cb = msd_curves(ga, max_lag=4), msd_curves(gb, max_lag=4)
     p = pool_msd([ca, cb])
     rows = np.vstack([ca.msd, cb.msd])  # every track of both movies, each weighing the same
@@ -79,8 +69,8 @@ def test_pool_msd_is_the_mean_and_sem_over_all_tracks():
 
 
 def test_rose_by_group_has_one_panel_per_group_on_one_scale(tmp_path):
-    groups = {name: concat_trajectories([origin_trajectories(_graph(s)),
-                                         origin_trajectories(_graph(s + 10))])
+    groups = {name: concat_trajectories([origin_trajectories(random_walks(s)),
+                                         origin_trajectories(random_walks(s + 10))])
               for s, name in ((1, "control"), (2, "drug A"), (3, "drug B"))}
     fig = rose_by_group(groups, max_tracks=5)
     panels = [ax for ax in fig.axes if ax.get_gid()]
@@ -88,7 +78,7 @@ def test_rose_by_group_has_one_panel_per_group_on_one_scale(tmp_path):
     assert panels[0].get_title() == "control: 5 of 12 tracks"
     assert len({ax.get_xlim() for ax in panels}) == 1  # the same scale everywhere
     # the single-movie rose plot draws the same way
-    single = rose_plot(_graph(1))
+    single = rose_plot(random_walks(1))
     assert isinstance(single, Figure) and single.axes[0].get_title() == "6 trajectories"
 
     svg = save_figure(fig, tmp_path / "rose.svg").read_text()
@@ -99,8 +89,8 @@ def test_rose_by_group_has_one_panel_per_group_on_one_scale(tmp_path):
 
 
 def test_msd_by_group_has_one_curve_per_group(tmp_path):
-    pooled = {"slow": pool_msd([msd_curves(_graph(1, step=1.0)), msd_curves(_graph(2))]),
-              "fast": pool_msd([msd_curves(_graph(3, step=6.0))])}
+    pooled = {"slow": pool_msd([msd_curves(random_walks(1, step=1.0)), msd_curves(random_walks(2))]),
+              "fast": pool_msd([msd_curves(random_walks(3, step=6.0))])}
     fig = msd_by_group(pooled)
     ax = fig.axes[0]
     curves = {line.get_gid(): line for line in ax.get_lines() if line.get_gid()}

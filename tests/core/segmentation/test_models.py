@@ -339,3 +339,22 @@ def test_corrupt_registry_is_one_sentence_and_kept(cfg, weights_file):
         ModelRegistry().add_custom("mine", weights_file)
     assert "\n" not in str(info.value)
     assert (cfg / "models.json").read_text() == '{"models": [ {"name": '
+
+
+def test_cellpose4_state_dict_gets_one_sentence(cfg, tmp_path):
+    from h4tracks.core.segmentation.engine import resolve_model
+
+    # the keys of a Cellpose 4 (CPSAM) file, shrunk: input data, not a network to run
+    state = {"W2": torch.eye(4).reshape(4, 1, 2, 2), "out.weight": torch.zeros(4, 8, 1, 1),
+             "out.bias": torch.zeros(4), "encoder.patch_embed.proj.weight": torch.zeros(8, 3, 2, 2),
+             "encoder.blocks.0.attn.qkv.weight": torch.zeros(24, 8)}
+    p = tmp_path / "cp4.pth"
+    torch.save(state, p)
+    for attempt in (lambda: ModelRegistry().add_custom("m", p),
+                    lambda: resolve_model(str(p))):
+        with pytest.raises(InputError) as err:
+            attempt()
+        msg = str(err.value)
+        assert f"{p} is a Cellpose 4 model; Cellpose 3 is installed, which cannot load it" in msg
+        assert 'pip install "cellpose>=4,<5"' in msg and "\n" not in msg
+    assert not (cfg / "models.json").exists()
