@@ -21,7 +21,6 @@ from h4tracks.core.analysis.trajectories import (
 from h4tracks.errors import InputError
 
 
-
 def test_origin_trajectories_start_at_zero_and_pool_with_new_ids():
     a, b = random_walks(1), random_walks(2, n_tracks=3)
     ta = origin_trajectories(a, pixel_size=0.5)
@@ -89,7 +88,8 @@ def test_rose_by_group_has_one_panel_per_group_on_one_scale(tmp_path):
 
 
 def test_msd_by_group_has_one_curve_per_group(tmp_path):
-    pooled = {"slow": pool_msd([msd_curves(random_walks(1, step=1.0)), msd_curves(random_walks(2))]),
+    pooled = {"slow": pool_msd([msd_curves(random_walks(1, step=1.0)),
+                                msd_curves(random_walks(2))]),
               "fast": pool_msd([msd_curves(random_walks(3, step=6.0))])}
     fig = msd_by_group(pooled)
     ax = fig.axes[0]
