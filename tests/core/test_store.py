@@ -229,6 +229,27 @@ def test_save_writes_frames_in_blocks(tmp_path, monkeypatch) -> None:
     assert label_steps[-1] == (8, 8) and (3, 8) in label_steps and (1, 8) not in label_steps
 
 
+def test_first_save_links_the_snapshot_to_the_labels(tmp_path) -> None:
+    """An imported project's snapshot shares the labels' frames: the first save writes
+    them once and hard-links the snapshot's chunk files, except a frame edited since."""
+    rng = np.random.default_rng(4)
+    lab = rng.integers(0, 4, (5, 16, 16)).astype(np.uint32)
+    zarr.save_array(str(tmp_path / "in.zarr"), lab, zarr_format=3)
+    project = Project(np.zeros_like(lab, np.uint8), zarr.open_array(tmp_path / "in.zarr"))
+    project.take_auto_snapshot(step="import")
+    project.labels.set_frame(2, np.full((16, 16), 7, np.uint32))  # curated after the import
+    save_project(project, tmp_path / "p.zarr")
+    back = open_project(tmp_path / "p.zarr")
+    want = lab.copy()
+    want[2] = 7
+    np.testing.assert_array_equal(np.asarray(back.labels), want)
+    np.testing.assert_array_equal(np.asarray(back.auto.labels), lab)
+    inode = {name: {f.name: f.stat().st_ino for f in (tmp_path / "p.zarr" / name).iterdir()
+                    if f.name.startswith("c.")} for name in ("labels", "auto/labels")}
+    shared = {f for f in inode["labels"] if inode["labels"][f] == inode["auto/labels"].get(f)}
+    assert shared and not any(f.startswith("c.2.") for f in shared)
+
+
 def test_round_trip_without_labels(tmp_path) -> None:
     img = np.arange(2 * 5 * 7, dtype=np.uint16).reshape(2, 5, 7)
     p = Project(img, metadata={"name": "raw"})

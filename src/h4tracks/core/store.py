@@ -267,11 +267,20 @@ def _saved_array_dir(movie: LabelMovie, src: Path | None) -> Path | None:
 
 
 def _save_labels(movie: LabelMovie, dst: Path, src: Path | None,
-                 progress: Progress | None) -> None:
-    """Write a label movie, hard-linking unchanged frames' chunk files from ``src``."""
+                 progress: Progress | None, twin: tuple[LabelMovie, Path] | None = None) -> None:
+    """Write a label movie, hard-linking unchanged frames' chunk files from ``src``.
+
+    ``twin``: a movie on the same base array and the folder it was just written to in this
+    save (the project's labels for their automatic snapshot); frames neither of them changed
+    are linked from there, when ``src`` has none to give (a first save of an import).
+    """
     reuse = _saved_array_dir(movie, src)
+    changed = set(movie.edited_frames) | movie.dirty
+    if reuse is None and twin is not None and twin[0].base is movie.base and \
+            (twin[1] / "zarr.json").is_file():
+        reuse = twin[1]
+        changed |= set(twin[0].edited_frames) | twin[0].dirty
     if reuse is not None:
-        changed = set(movie.edited_frames) | movie.dirty
         link_tree(reuse, dst, _frame_chunk_prefixes(changed))
         # an edited frame that became empty is written too: a missing chunk means damage
         # (the array takes the setting when it is opened)
@@ -427,7 +436,8 @@ def _save_locked(
             auto_state = (id(auto), id(auto.graph), auto.graph.revision)
             if auto.labels is not None:
                 # per-frame snapshot: only the frames a run replaced are written
-                _save_labels(auto.labels, tmp / "auto" / "labels", src, stage("snapshot"))
+                _save_labels(auto.labels, tmp / "auto" / "labels", src, stage("snapshot"),
+                             twin=None if labels is None else (labels, tmp / "labels"))
             if src is not None and saved is not None and saved["auto"] == auto_state and same_dir(
                 auto.store_path, src
             ) and (src / "auto" / "tracks").is_dir():
