@@ -235,7 +235,15 @@ class ModelRegistry:
         ]
 
     def default_entry(self) -> ModelEntry:
-        """The model used when none is chosen: the shipped demo model (works offline)."""
+        """The model used when none is chosen: the shipped demo model (works offline).
+
+        With Cellpose 4 installed, which cannot run the demo model, it is ``cpsam`` (whose
+        weights the user downloads once, see docs/engines.md).
+        """
+        if compat.is_cellpose4():
+            for entry in self.builtin_entries():
+                if entry.name == compat.CP4_DEFAULT:
+                    return entry
         return demo_entry()
 
     def custom_entries(self) -> list[ModelEntry]:
