@@ -123,7 +123,9 @@ def test_garbage_graph_is_reported_not_raised(saved) -> None:
 
 
 def test_graph_out_of_step_with_labels(saved) -> None:
-    # a labels chunk replaced by another frame's (valid checksum, wrong content)
+    # a labels chunk replaced by another frame's (valid checksum, wrong content); replaced,
+    # not written into: the snapshot's unchanged frames are hard links to the labels' files
+    chunk(saved, "labels", 3).unlink()
     shutil.copy(chunk(saved, "labels", 0), chunk(saved, "labels", 3))
     report = check_project(saved)
     [f] = report.findings
@@ -163,6 +165,22 @@ def test_image_chunk_repaired_from_source_or_reported(tmp_path) -> None:
     assert report.findings[0].repair is None
     assert "cannot fix" in report.lines()[-1]
     assert repair_project(path, report) == []
+
+
+def test_missing_image_chunk_repaired_from_source_not_zeros(tmp_path) -> None:
+    # the repair saves the image in blocks of frames: the lost frame must come from the
+    # source file, not read as the damaged array's fill value (zeros)
+    src = tmp_path / "movie.tif"
+    path = save_project(project(src), tmp_path / "p.zarr")
+    before = np.asarray(open_project(path).image[:])
+    assert before[1].any()
+    chunk(path, "image", 1).unlink()
+    report = check_project(path)
+    [f] = report.findings
+    assert f.where == "image" and f.frames == [1] and f.repair
+    repair_project(path, report)
+    np.testing.assert_array_equal(np.asarray(open_project(path).image[:]), before)
+    assert check_project(path).ok
 
 
 def test_project_saved_before_format_2_is_upgraded(saved) -> None:

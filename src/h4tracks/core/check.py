@@ -266,6 +266,13 @@ class _PatchedImage:
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, (int, np.integer)) and int(key) in self._frames:
             return self._frames[int(key)]
+        if isinstance(key, slice):
+            # a block of frames (the store writes in blocks): frame by frame, so a replaced
+            # frame is never read from the damaged array (a missing chunk would read as
+            # zeros, a corrupt one raise)
+            frames = range(*key.indices(self.shape[0]))
+            if frames and any(t in self._frames for t in frames):
+                return np.stack([np.asarray(self[t]) for t in frames])
         return self._base[key]
 
 
