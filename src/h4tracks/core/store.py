@@ -227,9 +227,9 @@ def write_frames(
     (or ``block(t0, t1)``, frames t0 to t1 at once, e.g. one dask compute), in blocks of up to
     32 MiB.
 
-    Per frame, a zarr write and a dask compute each cost ~2-5 ms of overhead; in blocks the
-    chunks of a block are encoded concurrently (1,000 frames of 120²: the save of an imported
-    project 7.3 s → 3.8 s, ``benchmarks/bench_geff.py``), and memory stays bounded.
+    Per frame, a dask compute (or a read of the source array) costs ~2-5 ms of overhead, so
+    the source is read in blocks; the frames are then written one by one (see the comment
+    below), and memory stays bounded.
     ``progress(done, total)`` after each block; ``cancel()`` is checked before each.
     """
     dtype = np.dtype(arr.dtype)
@@ -243,7 +243,11 @@ def write_frames(
             data = np.asarray(block(t0, t1), dtype)
         else:
             data = np.stack([np.asarray(frame(t), dtype) for t in range(t0, t1)])
-        arr[t0:t1] = data
+        # written frame by frame: a block written at once has many chunk writes in flight
+        # in zarr's event loop, and when one fails (a full disk) the others go on after the
+        # error, racing the removal of the unfinished save folder
+        for i in range(t1 - t0):
+            arr[t0 + i] = data[i]
         if progress is not None:
             progress(t1, n_frames)
 
