@@ -60,23 +60,6 @@ def cfg(tmp_path, monkeypatch):
     return tmp_path / "config"
 
 
-@pytest.fixture
-def empty_cellpose_cache(tmp_path, monkeypatch):
-    """Cellpose's model cache pointed at an empty folder, and any download made to fail."""
-    import cellpose.models as cpm
-    import cellpose.utils as cpu
-
-    cache = tmp_path / "cellpose_cache"
-    cache.mkdir()
-    monkeypatch.setattr(cpm, "MODEL_DIR", cache)
-
-    def no_download(url, dst, progress=True):  # tripwire, not a behaviour stub
-        raise AssertionError(f"cellpose attempted a download of {url}")
-
-    monkeypatch.setattr(cpu, "download_url_to_file", no_download)
-    return cache
-
-
 @pytest.fixture(scope="module")
 def movie():
     return make_movie(SyntheticConfig(n_frames=2, shape=(SIDE, SIDE), n_cells=3, seed=1))

@@ -28,23 +28,6 @@ def cfg(tmp_path, monkeypatch) -> Path:
     return d
 
 
-@pytest.fixture
-def empty_cellpose_cache(tmp_path, monkeypatch) -> Path:
-    """Point cellpose's model cache at an empty dir and make any download attempt fail loudly."""
-    import cellpose.models as cpm
-    import cellpose.utils as cpu
-
-    cache = tmp_path / "cellpose_cache"
-    cache.mkdir()
-    monkeypatch.setattr(cpm, "MODEL_DIR", cache)
-
-    def no_download(url, dst, progress=True):  # tripwire, not a behaviour stub
-        raise AssertionError(f"cellpose attempted a download of {url}")
-
-    monkeypatch.setattr(cpu, "download_url_to_file", no_download)
-    return cache
-
-
 @pytest.fixture(scope="session")
 def demo_model() -> Path:
     """The shipped demo model (the tests' real Cellpose model)."""
