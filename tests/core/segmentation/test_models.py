@@ -358,3 +358,20 @@ def test_cellpose4_state_dict_gets_one_sentence(cfg, tmp_path):
         assert f"{p} is a Cellpose 4 model; Cellpose 3 is installed, which cannot load it" in msg
         assert 'pip install "cellpose>=4,<5"' in msg and "\n" not in msg
     assert not (cfg / "models.json").exists()
+
+
+def test_torch_without_mmap_still_reads_custom_models(cfg, weights_file, monkeypatch):
+    """torch < 2.1 has no ``mmap`` argument (TypeError): the weights are read without it."""
+    real_load = torch.load
+    calls: list[bool] = []
+
+    def old_torch_load(*args, **kwargs):
+        calls.append("mmap" in kwargs)
+        if "mmap" in kwargs:
+            raise TypeError("load() got an unexpected keyword argument 'mmap'")
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", old_torch_load)
+    entry = ModelRegistry().add_custom("old-torch", weights_file)
+    assert entry.name == "old-torch" and ModelRegistry().get("old-torch") is not None
+    assert calls[-1] is False  # the file was read without mmap in the end

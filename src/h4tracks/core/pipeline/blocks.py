@@ -3,7 +3,8 @@
 When a run has more workers than movies, the workers without a movie would idle while a long
 movie is segmented frame after frame. The movie's task (which holds the project's lock and
 is the only writer) then hands its frames to the cluster in blocks of ``save_every`` frames:
-each block task opens the project read-only, computes the masks with
+each block task opens only the project's image, read-only (no verification, no
+recovery: the project may be mid-save), computes the masks with
 :func:`~h4tracks.core.segmentation.engine.compute_segmentation` (the call
 ``segment_project`` makes for each of its blocks) and leaves them in a ``.npy`` file; the movie
 task applies the blocks in frame order, each as one step with its own provenance entry, and
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,6 +34,36 @@ __all__ = ["BLOCK_STEP", "segment_block", "segment_split"]
 BLOCK_STEP = "segment-block"
 
 
+#: how long a block task waits for a two-rename save of its project to finish
+_SWAP_WAIT_S = 10.0
+
+
+def _image_only(path: Path) -> Any:
+    """The image of the project at ``path`` (read-only, lazy) as a project with nothing else.
+
+    A block task reads while the movie's task saves the project after each applied block.
+    :func:`~h4tracks.core.store.open_project` would compare the files with the manifest
+    (a reader whose reads straddle a save's directory swap sees an old manifest next to a
+    new graph, a "damaged" project) and would finish an interrupted two-rename swap (moving
+    the old version back while the writer is between its renames, which makes the writer's
+    second rename fail). The image is all a block needs, and a save never changes it (its
+    chunks are hard links in every version), so only the image array is opened.
+    """
+    import zarr
+
+    from h4tracks.core.dirswap import ASIDE, siblings
+    from h4tracks.core.project import Project
+
+    deadline = time.monotonic() + _SWAP_WAIT_S
+    # where directories cannot be exchanged in one call, a save renames the current version
+    # aside and then the new one into place: between the two the project is missing for a
+    # moment; wait for the writer instead of failing the block (or recovering under it)
+    while (not (path / "image" / "zarr.json").is_file() and siblings(path, ASIDE)
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    return Project(zarr.open_array(path / "image", mode="r", zarr_format=3))
+
+
 def segment_block(project_path: str, model: str | None, params: dict[str, Any],
                   frames: list[int], out: str, movie: str, topic: str) -> tuple[Any, Any]:
     """Segment ``frames`` of a project without changing it; the masks go to ``out``.
@@ -42,9 +74,8 @@ def segment_block(project_path: str, model: str | None, params: dict[str, Any],
     from h4tracks.core.outputs import atomic_file
     from h4tracks.core.parameters import SegmentParams
     from h4tracks.core.segmentation.engine import compute_segmentation, resolve_model
-    from h4tracks.core.store import open_project
 
-    project = open_project(project_path)  # lazy: only this block's image frames are read
+    project = _image_only(Path(project_path))
     run = compute_segmentation(project, resolve_model(model), params=SegmentParams(**params),
                                frames=frames, cores=1, overwrite_curated=True)
     done = run.report.frames

@@ -11,6 +11,8 @@ units of its metadata.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +28,15 @@ from h4tracks.core.analysis.trajectories import (
 )
 from h4tracks.core.outputs import atomic_file
 
-__all__ = ["MOTION_FILE", "GroupMotion", "pool_groups", "read_motion", "write_motion"]
+__all__ = ["MOTION_FILE", "GroupMotion", "common_units", "pool_groups", "read_motion",
+           "write_motion"]
+
+logger = logging.getLogger(__name__)
 
 #: the file name in each movie's results folder
 MOTION_FILE = "motion.npz"
+#: the (length, time) units of a movie without calibration
+UNCALIBRATED = ("px", "frame")
 
 
 def write_motion(project: Any, path: Path, *, max_lag: int = DEFAULT_MAX_LAG) -> Path:
@@ -71,6 +78,27 @@ class GroupMotion:
     movies: list[str] = field(default_factory=list)
 
 
+def _units(path: Path) -> tuple[str, str]:
+    """The (length, time) units of a motion file (reads only those two small entries)."""
+    with np.load(path, allow_pickle=False) as d:
+        return str(d["length_unit"]), str(d["time_unit"])
+
+
+def common_units(units: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+    """The (length, time) units the pooled figures are drawn in: those most movies have.
+
+    Ties go to the more calibrated units (µm before px, a time unit before frames), then to
+    the units that come first in ``units``. None when ``units`` is empty.
+    """
+    counts = Counter(units)
+
+    def rank(pair: tuple[str, str]) -> tuple[int, int, int]:
+        calibrated = int(pair[0] != UNCALIBRATED[0]) + int(pair[1] != UNCALIBRATED[1])
+        return (-counts[pair], -calibrated, units.index(pair))
+
+    return min(counts, key=rank) if counts else None
+
+
 def pool_groups(files: Mapping[str, Sequence[tuple[str, Path]]]
                 ) -> tuple[dict[str, GroupMotion], list[str]]:
     """Pool the motion files of each group.
@@ -84,10 +112,16 @@ def pool_groups(files: Mapping[str, Sequence[tuple[str, Path]]]
     -------
     (groups, left_out)
         The pooled motion per group (groups without a movie left are absent), and the
-        movies left out because their units differ from the first movie's (µm next to px,
-        or minutes next to frames cannot be averaged; their movies need a calibration).
+        movies left out (in the order of ``files``) because their units differ from the
+        units most of the run's movies share (:func:`common_units`): µm next to px, or
+        minutes next to frames cannot be averaged, and the figures draw every group on one
+        scale; their movies need a calibration. A warning names them.
     """
-    units: tuple[str, str] | None = None
+    # the units of every movie of every group first: one movie (e.g. the first in sorted
+    # order, uncalibrated) must not decide the units for all the others
+    units = {(group, movie): _units(path) for group, movies in files.items()
+             for movie, path in movies}
+    chosen = common_units(list(units.values()))
     out: dict[str, GroupMotion] = {}
     left_out: list[str] = []
     for group, movies in files.items():
@@ -95,15 +129,20 @@ def pool_groups(files: Mapping[str, Sequence[tuple[str, Path]]]
         curves: list[MSDCurves] = []
         names: list[str] = []
         for movie, path in movies:
-            traj, c = read_motion(path)
-            if units is None:
-                units = (c.length_unit, c.time_unit)
-            if (c.length_unit, c.time_unit) != units:
+            if units[group, movie] != chosen:
                 left_out.append(movie)
                 continue
+            traj, c = read_motion(path)
             trajs.append(traj)
             curves.append(c)
             names.append(movie)
         if names:
             out[group] = GroupMotion(concat_trajectories(trajs), pool_msd(curves), names)
+    if left_out and chosen is not None:
+        others = {(g, m): u for (g, m), u in units.items() if u != chosen}
+        logger.warning(
+            "The pooled rose and MSD figures are in %s and %s; %d movie(s) in other units "
+            "are left out (calibrate them to include them): %s",
+            chosen[0], chosen[1], len(left_out),
+            ", ".join(f"{m} ({u[0]}, {u[1]})" for (_g, m), u in others.items()))
     return out, left_out

@@ -188,7 +188,10 @@ def _write_figures(pipeline: Pipeline, movies: Sequence[Movie],
         files.update(_save_both(fig, folder / f"{metric}_by_{by}", metric))
     groups, left_out = group_motion(pipeline, movies, results)
     if groups:
-        note = (f" ({len(left_out)} movie(s) in other units left out)" if left_out else "")
+        # name the movies left out (a few; the log names all of them)
+        shown = ", ".join(left_out[:3]) + (f" and {len(left_out) - 3} more"
+                                           if len(left_out) > 3 else "")
+        note = f" (left out, other units: {shown})" if left_out else ""
         files.update(_save_both(
             rose_by_group({g: m.trajectories for g, m in groups.items()}, by=by, note=note),
             folder / f"rose_by_{by}", "rose"))

@@ -141,7 +141,11 @@ def _check_weights_file(path: Path) -> dict:
         try:
             # memory-mapped: a Cellpose 4 file is over 1 GB and only a few keys are read
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:  # files in torch's legacy (non-zip) format cannot be mapped
+        except (RuntimeError, TypeError):
+            # RuntimeError: files in torch's legacy (non-zip) format cannot be mapped;
+            # TypeError: torch < 2.1 has no ``mmap`` argument (cellpose 3 allows such torch,
+            # and we do not pin torch ourselves). Read the whole file instead: a broken file
+            # fails again here and is reported below.
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for non-torch files
         raise InputError(
