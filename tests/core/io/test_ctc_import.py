@@ -78,3 +78,75 @@ def test_ctc_track_file_disagreeing_with_the_masks_creates_nothing(movie, tmp_pa
         create_project(tmp_path / "p.zarr", tmp_path / "img.tif", ctc=tmp_path / "res")
     assert "\n" not in str(info.value) and "track" in str(info.value), info.value
     assert not (tmp_path / "p.zarr").exists()
+
+
+def test_raw_frames_are_taken_only_when_they_fit_the_masks(movie, tmp_path):
+    """The raw frames of the sequence are the image only if they have the masks' frame numbers
+    and size; otherwise the image is asked for (CTCImageNeeded) and may be a folder of raw
+    frames or, picked in a file dialog, one of its frames."""
+    from h4tracks.core.io.importing import (
+        CTCImageNeeded,
+        create_project,
+        ctc_image_source,
+        ctc_raw_frames_folder,
+    )
+    from h4tracks.errors import InputError
+
+    data = tmp_path / "data"
+    write_ctc(data, movie.labels, movie.lineage, kind="gt", image=movie.image)
+    write_ctc(data / "01_RES", movie.labels, movie.lineage)
+    for picked in (data, data / "01_GT", data / "01_GT" / "TRA", data / "01_RES"):
+        assert ctc_raw_frames_folder(picked) == (data / "01").absolute(), picked
+    # sequences whose folder holds t*.tif that are not its frames
+    write_ctc(data / "02_RES", movie.labels, movie.lineage)
+    (data / "02").mkdir()
+    for t in range(5):  # fewer frames than the tracking
+        tifffile.imwrite(data / "02" / f"t{t:03d}.tif", movie.image[t])
+    write_ctc(data / "03_RES", movie.labels, movie.lineage)
+    (data / "03").mkdir()
+    for t in range(8):  # every frame, but of another size
+        tifffile.imwrite(data / "03" / f"t{t:03d}.tif", movie.image[t, :40, :40])
+    write_ctc(data / "04_RES", movie.labels, movie.lineage)
+    (data / "04").mkdir()
+    tifffile.imwrite(data / "04" / "thumbnail.tif", movie.image[0])  # t*.tif, not a frame
+    for res in ("02_RES", "03_RES", "04_RES"):
+        assert ctc_raw_frames_folder(data / res) is None, res
+        with pytest.raises(CTCImageNeeded) as info:
+            create_project(tmp_path / f"{res}.zarr", ctc=data / res)
+        assert "give the image" in str(info.value) and "\n" not in str(info.value)
+        assert not (tmp_path / f"{res}.zarr").exists()
+    with pytest.raises(CTCImageNeeded, match="02: it has 5 frames"):
+        create_project(tmp_path / "x.zarr", ctc=data / "02_RES")
+    # the image given as the folder of raw frames (or the frame picked in a file dialog)
+    assert ctc_image_source(data / "01" / "t003.tif", data / "02_RES") == data / "01"
+    assert ctc_image_source(data / "02" / "t003.tif", data / "02_RES") == \
+        data / "02" / "t003.tif"  # not a sequence that fits: the file itself
+    path, project = create_project(tmp_path / "p.zarr", data / "01", ctc=data / "02_RES")
+    assert np.array_equal(np.asarray(open_project(path).image[:]), movie.image)
+    assert project.graph.n_divisions > 0
+    with pytest.raises(InputError, match="does not hold the raw frames") as info:
+        create_project(tmp_path / "q.zarr", data / "03", ctc=data / "03_RES")
+    assert "(80, 80)" in str(info.value) and not (tmp_path / "q.zarr").exists()
+    # not a CTC folder at all: said at once
+    with pytest.raises(InputError, match="not a CTC folder"):
+        ctc_raw_frames_folder(data / "04")
+
+
+def test_suggested_project_is_named_after_the_sequence_outside_the_ctc_folders(movie,
+                                                                               tmp_path):
+    from h4tracks.core.io.importing import ctc_project_path
+
+    data = tmp_path / "Fluo-N2DH-SIM+"
+    write_ctc(data, movie.labels, movie.lineage, kind="gt", image=movie.image)
+    write_ctc(data / "01_RES", movie.labels, movie.lineage)
+    write_ctc(tmp_path / "my run", movie.labels, movie.lineage)
+    for picked in (data, data / "01_GT", data / "01_GT" / "TRA"):
+        assert ctc_project_path(picked) == (data / "01_GT.zarr").absolute(), picked
+    assert ctc_project_path(data / "01_RES") == (data / "01_RES.zarr").absolute()
+    assert ctc_project_path(tmp_path / "my run") == (tmp_path / "my run.zarr").absolute()
+    (data / "01_GT.zarr").mkdir()  # taken: the next free name
+    assert ctc_project_path(data / "01_GT" / "TRA") == (data / "01_GT-2.zarr").absolute()
+    loose = tmp_path / "loose"
+    write_ctc(loose, movie.labels, movie.lineage, kind="gt", sequence="x")
+    (loose / "x_GT").rename(loose / "gt")  # a TRA folder outside the CTC naming
+    assert ctc_project_path(loose / "gt" / "TRA") == (loose / "gt_TRA.zarr").absolute()

@@ -38,7 +38,8 @@ from h4tracks.core.io._ctc_checks import (
 from h4tracks.core.outputs import atomic_folder
 from h4tracks.errors import InputError
 
-__all__ = ["export_ctc", "graph_to_ctc", "lineage_from_labels", "read_ctc", "write_ctc"]
+__all__ = ["ctc_mask_files", "export_ctc", "graph_to_ctc", "lineage_from_labels", "read_ctc",
+           "write_ctc"]
 
 _KINDS = ("res", "gt")
 _RES_MASK = re.compile(r"^mask(\d+)\.tif$")
@@ -278,7 +279,21 @@ def _locate(directory: Path) -> tuple[Path, Path, re.Pattern[str]]:
     )
 
 
-def _read_frames(folder: Path, pattern: re.Pattern[str]) -> np.ndarray:
+def ctc_mask_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """The mask frame files of the CTC tracking in ``directory`` (any folder :func:`read_ctc`
+    takes), frame 0 first, without reading any pixel: what an import checks the raw frames
+    of the sequence against before reading the whole tracking.
+
+    Raises
+    ------
+    InputError
+        If the folder holds no CTC tracking or a mask frame is missing (as :func:`read_ctc`).
+    """
+    folder, _track_file, pattern = _locate(Path(directory))
+    return _mask_files(folder, pattern)
+
+
+def _mask_files(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
     found = {}
     for p in folder.iterdir():
         m = pattern.match(p.name)
@@ -292,6 +307,12 @@ def _read_frames(folder: Path, pattern: re.Pattern[str]) -> np.ndarray:
         raise InputError(
             f"{folder} is missing mask frame {missing[0]} ({len(missing)} of {n_t} missing)."
         )
+    return [found[t] for t in range(n_t)]
+
+
+def _read_frames(folder: Path, pattern: re.Pattern[str]) -> np.ndarray:
+    found = _mask_files(folder, pattern)
+    n_t = len(found)
     labels = None
     for t in range(n_t):
         try:

@@ -5,6 +5,7 @@ its labels. :func:`create_project` is the one way a new project reaches the disk
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from geff.core_io import read_to_memory
 
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.graph_convert import GraphError
-from h4tracks.core.io.ctc import read_ctc
+from h4tracks.core.io.ctc import ctc_mask_files, read_ctc
 from h4tracks.core.io.readers import read_image, read_labels
 from h4tracks.core.measure import measure_movie
 from h4tracks.core.project import Project
@@ -92,6 +93,11 @@ def project_from_movie(movie: Any, labels: Any = None, *, labels_path: str | Pat
     return project
 
 
+class CTCImageNeeded(InputError):
+    """A CTC tracking has no raw frames beside it that fit its masks: the image has to be
+    given (the Data tab asks for it and tries again)."""
+
+
 def import_ctc(
     ctc_dir: str | Path,
     image_path: str | Path | None = None,
@@ -104,19 +110,25 @@ def import_ctc(
 ) -> Project:
     """A project from a Cell Tracking Challenge tracking: labels and lineage from ``ctc_dir``
     (a result folder, a ``<seq>_GT`` / ``TRA`` folder or a dataset root), the image from
-    ``image_path`` or else from the CTC raw frames (``<seq>/t000.tif``...) beside it.
+    ``image_path`` (a movie file, or a folder of CTC raw frames ``t000.tif``...) or else from
+    the CTC raw frames of the sequence beside it (``<seq>/t000.tif``...).
+
+    Raw frames are only taken when they fit the masks: the same frame numbers (t000 ... for
+    mask000 / man_track000 ...) and the same frame size.
 
     The lineage becomes the project's graph (divisions included) and, like any imported
     result, its automatic snapshot (to score curation against).
 
     Raises
     ------
+    CTCImageNeeded
+        If no image is given and no raw frames that fit are found beside the tracking.
     h4tracks.errors.InputError
-        If the tracking is unreadable, no image is found, or its shape differs from the
-        labels'; nothing is written.
+        If the tracking is unreadable or the image's shape differs from the labels'; nothing
+        is written.
     """
     labels, lineage = read_ctc(ctc_dir)
-    if image_path is not None:
+    if image_path is not None and not Path(image_path).is_dir():
         movie = read_image(image_path, channel=channel, time_axis=time_axis)
         if tuple(movie.data.shape) != labels.shape:
             raise InputError(f"The image {image_path} is {tuple(movie.data.shape)} but the CTC "
@@ -125,14 +137,20 @@ def import_ctc(
             movie, labels, labels_path=ctc_dir, name=Path(image_path).stem,
             pixel_size=pixel_size, frame_interval=frame_interval, time_unit=time_unit or "s")
     else:
-        frames = _ctc_raw_frames(Path(ctc_dir), labels.shape[0])
-        image = np.stack([tifffile.imread(f) for f in frames])
-        if image.shape != labels.shape:
-            raise InputError(f"The CTC images in {frames[0].parent} are {image.shape} but the "
-                             f"labels in {ctc_dir} are {labels.shape}.")
+        if image_path is None:
+            frames = _ctc_raw_frames(Path(ctc_dir), labels.shape)
+        else:
+            frames, reason = _raw_frames_in(Path(image_path), labels.shape)
+            if frames is None:
+                raise InputError(f"{image_path} does not hold the raw frames of the CTC "
+                                 f"tracking in {ctc_dir}: {reason}.")
+        image = _read_raw_frames(frames, labels.shape)
         meta = {k: v for k, v in {"pixel_size": pixel_size, "frame_interval": frame_interval,
                                   "time_unit": time_unit}.items() if v is not None}
-        project = Project(image, labels, metadata={"name": frames[0].parent.name,
+        folder = frames[0].parent
+        # a CTC sequence folder is "01", "02": name the project after its dataset as well
+        name = f"{folder.parent.name} {folder.name}" if folder.name.isdigit() else folder.name
+        project = Project(image, labels, metadata={"name": name,
                                                    "source": str(frames[0].parent), **meta})
         project.add_provenance("import", image=str(frames[0].parent.absolute()),
                                labels=str(Path(ctc_dir).absolute()), channel=None,
@@ -259,7 +277,8 @@ def create_project(
     output
         The ``.zarr`` folder to create.
     image
-        The movie; optional with ``ctc`` (then the raw frames beside the CTC folder).
+        The movie; optional with ``ctc`` (then the raw frames beside the CTC folder), where
+        it may also be a folder of CTC raw frames.
     labels, ctc, tracks
         At most one: a label movie, a Cell Tracking Challenge tracking folder
         (:func:`import_ctc`) or a GEFF tracking with its labels (:func:`import_geff`).
@@ -308,25 +327,147 @@ def _ctc_sequences(ctc_dir: Path) -> list[Path]:
     return seqs
 
 
+_RAW_FRAME = re.compile(r"^t(\d+)\.tif$")
+
+
+def _frame_shape(path: Path) -> tuple[int, ...] | None:
+    """The (squeezed) shape of a TIFF frame from its header, or None if it cannot be read."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            shape = tif.series[0].shape
+    except Exception:  # tifffile raises many kinds for what is not a TIFF
+        return None
+    return tuple(int(n) for n in shape if n != 1)
+
+
+def _raw_frames_in(folder: Path, shape: tuple[int, ...]) -> tuple[list[Path] | None, str]:
+    """The CTC raw frames ``t000.tif``... in ``folder`` if they fit masks of ``shape`` (T, Y,
+    X): frames 0 to T-1 exactly, the first of the masks' frame size (read from its header).
+    Else None and why not."""
+    n = shape[0]
+    found: dict[int, Path] = {}
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = _RAW_FRAME.match(p.name)
+            if m:
+                found[int(m.group(1))] = p
+    if not found:
+        return None, "it has no raw frames t000.tif..."
+    if sorted(found) != list(range(n)):
+        return None, (f"it has {len(found)} frames numbered {min(found)} to {max(found)}, "
+                      f"the tracking {n} frames numbered 0 to {n - 1}")
+    first = _frame_shape(found[0])
+    if first != tuple(shape[1:]):
+        size = "unreadable" if first is None else f"{first} pixels"
+        return None, f"its frame {found[0].name} is {size}, the masks {tuple(shape[1:])}"
+    return [found[t] for t in range(n)], ""
+
+
+def _read_raw_frames(frames: list[Path], shape: tuple[int, ...]) -> np.ndarray:
+    """The raw frames as one (T, Y, X) movie, each frame checked."""
+    image: np.ndarray | None = None
+    for t, path in enumerate(frames):
+        try:
+            frame = np.squeeze(tifffile.imread(path))
+        except Exception as e:  # tifffile raises many kinds for a damaged file
+            raise InputError(f"Cannot read the raw frame {path} ({_first_line(e)}).") from None
+        if frame.shape != tuple(shape[1:]):
+            raise InputError(f"The raw frame {path} is {frame.shape} but the CTC masks are "
+                             f"{tuple(shape[1:])}.")
+        if image is None:
+            image = np.empty(shape, frame.dtype)
+        elif frame.dtype != image.dtype:
+            raise InputError(f"The raw frame {path} is {frame.dtype} but {frames[0].name} is "
+                             f"{image.dtype}.")
+        image[t] = frame
+    assert image is not None
+    return image
+
+
+def _mask_shape(ctc_dir: str | Path) -> tuple[int, ...] | None:
+    """(T, Y, X) of a CTC tracking from its file names and first mask's header (no pixels
+    read), or None if the first mask cannot be read (the import says why)."""
+    masks = ctc_mask_files(ctc_dir)
+    first = _frame_shape(masks[0])
+    return None if first is None else (len(masks), *first)
+
+
 def ctc_raw_frames_folder(ctc_dir: str | Path) -> Path | None:
     """The folder of raw frames (``t000.tif``...) that :func:`import_ctc` would take the image
     from when given none, or None: then the image has to be given (the Data tab asks for it).
-    The number of frames is checked by the import itself."""
+
+    A folder counts only when its frames fit the masks: the same frame numbers and the same
+    frame size (read from the file headers, not the pixels).
+
+    Raises
+    ------
+    h4tracks.errors.InputError
+        If ``ctc_dir`` holds no CTC tracking or a mask frame is missing.
+    """
+    shape = _mask_shape(ctc_dir)
+    if shape is None:
+        return None
     for seq in _ctc_sequences(Path(ctc_dir)):
-        if any(seq.glob("t*.tif")):
+        frames, _ = _raw_frames_in(seq, shape)
+        if frames is not None:
             return seq
     return None
 
 
-def _ctc_raw_frames(ctc_dir: Path, n_frames: int) -> list[Path]:
+def ctc_image_source(picked: str | Path, ctc_dir: str | Path) -> Path:
+    """What to import as the image of the CTC tracking in ``ctc_dir`` when the user picked
+    the file ``picked``: the folder of raw frames when it is one of them (``t000.tif`` of a
+    sequence whose frames fit the masks), else ``picked`` itself (a movie file)."""
+    path = Path(picked)
+    if not _RAW_FRAME.match(path.name):
+        return path
+    try:
+        shape = _mask_shape(ctc_dir)
+    except InputError:
+        return path
+    if shape is not None and _raw_frames_in(path.parent, shape)[0] is not None:
+        return path.parent
+    return path
+
+
+def _ctc_raw_frames(ctc_dir: Path, shape: tuple[int, ...]) -> list[Path]:
     """The raw frames ``t000.tif``... of the sequence a CTC folder belongs to."""
+    reasons = []
     for seq in _ctc_sequences(ctc_dir):
-        frames = sorted(seq.glob("t*.tif"))
-        if len(frames) == n_frames:
+        frames, reason = _raw_frames_in(seq, shape)
+        if frames is not None:
             return frames
-    raise InputError(f"Found no image for the CTC tracking in {ctc_dir} (looked for "
-                     f"{n_frames} frames t000.tif... in the sequence folder beside it); give the "
-                     "image file as well.")
+        if seq.is_dir():
+            reasons.append(f" ({seq.name}: {reason})")
+    raise CTCImageNeeded(f"Found no image for the CTC tracking in {ctc_dir} (looked for "
+                         f"{shape[0]} frames t000.tif... of {shape[1:]} in the sequence folder "
+                         f"beside it{reasons[0] if reasons else ''}); give the image as well "
+                         "(a movie file or the folder of its raw frames).")
+
+
+def ctc_project_path(ctc_dir: str | Path) -> Path:
+    """Where to suggest creating the project of the CTC tracking in ``ctc_dir``: beside the
+    sequence, outside the CTC folders, named after the sequence and the tracking, e.g.
+    ``<dataset>/01_GT.zarr`` for ``01_GT``, its ``TRA`` folder or a dataset root holding it,
+    ``<dataset>/01_RES.zarr`` for a result folder ``01_RES`` (``<parent>/NAME.zarr`` for
+    another result folder); ``NAME-2.zarr``... when that exists."""
+    d = Path(ctc_dir).absolute()
+    try:
+        folder = ctc_mask_files(d)[0].parent
+    except InputError:
+        folder = d
+    if folder.name == "TRA":
+        gt = folder.parent
+        if not gt.name.endswith("_GT"):  # a TRA folder outside the CTC layout
+            gt = gt.with_name(f"{gt.name}_TRA")
+        folder = gt
+    name = folder.name or "project"
+    path = folder.with_name(f"{name}.zarr")
+    k = 2
+    while path.exists():
+        path = folder.with_name(f"{name}-{k}.zarr")
+        k += 1
+    return path
 
 
 def _first_line(e: BaseException) -> str:
