@@ -206,13 +206,13 @@ def test_round_trip_every_part(tmp_path) -> None:
 
 
 def test_save_writes_frames_in_blocks(tmp_path, monkeypatch) -> None:
-    """Frames are written several at a time (store.write_frames), edits and lazy (dask)
-    frames included, with progress after each block and the last call at the total."""
+    """Frames are written several at a time (store_write.write_frames), edits and lazy
+    (dask) frames included, with progress after each block and the last call at the total."""
     import dask.array as da
 
-    from h4tracks.core import store
+    from h4tracks.core import store_write
 
-    monkeypatch.setattr(store, "_BLOCK_BYTES", 3 * 16 * 16 * 4)  # 3 label frames a block
+    monkeypatch.setattr(store_write, "_BLOCK_BYTES", 3 * 16 * 16 * 4)  # 3 label frames a block
     rng = np.random.default_rng(3)
     img = rng.integers(0, 255, (8, 16, 16)).astype(np.uint8)
     lab = rng.integers(0, 4, (8, 16, 16)).astype(np.uint32)

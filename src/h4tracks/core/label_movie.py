@@ -86,8 +86,31 @@ class LabelMovie:
         return np.asarray(self._base[t]).astype(np.uint32, copy=False)
 
     def frames(self, t0: int, t1: int) -> np.ndarray:
-        """Frames ``t0`` to ``t1 - 1`` as one (T, Y, X) uint32 array: the unedited ones in
-        one read of the base array (one zarr/dask call instead of one per frame)."""
+        """Frames ``t0`` to ``t1 - 1`` as one (T, Y, X) uint32 array.
+
+        The unedited frames come from one read of the base array (one zarr/dask call instead
+        of one per frame); edited frames replace theirs in the result.
+
+        Parameters
+        ----------
+        t0
+            The first frame.
+        t1
+            One past the last frame (a slice's stop: like a slice, a range reaching past
+            the movie's end stops at it).
+
+        Returns
+        -------
+        numpy.ndarray
+            A new uint32 array of shape ``(t1 - t0, Y, X)`` (fewer frames where the range
+            runs past the end); writing into it changes neither the movie nor its base.
+
+        Raises
+        ------
+        Exception
+            Nothing of its own: an error reading the base array (e.g. an unreadable zarr
+            chunk) propagates unchanged.
+        """
         out = np.asarray(self._base[t0:t1]).astype(np.uint32, copy=True)
         for t, edited in self._edits.items():
             if t0 <= t < t1:

@@ -13,7 +13,8 @@ directory: files that did not change are hard-linked from the current version (n
 so the cost is proportional to what changed), changed frames and the small graph/metadata are
 written fresh, and finally the two directories are swapped in one atomic ``renameat2
 (RENAME_EXCHANGE)`` call (Linux; elsewhere two renames with recovery on open). A crash or kill
-at any point leaves either the complete previous version or the complete new one.
+at any point leaves either the complete previous version or the complete new one. The
+arrays of the new version are written by :mod:`h4tracks.core.store_write`.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zarr
 
 from h4tracks import __version__
@@ -45,7 +45,6 @@ from h4tracks.core.graph import TrackGraph
 from h4tracks.core.manifest import (
     ARRAYS,
     array_manifest,
-    chunk_codecs,
     complete_array,
     damage_message,
     graph_manifest,
@@ -53,6 +52,8 @@ from h4tracks.core.manifest import (
     quick_verify,
 )
 from h4tracks.core.project import AutoSnapshot, LabelMovie, Metadata, Project
+from h4tracks.core.store_write import Progress, _save_labels, _write_movie
+from h4tracks.core.store_write import write_frames as write_frames  # re-exported
 from h4tracks.errors import H4TracksError, ProjectDamagedError, ProjectFormatError
 
 
@@ -61,9 +62,6 @@ class StaleProjectError(H4TracksError):
 
 FORMAT_VERSION = 2  # 2: chunks carry crc32c checksums, the root keeps a manifest
 _ATTR = "h4tracks"
-_TILE = 2048  # frames larger than this are chunked in tiles
-
-Progress = Callable[[int, int], None]
 
 
 # ---------------------------------------------------------------------- format checks
@@ -186,119 +184,6 @@ def project_generation(path: str | Path) -> int | None:
 
 
 # ---------------------------------------------------------------------- save
-def _chunks(shape: tuple[int, ...]) -> tuple[int, int, int]:
-    return (1, min(shape[1], _TILE), min(shape[2], _TILE))
-
-
-def _frame_chunk_prefixes(frames: set[int]) -> Callable[[str], bool]:
-    """Predicate matching the chunk files of the given frames (keys ``c.<t>.<ty>.<tx>``)."""
-    prefixes = tuple(f"c.{t}." for t in frames)
-    return lambda rel: rel.startswith(prefixes) if prefixes else False
-
-
-#: the most frame bytes :func:`_write_movie` holds at once
-_BLOCK_BYTES = 32 * 2**20
-
-
-def _write_movie(
-    src: Any, dst: Path, dtype: np.dtype, *, progress: Progress | None = None,
-    cancel: Callable[[], bool] | None = None, frames: Any = None, block: Any = None,
-) -> None:
-    """Stream a (T, Y, X) array frame by frame into a new zarr array at ``dst``."""
-    shape = tuple(int(s) for s in src.shape)
-    # "." separated chunk keys: one flat file per chunk, no directory per frame, which keeps
-    # hard-linking and deleting a version cheap
-    arr = zarr.create_array(dst, shape=shape, chunks=_chunks(shape), dtype=dtype,
-                            fill_value=0, zarr_format=3,
-                            chunk_key_encoding={"name": "default", "separator": "."},
-                            **chunk_codecs())
-    write_frames(arr, shape[0], frames if frames is not None else (lambda t: src[t]),
-                 progress=progress, cancel=cancel,
-                 block=block if block is not None or frames is not None
-                 else (lambda t0, t1: src[t0:t1]))
-
-
-def write_frames(
-    arr: Any, n_frames: int, frame: Callable[[int], Any], *,
-    progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
-    block: Callable[[int, int], Any] | None = None,
-) -> None:
-    """Write frames ``0 .. n_frames - 1`` of a (T, Y, X) zarr array ``arr`` from ``frame(t)``
-    (or ``block(t0, t1)``, frames t0 to t1 at once, e.g. one dask compute), in blocks of up to
-    32 MiB.
-
-    Per frame, a dask compute (or a read of the source array) costs ~2-5 ms of overhead, so
-    the source is read in blocks; the frames are then written one by one (see the comment
-    below), and memory stays bounded.
-    ``progress(done, total)`` after each block; ``cancel()`` is checked before each.
-    """
-    dtype = np.dtype(arr.dtype)
-    frame_bytes = max(1, int(np.prod(arr.shape[1:])) * dtype.itemsize)
-    step = max(1, min(64, _BLOCK_BYTES // frame_bytes))
-    for t0 in range(0, n_frames, step):
-        if cancel is not None and cancel():
-            raise H4TracksError("save cancelled; the project on disk is unchanged")
-        t1 = min(n_frames, t0 + step)
-        if block is not None:
-            data = np.asarray(block(t0, t1), dtype)
-        else:
-            data = np.stack([np.asarray(frame(t), dtype) for t in range(t0, t1)])
-        # written frame by frame: a block written at once has many chunk writes in flight
-        # in zarr's event loop, and when one fails (a full disk) the others go on after the
-        # error, racing the removal of the unfinished save folder
-        for i in range(t1 - t0):
-            arr[t0 + i] = data[i]
-        if progress is not None:
-            progress(t1, n_frames)
-
-
-def _saved_array_dir(movie: LabelMovie, src: Path | None) -> Path | None:
-    """The directory of the chunk files behind ``movie``'s unedited frames, when they belong
-    to ``src`` (the saved version being replaced), else None.
-
-    That is the movie's own array (``labels``, ``auto/labels``) and also the array a
-    copy-on-write twin shares with it: a first run's automatic snapshot reads its unedited
-    frames from the project's ``labels``, so a save links those files instead of decoding
-    and re-encoding every frame of the movie.
-    """
-    base = movie.base
-    root = getattr(getattr(base, "store", None), "root", None)
-    if src is None or root is None or not isinstance(base, zarr.Array) or \
-            not same_dir(Path(root), src):
-        return None
-    array_dir = Path(root) / base.path
-    return array_dir if (array_dir / "zarr.json").is_file() else None
-
-
-def _save_labels(movie: LabelMovie, dst: Path, src: Path | None,
-                 progress: Progress | None, twin: tuple[LabelMovie, Path] | None = None) -> None:
-    """Write a label movie, hard-linking unchanged frames' chunk files from ``src``.
-
-    ``twin``: a movie on the same base array and the folder it was just written to in this
-    save (the project's labels for their automatic snapshot); frames neither of them changed
-    are linked from there, when ``src`` has none to give (a first save of an import).
-    """
-    reuse = _saved_array_dir(movie, src)
-    changed = set(movie.edited_frames) | movie.dirty
-    if reuse is None and twin is not None and twin[0].base is movie.base and \
-            (twin[1] / "zarr.json").is_file():
-        reuse = twin[1]
-        changed |= set(twin[0].edited_frames) | twin[0].dirty
-    if reuse is not None:
-        link_tree(reuse, dst, _frame_chunk_prefixes(changed))
-        # an edited frame that became empty is written too: a missing chunk means damage
-        # (the array takes the setting when it is opened)
-        with zarr.config.set({"array.write_empty_chunks": True}):
-            arr = zarr.open_array(dst, mode="r+", zarr_format=3)
-            for i, t in enumerate(sorted(changed)):
-                arr[t] = movie.frame(t)
-                if progress is not None:
-                    progress(i + 1, len(changed))
-    else:
-        _write_movie(movie, dst, np.dtype(np.uint32), progress=progress, frames=movie.frame,
-                     block=movie.frames)
-
-
 def is_saved(project: Project) -> bool:
     """Whether the project equals its saved version on disk (see :meth:`Project.is_saved`)."""
     return project.is_saved()

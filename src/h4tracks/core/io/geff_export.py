@@ -12,7 +12,7 @@ from geff_spec import Axis
 
 from h4tracks.core.geff_io import write_geff_graph
 from h4tracks.core.outputs import atomic_folder
-from h4tracks.core.store import write_frames
+from h4tracks.core.store_write import write_frames
 from h4tracks.errors import InputError
 
 __all__ = ["export_geff"]

@@ -140,10 +140,11 @@ def import_ctc(
         if image_path is None:
             frames = _ctc_raw_frames(Path(ctc_dir), labels.shape)
         else:
-            frames, reason = _raw_frames_in(Path(image_path), labels.shape)
-            if frames is None:
+            found, reason = _raw_frames_in(Path(image_path), labels.shape)
+            if found is None:
                 raise InputError(f"{image_path} does not hold the raw frames of the CTC "
                                  f"tracking in {ctc_dir}: {reason}.")
+            frames = found
         image = _read_raw_frames(frames, labels.shape)
         meta = {k: v for k, v in {"pixel_size": pixel_size, "frame_interval": frame_interval,
                                   "time_unit": time_unit}.items() if v is not None}

@@ -68,8 +68,46 @@ def segment_block(project_path: str, model: str | None, params: dict[str, Any],
                   frames: list[int], out: str, movie: str, topic: str) -> tuple[Any, Any]:
     """Segment ``frames`` of a project without changing it; the masks go to ``out``.
 
-    Runs in a dask worker. Returns the block's
-    :class:`~h4tracks.core.segmentation.engine.SegmentReport` and provenance entry.
+    Runs in a dask worker. Only the project's image is opened (read-only, lazy; see
+    :func:`_image_only`), so a save of the project by the movie's task may run meanwhile.
+
+    Parameters
+    ----------
+    project_path
+        The project's ``.zarr`` directory.
+    model
+        The model as the pipeline names it: a registry name, a weights file, or None for
+        the default model.
+    params
+        The resolved Cellpose parameters (``SegmentParams.model_dump()``).
+    frames
+        The frames of this block; curated frames are segmented too (the caller has left
+        out those it keeps).
+    out
+        The ``.npy`` file the block's masks are written to (atomically): a (N, Y, X) uint32
+        array of the N frames segmented, in the order of the report's ``frames``.
+    movie
+        The movie's name, for the worker event.
+    topic
+        The topic of the worker event (``{"movie", "step", "phase", "frames", "pid"}``, step
+        :data:`BLOCK_STEP`) logged once the masks are written; none outside a worker.
+
+    Returns
+    -------
+    tuple
+        The block's :class:`~h4tracks.core.segmentation.engine.SegmentReport` and its
+        provenance entry (a dict).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the project has no image (waited for up to ``_SWAP_WAIT_S`` when a save is
+        between its two renames).
+    H4TracksError
+        If the model is unknown or its weights file unusable (:class:`InputError` included),
+        if a frame is out of range, or if ``out`` cannot be written.
+    pydantic.ValidationError
+        If ``params`` are not valid ``SegmentParams``.
     """
     from h4tracks.core.outputs import atomic_file
     from h4tracks.core.parameters import SegmentParams

@@ -81,6 +81,13 @@ def read_run(folder: str | Path) -> RunFolder:
     folder
         The run's output folder (the pipeline's ``output``).
 
+    Returns
+    -------
+    RunFolder
+        The folder, the manifest columns between ``movie`` and ``status``, and the movies
+        in the order of ``movies.csv`` (rows without a movie name are skipped); a movie's
+        ``project`` is ``projects/<movie>.zarr`` in ``folder``, whether or not it exists.
+
     Raises
     ------
     InputError
