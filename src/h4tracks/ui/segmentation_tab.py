@@ -56,7 +56,8 @@ PREVIEW_LAYER = "preview"
 
 
 #: the Cellpose parameters the tab shows (the others keep the model entry's values)
-SEGMENT_FIELDS = ("diameter", "flow_threshold", "cellprob_threshold", "min_size", "engine")
+SEGMENT_FIELDS = ("diameter", "flow_threshold", "cellprob_threshold", "min_size", "engine",
+                  "precision")
 
 
 class SegmentationTab(ModelChoiceMixin, TrainingPanelMixin, CurationPanelMixin, QWidget):

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _engines import compare, cp_eval, custom
 
 from h4tracks.core.parameters import SegmentParams
 from h4tracks.core.project import Project
@@ -39,25 +40,6 @@ def _fresh_sessions():
     onnx_engine.clear_sessions()
 
 
-def _custom(path) -> ModelEntry:
-    return ModelEntry(name=path.name, kind="custom", path=str(path))
-
-
-def _eval(model, frame, **kw):
-    masks, flows, _ = model.eval([frame], channels=[0, 0], diameter=kw.pop("diameter", None),
-                                 batch_size=8, **kw)
-    return masks[0], flows[0][1], flows[0][2]  # masks, dP (2, Y, X), cellprob (Y, X)
-
-
-def ap50(ref: np.ndarray, pred: np.ndarray) -> float:
-    from cellpose import metrics
-
-    if ref.max() == 0 and pred.max() == 0:
-        return 1.0
-    return float(metrics.average_precision([ref.astype(np.int64)], [pred.astype(np.int64)],
-                                           threshold=[0.5])[0][0, 0])
-
-
 def _compare(entry: ModelEntry, frames, **kw) -> tuple[list[float], float]:
     """AP@0.5 of ONNX masks against torch masks per frame, and the largest flow difference."""
     ref, _, _ = load_segmenter(entry, "torch", cores=2)
@@ -65,13 +47,7 @@ def _compare(entry: ModelEntry, frames, **kw) -> tuple[list[float], float]:
     assert used == "onnx" and message is None
     assert isinstance(fast.net, onnx_engine.OnnxNet) and not isinstance(ref.net,
                                                                          onnx_engine.OnnxNet)
-    aps, diff = [], 0.0
-    for frame in frames:
-        m0, dp0, p0 = _eval(ref, frame, **kw)
-        m1, dp1, p1 = _eval(fast, frame, **kw)
-        aps.append(ap50(m0, m1))
-        diff = max(diff, float(np.abs(dp0 - dp1).max()), float(np.abs(p0 - p1).max()))
-    return aps, diff
+    return compare(ref, fast, frames, **kw)
 
 
 def test_demo_model_onnx_matches_torch(cfg, demo_model, movie):
@@ -88,7 +64,7 @@ def test_random_weight_model_onnx_matches_torch(cfg, weights_file, tmp_path, mov
     path = tmp_path / "random.pth"
     shutil.copy(weights_file, path)
     # a low threshold so the untrained network's noise produces some masks to compare
-    aps, diff = _compare(_custom(path), movie.image, diameter=30.0, cellprob_threshold=-1.0)
+    aps, diff = _compare(custom(path), movie.image, diameter=30.0, cellprob_threshold=-1.0)
     assert min(aps) >= 0.99, aps
     assert diff < 1e-3, diff
 
@@ -96,14 +72,14 @@ def test_random_weight_model_onnx_matches_torch(cfg, weights_file, tmp_path, mov
 def test_export_cache_reused_and_invalidated(cfg, weights_file, tmp_path, movie, monkeypatch):
     path = tmp_path / "model.pth"
     shutil.copy(weights_file, path)
-    entry = _custom(path)
+    entry = custom(path)
     frame = movie.image[0]
     first, _, _ = load_segmenter(entry, "onnx", cores=1)
     cache = first.net.path
     assert cache.parent == tmp_path and cache.name.startswith("model.pth.")
     assert cache.name == f"model.pth.{onnx_engine.weights_digest(path)}.onnx"
     stamp = cache.stat().st_mtime_ns
-    out_first = _eval(first, frame, diameter=30.0)[2]
+    out_first = cp_eval(first, frame, diameter=30.0)[2]
 
     # a second load (new session, same weights) reuses the file: no export
     onnx_engine.clear_sessions()
@@ -126,8 +102,8 @@ def test_export_cache_reused_and_invalidated(cfg, weights_file, tmp_path, movie,
     assert used == "onnx" and changed.net.path != cache
     assert changed.net.path.is_file() and not cache.exists()
     ref, _, _ = load_segmenter(entry, "torch", cores=1)
-    out_new = _eval(changed, frame, diameter=30.0)[2]
-    assert np.abs(out_new - _eval(ref, frame, diameter=30.0)[2]).max() < 1e-3
+    out_new = cp_eval(changed, frame, diameter=30.0)[2]
+    assert np.abs(out_new - cp_eval(ref, frame, diameter=30.0)[2]).max() < 1e-3
     assert np.abs(out_new - out_first).max() > 1e-2  # really the new weights
 
 
@@ -136,7 +112,7 @@ def test_broken_cache_file_is_exported_again(cfg, weights_file, tmp_path, movie)
     shutil.copy(weights_file, path)
     target = onnx_engine.cache_file(path)
     target.write_bytes(b"not an onnx file")
-    model, used, message = load_segmenter(_custom(path), "onnx", cores=1)
+    model, used, message = load_segmenter(custom(path), "onnx", cores=1)
     assert used == "onnx" and message is None and target.stat().st_size > 1000
     assert segment_frame(model, movie.image[0], SegmentParams(diameter=30.0)).shape == (128, 128)
 
@@ -145,7 +121,7 @@ def test_read_only_model_folder_caches_under_config(cfg, weights_file, tmp_path,
     path = tmp_path / "model.pth"
     shutil.copy(weights_file, path)
     monkeypatch.setattr(onnx_engine.os, "access", lambda p, mode: False)
-    model, used, _ = load_segmenter(_custom(path), "onnx", cores=1)
+    model, used, _ = load_segmenter(custom(path), "onnx", cores=1)
     assert used == "onnx" and model.net.path.parent == cfg / "onnx-cache"
     assert not list(tmp_path.glob("*.onnx"))
 
@@ -156,7 +132,7 @@ def test_missing_runtime_falls_back_to_torch(cfg, weights_file, tmp_path, monkey
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     assert onnx_engine.onnxruntime_version() is None
     with caplog.at_level("WARNING"):
-        model, used, message = load_segmenter(_custom(path), "auto", cores=1)
+        model, used, message = load_segmenter(custom(path), "auto", cores=1)
     assert used == "torch" and not isinstance(model.net, onnx_engine.OnnxNet)
     assert message is not None and "ONNX Runtime" in message and "torch" in message
     assert sum("ONNX Runtime" in r.getMessage() for r in caplog.records) == 1
@@ -171,7 +147,7 @@ def test_broken_runtime_falls_back_once_per_run(cfg, weights_file, tmp_path, mon
 
     monkeypatch.setattr(onnx_engine, "_session", broken)
     movie = make_movie(n_frames=3, shape=(64, 64), n_cells=3, radius=6.0, seed=1)
-    run = compute_segmentation(Project(movie.image), _custom(path), cores=1,
+    run = compute_segmentation(Project(movie.image), custom(path), cores=1,
                                params=SegmentParams(diameter=30.0, engine="onnx"))
     assert run.report.engine == "torch" and len(run.report.frames) == 3
     assert run.report.message is not None and run.report.message.count("ONNX Runtime") == 1

@@ -5,10 +5,13 @@ Frames are read one at a time from the (possibly lazy) image, segmented and writ
 are in memory; ``checkpoint`` (e.g. an incremental save) every ``checkpoint_every`` frames
 keeps memory bounded on long movies. Network inference sits behind one function,
 :func:`segment_frame`; :func:`load_segmenter` picks what runs the network
-(``SegmentParams.engine``): torch as Cellpose does, or ONNX Runtime on the CPU (the network
-exported once per weights file, see :mod:`h4tracks.core.segmentation.onnx_engine`), with the
-rest of Cellpose's pipeline unchanged, so both give the same masks. A missing or broken
-ONNX Runtime falls back to torch with one message. With Cellpose 4 installed
+(``SegmentParams.engine``, ``SegmentParams.precision``; the rules are in
+:mod:`~h4tracks.core.segmentation.engine_choice`): torch as Cellpose does, or ONNX Runtime /
+OpenVINO on the CPU (the network exported once per weights file, see
+:mod:`h4tracks.core.segmentation.onnx_engine`), with the rest of Cellpose's pipeline
+unchanged, so at float32 all give the same masks (bfloat16 under OpenVINO: several times
+faster, masks agree at AP@0.5 >= 0.99). A missing or broken runtime falls back with one
+message. With Cellpose 4 installed
 (:mod:`~h4tracks.core.segmentation.cellpose_compat`) torch runs its transformer networks:
 ``auto`` means torch, and ``onnx`` falls back to torch with one message.
 
@@ -38,11 +41,15 @@ from h4tracks.core.frames import frame_ranges, parse_frames
 from h4tracks.core.parameters import SegmentParams
 from h4tracks.core.runs import RunStep
 from h4tracks.core.segmentation import cellpose_compat as compat
+from h4tracks.core.segmentation.engine_choice import (
+    choose_segmenter,
+    runtime_version,
+    weights_file,
+)
 from h4tracks.core.segmentation.models import (
     ModelEntry,
     ModelRegistry,
     _check_weights_file,
-    load_cellpose_model,
 )
 from h4tracks.core.stash import FrameStash
 from h4tracks.errors import InputError
@@ -68,7 +75,8 @@ class SegmentReport:
     model: str
     message: str | None = None  # e.g. GPU fallback
     skipped: list[int] = dataclasses.field(default_factory=list)  # curated frames kept
-    engine: str = "torch"  # what ran the network: "onnx" or "torch"
+    engine: str = "torch"  # what ran the network: "onnx", "openvino" or "torch"
+    precision: str = "float32"  # its arithmetic: "float32" or "bfloat16"
 
     @property
     def frames_per_second(self) -> float:
@@ -94,27 +102,9 @@ def resolve_model(model: str | Path | ModelEntry | None,
     return registry.get(name)  # raises the "unknown model" error with the list
 
 
-def weights_file(entry: ModelEntry) -> Path | None:
-    """The weights file of a model entry (a built-in's cached file), None if it has none."""
-    if entry.kind == "builtin":
-        from h4tracks.core.segmentation.models import builtin_cache_file
-
-        return builtin_cache_file(entry.name)
-    return Path(entry.path) if entry.path else None
-
-
-def _use_onnx(engine: str, model: Any) -> bool:
-    if engine == "torch":
-        return False
-    device = getattr(model, "device", None)
-    on_gpu = getattr(device, "type", "cpu") != "cpu"
-    if engine == "auto":
-        return not on_gpu
-    return True  # "onnx" asked for: ONNX Runtime on the CPU even when a GPU was
-
-
 def load_segmenter(entry: ModelEntry, engine: str = "auto", *, gpu: bool = False,
-                   cores: int | None = None) -> tuple[Any, str, str | None]:
+                   cores: int | None = None,
+                   precision: str = "float32") -> tuple[Any, str, str | None]:
     """Load ``entry`` for :func:`segment_frame` with the chosen engine.
 
     Parameters
@@ -122,37 +112,21 @@ def load_segmenter(entry: ModelEntry, engine: str = "auto", *, gpu: bool = False
     engine
         ``"onnx"``: the network under ONNX Runtime on the CPU with ``cores`` threads (exported
         on first use and cached beside a custom model's weights, the shipped and built-in
-        models' under the config directory); ``"torch"``: Cellpose as it is;
-        ``"auto"``: onnx unless the model runs on a GPU.
+        models' under the config directory); ``"openvino"``: the same export under
+        OpenVINO; ``"torch"``: Cellpose as it is; ``"auto"``: onnx unless the model runs on
+        a GPU (openvino when ``precision`` is bfloat16).
+    precision
+        ``"float32"`` (the same masks as Cellpose) or ``"bfloat16"`` (OpenVINO on CPUs with
+        bfloat16 units; see :mod:`~h4tracks.core.segmentation.engine_choice`).
 
     Returns
     -------
     (model, engine_used, message)
-        ``engine_used`` is ``"onnx"`` or ``"torch"``; ``message`` is None or a sentence for the
-        user (GPU unavailable; ONNX Runtime unavailable, so torch runs the network).
+        ``engine_used`` is ``"onnx"``, ``"openvino"`` or ``"torch"``; ``message`` is None or
+        a sentence for the user (GPU unavailable, a runtime unavailable, no bfloat16).
     """
-    model, message = load_cellpose_model(entry, gpu=gpu)
-    file = weights_file(entry)
-    if not compat.onnx_supported():
-        if engine == "onnx":  # asked for by name: say why it is not what runs
-            note = (f"The ONNX engine runs Cellpose 3 networks only; Cellpose "
-                    f"{compat.cellpose_major()} is installed, so torch runs the network.")
-            logger.warning(note)
-            message = note if message is None else f"{message} {note}"
-        return model, "torch", message
-    if not _use_onnx(engine, model) or file is None:
-        return model, "torch", message
-    try:
-        from h4tracks.core.segmentation.onnx_engine import load_onnx_model
-
-        beside = entry.kind in ("custom", "trained")  # not inside the installation/cellpose
-        return load_onnx_model(model, file, cores, beside=beside), "onnx", message
-    except Exception as exc:  # missing/broken runtime, failed export: torch still works
-        note = (f"ONNX Runtime could not run the model ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else 'no details'}); "
-                "running the network with torch.")
-        logger.warning(note)
-        return model, "torch", note if message is None else f"{message} {note}"
+    chosen = choose_segmenter(entry, engine, precision, gpu=gpu, cores=cores)
+    return chosen.model, chosen.engine, chosen.message
 
 
 def segment_frame(model: Any, frame: np.ndarray, params: SegmentParams) -> np.ndarray:
@@ -190,7 +164,9 @@ def _run(
     n_cells = 0
     cancelled = False
     with torch_threads(cores):
-        model, engine, message = load_segmenter(entry, params.engine, gpu=gpu, cores=cores)
+        chosen = choose_segmenter(entry, params.engine, params.precision, gpu=gpu,
+                                  cores=cores)
+        model, engine, message = chosen.model, chosen.engine, chosen.message
         if progress is not None:
             progress(0, len(frames))
         # the next frame is read (from disk, a lazy reader or a remote store) while the
@@ -215,7 +191,7 @@ def _run(
         finally:
             reader.shutdown(wait=True, cancel_futures=True)
     report = SegmentReport(done, len(frames), cancelled, time.perf_counter() - t0, n_cells,
-                           entry.name, message, engine=engine)
+                           entry.name, message, engine=engine, precision=chosen.precision)
     return report, entry, params
 
 
@@ -292,7 +268,9 @@ def compute_segmentation(
         cancelled=report.cancelled, cellpose=_cellpose_version(),
         gpu=gpu and report.message is None, cores=cores,
         kept_curated=frame_ranges(skipped),
-        **{**params.model_dump(), "engine": report.engine, "engine_requested": params.engine},
+        **{**params.model_dump(), "engine": report.engine, "engine_requested": params.engine,
+           "precision": report.precision, "precision_requested": params.precision,
+           "runtime": runtime_version(report.engine)},
     )
     return SegmentationRun(masks, report, prov)
 
@@ -380,7 +358,7 @@ def segment_in_blocks(
         run.provenance["kept_curated"] = frame_ranges(skipped)
         total.frames += r.frames
         total.cancelled, total.model, total.message = r.cancelled, r.model, r.message
-        total.engine = r.engine
+        total.engine, total.precision = r.engine, r.precision
         total.seconds += r.seconds
         total.n_cells += r.n_cells
         if r.frames:
