@@ -157,10 +157,10 @@ def main() -> None:
             # a shared machine does not land on one variant only
             best: dict[str, dict] = {}
             ref = None
-            for _ in range(args.repeat):
+            for round_ in range(args.repeat):
                 for variant in ["plain", *args.engines]:
                     save_project(Project(movie.image), path, overwrite=True)
-                    out_file = Path(d) / f"{variant}.npy"
+                    out_file = Path(d) / f"{variant}-{cores}-{round_}.npy"  # the round's own
                     out = (run(PLAIN, path, cores, out_file) if variant == "plain" else
                            run(OURS, path, cores, args.save_every, variant, out_file))
                     if variant == "plain" and ref is None:

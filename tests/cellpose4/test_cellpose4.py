@@ -103,6 +103,9 @@ def test_segments_a_frame_with_a_cellpose4_model(cfg, movie, random_cpsam):
     info = prov.get("params", prov)
     assert str(info["cellpose"]).startswith("4.")
     assert info["engine"] == "torch" and info["engine_requested"] == "onnx"
+    # Cellpose 4 runs its network at bfloat16 (its default): recorded as what ran
+    assert info["precision"] == "bfloat16" and info["precision_requested"] == "float32"
+    assert info["runtime"].startswith("torch ")
 
 
 def test_cli_segments_with_a_cellpose4_file_and_refuses_the_demo_model(
@@ -118,6 +121,13 @@ def test_cli_segments_with_a_cellpose4_file_and_refuses_the_demo_model(
     assert str(info["cellpose"]).startswith("4.") and info["engine"] == "torch"
     assert info["engine_requested"] == "auto"
     capsys.readouterr()
+    # bfloat16 asked for: Cellpose 4's torch already runs it, so nothing to say
+    assert main(["segment", str(path), "--model", str(random_cpsam), "--frames", "0",
+                 "--cores", "2", "--precision", "bfloat16"]) == 0
+    prov = open_project(path).metadata.provenance[-1]
+    info = prov.get("params", prov)
+    assert info["precision"] == "bfloat16" and info["engine"] == "torch"
+    assert "OpenVINO" not in capsys.readouterr().err
     assert main(["segment", str(path), "--model", DEMO_MODEL, "--frames", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert "is a Cellpose 3 model; Cellpose 4 is installed" in err and "\n" not in err

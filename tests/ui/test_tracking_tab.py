@@ -9,6 +9,7 @@ import pytest
 from _clicks import background, centre
 from napari.layers import Tracks
 from napari.utils.key_bindings import coerce_keybinding
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QMessageBox
 
 from h4tracks.core.actions import same_lineage
@@ -151,6 +152,27 @@ def test_cancel_leaves_tracks_unchanged(tracked, qtbot, monkeypatch):
     assert project.graph is not before and project.graph == before
     _assert_layer_matches(widget, project)
     assert widget.project_labels_layer().editable
+
+
+def test_a_bug_in_a_job_is_one_sentence_and_loses_nothing(tracked, qtbot, monkeypatch,
+                                                          caplog):
+    """An error nobody foresaw (here a KeyError in the tracker) ends the job with one sentence
+    naming the job, not "KeyError: 'x'"; the traceback goes to the log; nothing changes."""
+    widget, project = tracked
+    before = project.graph.copy()
+
+    def broken(*a, **k):
+        raise KeyError("x")
+
+    monkeypatch.setattr(tracking_module, "compute_tracking", broken)
+    with caplog.at_level("ERROR"):
+        qtbot.mouseClick(widget.tracking_tab.run_btn, Qt.MouseButton.LeftButton)
+        _wait(qtbot, widget)
+    text = widget.status.text()
+    assert text.startswith("Tracking (") and "failed: unexpected KeyError 'x'" in text, text
+    assert "\n" not in text
+    assert any(r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)
+    assert project.graph == before
 
 
 def test_invalid_or_missing_input(widget, movie):

@@ -116,8 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("-o", "--output", help="project to create when PROJECT is an image")
     seg.add_argument("--model", help="model name (see `h4tracks models`) or weights file; "
                      "default: the shipped demo model")
-    add_model_options(seg, [SegmentParams], skip={"channels", "batch_size"},
+    runtime = {"engine", "precision"}  # not the model's: their defaults are SegmentParams'
+    add_model_options(seg, [SegmentParams], skip={"channels", "batch_size", *runtime},
                       defaults_from="default: the chosen model's")
+    add_model_options(seg, [SegmentParams], skip=set(SegmentParams.model_fields) - runtime)
     seg.add_argument("--frames", help="A:B (B exclusive), N, or a list 0,7,14; default all")
     seg.add_argument("--cores", type=cores, default=cores("80%"),
                      help="N, 40%% or 80%% of this machine's cores (default 80%%)")

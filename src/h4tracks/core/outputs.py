@@ -67,6 +67,29 @@ def describe_os_error(err: OSError) -> str:
     return text[:1].lower() + text[1:]
 
 
+def describe_unexpected(err: BaseException) -> str:
+    """A short reason for an error nobody foresaw, for a one-sentence message.
+
+    Parameters
+    ----------
+    err
+        Any exception that is not an ``H4TracksError`` (those are sentences already).
+
+    Returns
+    -------
+    str
+        ``"<file>: the disk is full"`` for OS errors, ``"not enough memory"``, otherwise
+        ``"unexpected KeyError 'x'"`` (on one line, no final full stop).
+    """
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename is not None else ""
+        return f"{where}{describe_os_error(err)}"
+    if isinstance(err, MemoryError):
+        return "not enough memory"
+    text = " ".join(str(err).split())
+    return f"unexpected {type(err).__name__}{f' {text}' if text else ''}"
+
+
 def _show(path: Path) -> str:
     """``path`` relative to the working folder when below it, else absolute."""
     try:

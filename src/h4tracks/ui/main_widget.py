@@ -19,6 +19,7 @@ step (and records paint strokes), :mod:`h4tracks.ui.safety` makes sure no way ou
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +44,7 @@ from qtpy.QtWidgets import (
 
 from h4tracks.core.actions import Action, History
 from h4tracks.core.compute import MODES, available_cores, core_budget
+from h4tracks.core.outputs import describe_unexpected
 from h4tracks.core.project import Project
 from h4tracks.core.session import Session
 from h4tracks.core.store import save_project
@@ -57,6 +59,8 @@ from h4tracks.ui.safety import SafetyMixin
 from h4tracks.ui.segmentation_tab import SegmentationTab
 from h4tracks.ui.tracking_tab import TrackingTab
 from h4tracks.ui.widgets import LayerCombo, worker_generator
+
+logger = logging.getLogger(__name__)
 
 
 class H4TracksWidget(ProjectLayersMixin, SafetyMixin, QWidget):
@@ -296,7 +300,7 @@ class H4TracksWidget(ProjectLayersMixin, SafetyMixin, QWidget):
         worker = job()
         worker.yielded.connect(self._on_progress)
         worker.returned.connect(done)
-        worker.errored.connect(self._on_error)
+        worker.errored.connect(lambda exc: self._on_error(exc, text))
         if failed is not None:
             worker.errored.connect(failed)
         def ended() -> None:
@@ -325,8 +329,12 @@ class H4TracksWidget(ProjectLayersMixin, SafetyMixin, QWidget):
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
-    def _on_error(self, exc: BaseException) -> None:
-        msg = str(exc) if isinstance(exc, H4TracksError) else f"{type(exc).__name__}: {exc}"
+    def _on_error(self, exc: BaseException, what: str = "") -> None:
+        msg = str(exc)
+        if not isinstance(exc, H4TracksError):  # a bug or the machine: traceback to the log
+            logger.error("%s failed", what or "a job", exc_info=exc)
+            job = what.rstrip("….") or "the job"
+            msg = f"{job[:1].upper()}{job[1:]} failed: {describe_unexpected(exc)} (see the log)."
         self.notify(msg, error=True)
 
     # ------------------------------------------------------------------ edits, undo/redo

@@ -34,7 +34,7 @@ from h4tracks.core.io.importing import (
     ctc_project_path,
     ctc_raw_frames_folder,
 )
-from h4tracks.core.outputs import describe_os_error
+from h4tracks.core.outputs import describe_unexpected
 from h4tracks.errors import H4TracksError
 
 if TYPE_CHECKING:
@@ -209,14 +209,7 @@ def _unexpected(e: BaseException, source: str, inputs: list[Path], output: Path,
                 writing: bool) -> str:
     """One sentence for an error the import did not foresee: what failed, on which files,
     and that nothing was created (the project is written atomically)."""
-    if isinstance(e, OSError):
-        where = f"{e.filename}: " if e.filename is not None else ""
-        reason = f"{where}{describe_os_error(e)}"
-    elif isinstance(e, MemoryError):
-        reason = "not enough memory"
-    else:
-        text = " ".join(str(e).split())
-        reason = f"unexpected {type(e).__name__}{f' {text}' if text else ''}"
+    reason = describe_unexpected(e)
     step = f"writing {output}" if writing else \
         f"reading {' and '.join(str(p) for p in inputs)}"
     return (f"Could not import {source}: {reason} while {step}; nothing was created (the "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from _walks import random_walks
 from matplotlib._pylab_helpers import Gcf
 from matplotlib.figure import Figure
 
@@ -11,6 +10,7 @@ from h4tracks.core.analysis import filter_tracks, track_metrics
 from h4tracks.core.analysis.figures import histogram, msd_plot, rose_plot, save_figure, scatter
 from h4tracks.core.graph import TrackGraph
 from h4tracks.errors import InputError
+from h4tracks.testing.walks import random_walks
 
 
 @pytest.fixture(scope="module")

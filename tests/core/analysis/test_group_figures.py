@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _walks import random_walks
 from matplotlib.figure import Figure
 
 from h4tracks.core.analysis import msd_curves
@@ -19,6 +18,7 @@ from h4tracks.core.analysis.trajectories import (
     sample_tracks,
 )
 from h4tracks.errors import InputError
+from h4tracks.testing.walks import random_walks
 
 
 def test_origin_trajectories_start_at_zero_and_pool_with_new_ids():

@@ -7,28 +7,15 @@ from __future__ import annotations
 import logging
 from types import SimpleNamespace
 
-import numpy as np
-
-from h4tracks.core.graph import TrackGraph
 from h4tracks.core.pipeline.motion import pool_groups, write_motion
 from h4tracks.core.project import Metadata
-
-
-def _walks(seed: int, n_tracks: int = 3, n: int = 6) -> TrackGraph:
-    """``n_tracks`` random-walk tracks of ``n`` frames each."""
-    rng = np.random.default_rng(seed)
-    pos = np.cumsum(rng.normal(0, 2.0, (n_tracks, n, 2)), 1) + 50
-    t = np.tile(np.arange(n), n_tracks)
-    lab = np.repeat(np.arange(1, n_tracks + 1), n)
-    same = lab[1:] == lab[:-1]
-    edges = np.stack([t[:-1][same], lab[:-1][same], t[1:][same], lab[1:][same]], 1)
-    return TrackGraph.from_arrays({"t": t, "label": lab, "y": pos[..., 0].ravel(),
-                                   "x": pos[..., 1].ravel(), "area": np.ones(t.size)}, edges)
+from h4tracks.testing.walks import random_walks
 
 
 def _motion(folder, name: str, seed: int, **calibration):
     """The motion file of a movie with ``calibration`` (pixel_size, frame_interval)."""
-    project = SimpleNamespace(metadata=Metadata(**calibration), graph=_walks(seed))
+    project = SimpleNamespace(metadata=Metadata(**calibration),
+                              graph=random_walks(seed, n_tracks=3, n=6))
     return name, write_motion(project, folder / f"{name}.npz")
 
 

@@ -108,10 +108,38 @@ def test_missing_openvino_falls_back_to_onnx_runtime(cfg, weights_file, tmp_path
     shutil.copy(weights_file, path)
     monkeypatch.setitem(sys.modules, "openvino", None)  # import fails as if not installed
     assert ov.openvino_version() is None
+    for precision in ("float32", "bfloat16"):
+        model, used, message = load_segmenter(custom(path), "auto" if precision ==
+                                              "bfloat16" else "openvino", cores=1,
+                                              precision=precision)
+        assert used == "onnx" and isinstance(model.net, onnx_engine.OnnxNet)
+        # one cause, one sentence (not "no bfloat16" and then "could not run" too)
+        assert message == ("OpenVINO is not installed; ONNX Runtime runs the network at "
+                           "float32."), message
+
+
+def test_a_runtime_failing_on_a_sound_export_keeps_the_file(cfg, weights_file, tmp_path,
+                                                            monkeypatch):
+    """A compile error on a sound export is the runtime's: the cached file stays (other
+    threads may be loading it) and ONNX Runtime runs instead, with one sentence."""
+    path = tmp_path / "model.pth"
+    shutil.copy(weights_file, path)
+
+    def broken(*a, **k):
+        raise RuntimeError("compile failed")
+
+    monkeypatch.setattr(ov, "_compile", broken)
     model, used, message = load_segmenter(custom(path), "openvino", cores=1)
-    assert used == "onnx" and isinstance(model.net, onnx_engine.OnnxNet)
-    assert message is not None and "OpenVINO could not run" in message
-    assert "ONNX Runtime" in message
+    assert used == "onnx" and "OpenVINO could not run the model (RuntimeError: compile " \
+        "failed)" in message
+    export = model.net.path
+    assert export.is_file() and not onnx_engine.damaged_export(export)
+    export.write_bytes(b"not an onnx file")  # a damaged export is made again
+    assert onnx_engine.damaged_export(export)
+    monkeypatch.undo()
+    ov.clear_compiled()
+    model, used, message = load_segmenter(custom(path), "openvino", cores=1)
+    assert used == "openvino" and message is None and not onnx_engine.damaged_export(export)
 
 
 @pytest.mark.parametrize("engine", ["onnx", "torch"])
@@ -129,3 +157,17 @@ def test_cli_precision_option():
     assert args.engine == "openvino" and args.precision == "bfloat16"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["segment", "p.zarr", "--precision", "float16"])
+
+
+def test_a_run_in_blocks_says_each_cause_once(cfg, demo_model, caplog):
+    from h4tracks.core.segmentation.engine import segment_project
+
+    frames = make_movie(n_frames=3, shape=(64, 64), n_cells=3, radius=6.0, seed=4).image
+    project = Project(frames)
+    report = segment_project(project, params=SegmentParams(engine="onnx",
+                                                           precision="bfloat16"),
+                             cores=1, checkpoint=lambda: None, checkpoint_every=1)
+    assert report.frames == [0, 1, 2] and report.engine == "onnx"
+    assert report.message is not None and report.message.count("OpenVINO engine only") == 1
+    steps = [e for e in project.metadata.provenance if e["step"] == "segment"]
+    assert len(steps) == 3 and all(e["params"]["precision"] == "float32" for e in steps)

@@ -27,18 +27,25 @@ _TRACK_STEPS = ("track", "retrack")
 def segment_signature(model: str, params: dict[str, Any]) -> dict[str, Any]:
     """The parts of a segmentation's provenance that decide its masks.
 
-    ``params`` is ``SegmentParams.model_dump()``; its ``engine`` is recorded as
-    ``engine_requested`` (``engine`` is the one that actually ran).
+    ``params`` is ``SegmentParams.model_dump()``; its ``engine`` and ``precision`` are
+    recorded as ``engine_requested`` / ``precision_requested`` (``engine`` and ``precision``
+    are what actually ran: a fallback must not make a rerun segment the frames again).
     """
     return jsonable({"model": model, **params})
+
+
+#: parameters recorded twice, as asked for (``<key>_requested``) and as what ran (``<key>``)
+_REQUESTED = ("engine", "precision")
+#: what a provenance entry from before a parameter existed ran with
+_BEFORE = {"precision": "float32"}
 
 
 def _recorded(entry_params: dict[str, Any], signature: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key in signature:
-        source = "engine_requested" if key == "engine" and "engine_requested" in \
-            entry_params else key
-        out[key] = entry_params.get(source)
+        asked = f"{key}_requested"
+        source = asked if key in _REQUESTED and asked in entry_params else key
+        out[key] = entry_params.get(source, _BEFORE.get(key))
     return out
 
 

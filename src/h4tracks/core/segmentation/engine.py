@@ -77,6 +77,7 @@ class SegmentReport:
     skipped: list[int] = dataclasses.field(default_factory=list)  # curated frames kept
     engine: str = "torch"  # what ran the network: "onnx", "openvino" or "torch"
     precision: str = "float32"  # its arithmetic: "float32" or "bfloat16"
+    on_gpu: bool = False  # the network ran on a GPU
 
     @property
     def frames_per_second(self) -> float:
@@ -191,7 +192,8 @@ def _run(
         finally:
             reader.shutdown(wait=True, cancel_futures=True)
     report = SegmentReport(done, len(frames), cancelled, time.perf_counter() - t0, n_cells,
-                           entry.name, message, engine=engine, precision=chosen.precision)
+                           entry.name, message, engine=engine, precision=chosen.precision,
+                           on_gpu=chosen.on_gpu)
     return report, entry, params
 
 
@@ -266,7 +268,7 @@ def compute_segmentation(
         model=entry.name, model_kind=entry.kind, model_path=entry.path,
         frames=frame_ranges(report.frames), requested=frame_ranges(chosen),
         cancelled=report.cancelled, cellpose=_cellpose_version(),
-        gpu=gpu and report.message is None, cores=cores,
+        gpu=report.on_gpu, cores=cores,
         kept_curated=frame_ranges(skipped),
         **{**params.model_dump(), "engine": report.engine, "engine_requested": params.engine,
            "precision": report.precision, "precision_requested": params.precision,
@@ -357,8 +359,10 @@ def segment_in_blocks(
         r = run.report
         run.provenance["kept_curated"] = frame_ranges(skipped)
         total.frames += r.frames
-        total.cancelled, total.model, total.message = r.cancelled, r.model, r.message
-        total.engine, total.precision = r.engine, r.precision
+        total.cancelled, total.model = r.cancelled, r.model
+        total.engine, total.precision, total.on_gpu = r.engine, r.precision, r.on_gpu
+        if r.message and r.message not in (total.message or ""):  # each cause said once
+            total.message = f"{total.message} {r.message}" if total.message else r.message
         total.seconds += r.seconds
         total.n_cells += r.n_cells
         if r.frames:

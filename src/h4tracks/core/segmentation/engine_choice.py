@@ -8,7 +8,8 @@ installed), and then one sentence says so. The rules:
   fastest at float32), OpenVINO when bfloat16 is asked for;
 * ``onnx`` / ``openvino`` / ``torch``: that runtime (ONNX Runtime and OpenVINO on the CPU);
 * ``bfloat16`` runs under OpenVINO only, and only where the CPU has bfloat16 arithmetic;
-  elsewhere float32 runs, with a message;
+  elsewhere float32 runs, with a message (Cellpose 4's torch networks run at bfloat16 by
+  themselves: recorded as such, whatever was asked for);
 * a runtime that cannot run the model falls back (OpenVINO → ONNX Runtime → torch), each
   step with its reason in the message.
 """
@@ -34,6 +35,7 @@ class Segmenter:
     engine: str  # "onnx", "openvino" or "torch"
     precision: str  # "float32" or "bfloat16"
     message: str | None  # a sentence for the user, or None
+    on_gpu: bool = False  # torch runs the network on a GPU
 
 
 def weights_file(entry: ModelEntry) -> Path | None:
@@ -45,7 +47,7 @@ def weights_file(entry: ModelEntry) -> Path | None:
     return Path(entry.path) if entry.path else None
 
 
-def runtime_version(engine: str) -> str | None:
+def runtime_version(engine: str) -> str:
     """``"onnxruntime 1.x"`` / ``"openvino 2026.x"`` / ``"torch 2.x"``: what ran, for provenance."""
     if engine == "onnx":
         from h4tracks.core.segmentation.onnx_engine import onnxruntime_version
@@ -89,13 +91,14 @@ def choose_segmenter(entry: ModelEntry, engine: str = "auto", precision: str = "
     """
     model, gpu_message = load_cellpose_model(entry, gpu=gpu)
     notes = [gpu_message] if gpu_message else []
+    on_gpu = getattr(getattr(model, "device", None), "type", "cpu") != "cpu"
 
     def done(net_model: Any, used: str, prec: str) -> Segmenter:
         for note in notes[1 if gpu_message else 0:]:
             logger.warning(note)
-        return Segmenter(net_model, used, prec, " ".join(notes) or None)
+        return Segmenter(net_model, used, prec, " ".join(notes) or None,
+                         on_gpu=on_gpu and used == "torch")
 
-    on_gpu = getattr(getattr(model, "device", None), "type", "cpu") != "cpu"
     file = weights_file(entry)
     asked = engine
     if engine == "auto":
@@ -108,7 +111,9 @@ def choose_segmenter(entry: ModelEntry, engine: str = "auto", precision: str = "
         engine = "torch"
     if file is None:
         engine = "torch"
-    if precision == "bfloat16" and engine != "openvino":
+    torch_precision = _torch_precision(model)  # Cellpose 4 runs its network in bfloat16
+    if precision == "bfloat16" and engine != "openvino" and not (
+            engine == "torch" and torch_precision == "bfloat16"):
         notes.append("bfloat16 runs under the OpenVINO engine only; the network ran at "
                      "float32.")
         precision = "float32"
@@ -116,15 +121,20 @@ def choose_segmenter(entry: ModelEntry, engine: str = "auto", precision: str = "
         from h4tracks.core.segmentation import openvino_engine as ov
 
         beside = entry.kind in ("custom", "trained")  # not inside the installation/cellpose
-        if precision == "bfloat16" and not ov.bfloat16_supported():
-            notes.append("This CPU has no bfloat16 arithmetic (or OpenVINO is missing), so "
-                         "the network ran at float32 (the same masks as Cellpose).")
+        if ov.openvino_version() is None:
+            notes.append("OpenVINO is not installed; ONNX Runtime runs the network at "
+                         "float32.")
+            engine, precision = "onnx", "float32"
+        elif precision == "bfloat16" and not ov.bfloat16_supported():
+            notes.append("This CPU has no bfloat16 arithmetic, so the network ran at float32 "
+                         "(the same masks as Cellpose).")
             precision = "float32"
+    if engine == "openvino":
         try:
             assert file is not None
             return done(ov.load_openvino_model(model, file, cores, precision, beside=beside),
                         "openvino", precision)
-        except Exception as exc:  # missing/broken runtime, failed compile: ONNX Runtime next
+        except Exception as exc:  # broken runtime, failed compile: ONNX Runtime next
             notes.append(f"OpenVINO could not run the model ({_first_line(exc)}); running "
                          "the network with ONNX Runtime at float32.")
             engine, precision = "onnx", "float32"
@@ -134,11 +144,22 @@ def choose_segmenter(entry: ModelEntry, engine: str = "auto", precision: str = "
         beside = entry.kind in ("custom", "trained")
         try:
             assert file is not None
-            return done(load_onnx_model(model, file, cores, beside=beside), "onnx", precision)
+            return done(load_onnx_model(model, file, cores, beside=beside), "onnx", "float32")
         except Exception as exc:  # missing/broken runtime, failed export: torch still works
             notes.append(f"ONNX Runtime could not run the model ({_first_line(exc)}); "
                          "running the network with torch.")
-    return done(model, "torch", "float32")
+    return done(model, "torch", torch_precision)
+
+
+def _torch_precision(model: Any) -> str:
+    """The arithmetic of a Cellpose model's torch network (Cellpose 4: bfloat16 by default)."""
+    try:
+        import torch
+
+        dtype = next(model.net.parameters()).dtype
+    except Exception:  # no parameters to look at: Cellpose 3's float32
+        return "float32"
+    return "bfloat16" if dtype == torch.bfloat16 else "float32"
 
 
 __all__ = ["Segmenter", "choose_segmenter", "runtime_version", "weights_file"]

@@ -176,6 +176,19 @@ def ensure_export(model: CellposeModel, weights: Path, *, beside: bool = True) -
     return target
 
 
+def damaged_export(path: Path) -> bool:
+    """Whether the cached export at ``path`` is unreadable as an ONNX model (truncated,
+    foreign), as opposed to a runtime that fails on a sound file (then exporting again would
+    not help, and would pull the file from under other threads loading it)."""
+    try:
+        import onnx
+
+        onnx.checker.check_model(onnx.load(str(path)))
+    except Exception:  # anything onnx cannot read or check
+        return True
+    return False
+
+
 def _session(path: Path, threads: int) -> Any:
     import onnxruntime as ort
 
@@ -245,6 +258,8 @@ def load_onnx_model(model: CellposeModel, weights: Path, threads: int | None, *,
     try:
         session = _session(path, max(0, int(threads or 0)))
     except Exception:
+        if not damaged_export(path):
+            raise
         # a truncated or foreign file in the cache: export again once
         path.unlink(missing_ok=True)
         path = ensure_export(model, Path(weights), beside=beside)
@@ -259,6 +274,7 @@ __all__ = [
     "OnnxNet",
     "cache_file",
     "clear_sessions",
+    "damaged_export",
     "ensure_export",
     "export_onnx",
     "load_onnx_model",

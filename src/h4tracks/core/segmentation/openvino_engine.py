@@ -22,7 +22,6 @@ openvino is imported on use; :func:`load_openvino_model` raises if it is missing
 from __future__ import annotations
 
 import copy
-import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -43,6 +42,7 @@ _HINT = {"float32": "f32", "bfloat16": "bf16"}
 _COMPILED: OrderedDict[tuple[str, int, str], Any] = OrderedDict()
 _COMPILED_MAX = 2
 _LOCK = threading.Lock()
+_LOCK_CORE = threading.Lock()
 
 
 def openvino_version() -> str | None:
@@ -54,11 +54,16 @@ def openvino_version() -> str | None:
     return str(getattr(openvino, "__version__", "unknown"))
 
 
-@functools.cache
+_CORE: list[Any] = []  # the one OpenVINO Core of this process, made on first use
+
+
 def _core() -> Any:
     import openvino
 
-    return openvino.Core()
+    with _LOCK_CORE:
+        if not _CORE:
+            _CORE.append(openvino.Core())
+        return _CORE[0]
 
 
 def bfloat16_supported() -> bool:
@@ -72,10 +77,20 @@ def bfloat16_supported() -> bool:
 
 def _compiled(path: Path, threads: int, precision: str) -> Any:
     key = (str(path), threads, precision)
+    # one compile at a time (block tasks share a process): two threads compiling the same
+    # network would take twice the seconds and the memory for one result
     with _LOCK:
         if key in _COMPILED:
             _COMPILED.move_to_end(key)
             return _COMPILED[key]
+        compiled = _compile(path, threads, precision)
+        _COMPILED[key] = compiled
+        while len(_COMPILED) > _COMPILED_MAX:
+            _COMPILED.popitem(last=False)
+    return compiled
+
+
+def _compile(path: Path, threads: int, precision: str) -> Any:
     config: dict[str, Any] = {
         "INFERENCE_PRECISION_HINT": _HINT[precision],
         "PERFORMANCE_HINT": "LATENCY",
@@ -84,12 +99,7 @@ def _compiled(path: Path, threads: int, precision: str) -> Any:
     }
     if threads > 0:
         config["INFERENCE_NUM_THREADS"] = threads
-    compiled = _core().compile_model(str(path), "CPU", config)
-    with _LOCK:
-        _COMPILED[key] = compiled
-        while len(_COMPILED) > _COMPILED_MAX:
-            _COMPILED.popitem(last=False)
-    return compiled
+    return _core().compile_model(str(path), "CPU", config)
 
 
 def clear_compiled() -> None:
@@ -136,7 +146,7 @@ def load_openvino_model(model: CellposeModel, weights: Path, threads: int | None
     :func:`~.onnx_engine.cache_file`. Raises whatever goes wrong (openvino missing or
     broken, export failing); the caller falls back.
     """
-    from h4tracks.core.segmentation.onnx_engine import ensure_export
+    from h4tracks.core.segmentation.onnx_engine import damaged_export, ensure_export
 
     if precision not in _HINT:
         raise ValueError(f"unknown precision {precision!r}")
@@ -147,6 +157,8 @@ def load_openvino_model(model: CellposeModel, weights: Path, threads: int | None
     try:
         compiled = _compiled(path, n, precision)
     except Exception:
+        if not damaged_export(path):
+            raise
         # a truncated or foreign file in the cache: export again once
         path.unlink(missing_ok=True)
         path = ensure_export(model, Path(weights), beside=beside)
