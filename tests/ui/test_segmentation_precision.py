@@ -52,3 +52,21 @@ def test_precision_from_the_tab_reaches_the_saved_provenance(make_napari_viewer,
     if expected == "float32":  # the tab says why bfloat16 did not run
         assert "bfloat16" in tab.report.text()
     assert saved.labels is not None and int(saved.labels.frame(0).max()) > 0
+
+
+@pytest.mark.parametrize("supported", [True, False])
+def test_the_tab_says_when_this_cpu_computes_bfloat16(make_napari_viewer, qtbot, monkeypatch,
+                                                      supported):
+    from h4tracks.ui import segmentation_tab
+
+    monkeypatch.setattr(segmentation_tab, "bfloat16_likely", lambda: supported)
+    movie = make_movie(n_frames=2, shape=(64, 64), n_cells=3, radius=6, seed=1)
+    g = open_window(make_napari_viewer, qtbot, movie)
+    tab = g.widget.segmentation_tab
+    bar = g.widget.tabs.tabBar()
+    qtbot.mouseClick(bar, Qt.MouseButton.LeftButton,
+                     pos=bar.tabRect(g.widget.tabs.indexOf(tab)).center())
+    qtbot.waitUntil(tab.isVisible)
+    assert tab.precision_hint.isVisible() is supported
+    if supported:
+        assert "Precision → bfloat16" in tab.precision_hint.text()

@@ -74,3 +74,26 @@ def torch_threads(cores: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def bfloat16_likely() -> bool:
+    """Whether bfloat16 segmentation is likely to run here, without loading OpenVINO.
+
+    A hint for the UI (the run asks OpenVINO itself:
+    :func:`~h4tracks.core.segmentation.openvino_engine.bfloat16_supported`): openvino is
+    installed and the CPU lists ``amx_bf16`` or ``avx512_bf16`` in ``/proc/cpuinfo``; False
+    where there is no such file (Windows, macOS).
+    """
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec("openvino") is None:
+            return False
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except (OSError, ValueError, ImportError):
+        pass
+    return False

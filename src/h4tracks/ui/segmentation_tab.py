@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from h4tracks.core.compute import bfloat16_likely
 from h4tracks.core.project import LabelMovie
 from h4tracks.core.segmentation.engine import (
     SegmentationRun,
@@ -103,6 +104,12 @@ class SegmentationTab(ModelChoiceMixin, TrainingPanelMixin, CurationPanelMixin, 
         form.addRow(model_row)
         form.addRow(self.model_info)
         form.addRow(self.params_form)
+        # the hint makes the fast option findable; the CPU's flags are read, not OpenVINO
+        # loaded (that would cost the widget's start-up 0.3 s), so it is a guess the run
+        # itself checks
+        self.precision_hint = WrappedLabel()
+        form.addRow(self.precision_hint)
+        self._show_precision_hint(bfloat16_likely())
         form.addRow("Frames", self.frames_edit)
         form.addRow(self.gpu)
         form.addRow(self.overwrite_curated)
@@ -151,6 +158,14 @@ class SegmentationTab(ModelChoiceMixin, TrainingPanelMixin, CurationPanelMixin, 
         self._on_frame_changed()
 
     # ------------------------------------------------------------------ hotkeys
+    def _show_precision_hint(self, supported: bool) -> None:
+        if supported:
+            self.precision_hint.setText(
+                "This processor computes in bfloat16: Precision → bfloat16 segments several "
+                "times faster (masks agree with float32's at AP@0.5 ≥ 0.99, not pixel for "
+                "pixel).")
+        self.precision_hint.setVisible(supported)
+
     def hotkey_handlers(self) -> dict[str, Callable[[], Any]]:
         """Handlers of this tab's keys (bound by the main widget from the hotkey table)."""
         handlers: dict[str, Callable[[], Any]] = {
