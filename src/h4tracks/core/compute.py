@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import os
 import re
@@ -84,8 +85,6 @@ def bfloat16_likely() -> bool:
     installed and the CPU lists ``amx_bf16`` or ``avx512_bf16`` in ``/proc/cpuinfo``; False
     where there is no such file (Windows, macOS).
     """
-    import importlib.util
-
     try:
         if importlib.util.find_spec("openvino") is None:
             return False

@@ -116,32 +116,29 @@ def choose_segmenter(entry: ModelEntry, engine: str = "auto", precision: str = "
             engine == "torch" and torch_precision == "bfloat16"):
         notes.append("bfloat16 runs under the OpenVINO engine only; the network ran at "
                      "float32.")
-        precision = "float32"
+    beside = entry.kind in ("custom", "trained")  # not inside the installation/cellpose
     if engine == "openvino":
         from h4tracks.core.segmentation import openvino_engine as ov
 
-        beside = entry.kind in ("custom", "trained")  # not inside the installation/cellpose
         if ov.openvino_version() is None:
             notes.append("OpenVINO is not installed; ONNX Runtime runs the network at "
                          "float32.")
-            engine, precision = "onnx", "float32"
-        elif precision == "bfloat16" and not ov.bfloat16_supported():
-            notes.append("This CPU has no bfloat16 arithmetic, so the network ran at float32 "
-                         "(the same masks as Cellpose).")
-            precision = "float32"
-    if engine == "openvino":
-        try:
-            assert file is not None
-            return done(ov.load_openvino_model(model, file, cores, precision, beside=beside),
-                        "openvino", precision)
-        except Exception as exc:  # broken runtime, failed compile: ONNX Runtime next
-            notes.append(f"OpenVINO could not run the model ({_first_line(exc)}); running "
-                         "the network with ONNX Runtime at float32.")
-            engine, precision = "onnx", "float32"
+        else:
+            if precision == "bfloat16" and not ov.bfloat16_supported():
+                notes.append("This CPU has no bfloat16 arithmetic, so the network ran at "
+                             "float32 (the same masks as Cellpose).")
+                precision = "float32"
+            try:
+                assert file is not None
+                return done(ov.load_openvino_model(model, file, cores, precision,
+                                                   beside=beside), "openvino", precision)
+            except Exception as exc:  # broken runtime, failed compile: ONNX Runtime next
+                notes.append(f"OpenVINO could not run the model ({_first_line(exc)}); "
+                             "running the network with ONNX Runtime at float32.")
+        engine = "onnx"
     if engine == "onnx":
         from h4tracks.core.segmentation.onnx_engine import load_onnx_model
 
-        beside = entry.kind in ("custom", "trained")
         try:
             assert file is not None
             return done(load_onnx_model(model, file, cores, beside=beside), "onnx", "float32")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import importlib
 import io
 import logging
 import os
@@ -28,8 +29,9 @@ import threading
 import types
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -47,15 +49,22 @@ _CACHE_RE = r"\.[0-9a-f]{16}\.onnx"
 _SESSIONS: OrderedDict[tuple[str, int], Any] = OrderedDict()
 _SESSIONS_MAX = 2
 _LOCK = threading.Lock()
+T = TypeVar("T")
+
+
+def installed_version(module: str) -> str | None:
+    """The version of the runtime ``module`` (``"onnxruntime"``, ``"openvino"``), or None
+    when it cannot be imported."""
+    try:
+        mod = importlib.import_module(module)
+    except Exception:  # ImportError, or a broken install raising anything on import
+        return None
+    return str(getattr(mod, "__version__", "unknown"))
 
 
 def onnxruntime_version() -> str | None:
     """The installed onnxruntime's version, or None when it cannot be imported."""
-    try:
-        import onnxruntime
-    except Exception:  # ImportError, or a broken install raising anything on import
-        return None
-    return str(getattr(onnxruntime, "__version__", "unknown"))
+    return installed_version("onnxruntime")
 
 
 def weights_digest(weights: Path) -> str:
@@ -189,6 +198,27 @@ def damaged_export(path: Path) -> bool:
     return False
 
 
+def open_export(model: CellposeModel, weights: Path, opener: Callable[[Path], T], *,
+                beside: bool = True) -> tuple[Path, T]:
+    """The cached export of ``weights`` (made first if missing) opened by ``opener`` (a
+    runtime's session or compiled network), and its path.
+
+    When ``opener`` fails on a damaged cache file (:func:`damaged_export`), the file is
+    exported again and opened once more; on a sound file its error is raised as it is (the
+    runtime's fault: exporting again would not help).
+    """
+    path = ensure_export(model, Path(weights), beside=beside)
+    try:
+        return path, opener(path)
+    except Exception:
+        if not damaged_export(path):
+            raise
+        # a truncated or foreign file in the cache: export again once
+        path.unlink(missing_ok=True)
+        path = ensure_export(model, Path(weights), beside=beside)
+        return path, opener(path)
+
+
 def _session(path: Path, threads: int) -> Any:
     import onnxruntime as ort
 
@@ -254,16 +284,8 @@ def load_onnx_model(model: CellposeModel, weights: Path, threads: int | None, *,
     """
     import onnxruntime  # noqa: F401  - fail early and clearly when it is missing
 
-    path = ensure_export(model, Path(weights), beside=beside)
-    try:
-        session = _session(path, max(0, int(threads or 0)))
-    except Exception:
-        if not damaged_export(path):
-            raise
-        # a truncated or foreign file in the cache: export again once
-        path.unlink(missing_ok=True)
-        path = ensure_export(model, Path(weights), beside=beside)
-        session = _session(path, max(0, int(threads or 0)))
+    n = max(0, int(threads or 0))
+    path, session = open_export(model, weights, lambda p: _session(p, n), beside=beside)
     fast = copy.copy(model)
     fast.net = OnnxNet(session, int(model.net.nout), path)
     return fast
@@ -277,7 +299,9 @@ __all__ = [
     "damaged_export",
     "ensure_export",
     "export_onnx",
+    "installed_version",
     "load_onnx_model",
     "onnxruntime_version",
+    "open_export",
     "weights_digest",
 ]

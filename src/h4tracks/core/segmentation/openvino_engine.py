@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from h4tracks.core.segmentation.onnx_engine import installed_version, open_export
+
 if TYPE_CHECKING:  # pragma: no cover
     from cellpose.models import CellposeModel
 
@@ -47,11 +49,7 @@ _LOCK_CORE = threading.Lock()
 
 def openvino_version() -> str | None:
     """The installed OpenVINO's version, or None when it cannot be imported."""
-    try:
-        import openvino
-    except Exception:  # ImportError, or a broken install raising anything on import
-        return None
-    return str(getattr(openvino, "__version__", "unknown"))
+    return installed_version("openvino")
 
 
 _CORE: list[Any] = []  # the one OpenVINO Core of this process, made on first use
@@ -146,23 +144,13 @@ def load_openvino_model(model: CellposeModel, weights: Path, threads: int | None
     :func:`~.onnx_engine.cache_file`. Raises whatever goes wrong (openvino missing or
     broken, export failing); the caller falls back.
     """
-    from h4tracks.core.segmentation.onnx_engine import damaged_export, ensure_export
-
     if precision not in _HINT:
         raise ValueError(f"unknown precision {precision!r}")
     import openvino  # noqa: F401  - fail early and clearly when it is missing
 
     n = max(0, int(threads or 0))
-    path = ensure_export(model, Path(weights), beside=beside)
-    try:
-        compiled = _compiled(path, n, precision)
-    except Exception:
-        if not damaged_export(path):
-            raise
-        # a truncated or foreign file in the cache: export again once
-        path.unlink(missing_ok=True)
-        path = ensure_export(model, Path(weights), beside=beside)
-        compiled = _compiled(path, n, precision)
+    path, compiled = open_export(model, weights, lambda p: _compiled(p, n, precision),
+                                 beside=beside)
     fast = copy.copy(model)
     fast.net = OpenVinoNet(compiled, int(model.net.nout), path, precision)
     return fast
