@@ -9,7 +9,12 @@ b. the same movie with degraded masks (:func:`h4tracks.testing.degrade.degrade_l
    merged and split cells); the reference stays the perfect ground truth;
 c. migrating, dividing cells (:func:`h4tracks.datasets.synthetic.make_movie`);
 d. run time only, on a bigger colony (200 frames, ~400 cells per frame once grown), as a ratio
-   to laptrack.
+   to laptrack;
+f. a fast-growing colony (a division every 5 frames, 3 -> ~490 rods) that stays a settled
+   monolayer (``relax_steps=40``; with the default 6 the centre of a big colony fills with
+   squeezed, jumping cells, where most errors of cases a and b are made), at its full frame
+   rate and at a half and a third of it (:func:`h4tracks.testing.degrade.every_nth_frame`:
+   cells grow 1.3-1.5x, move up to a cell width and divide between two frames).
 
 Trackers: our ``lap`` (detection + LAP with divisions and gap closing), our ``overlap``,
 laptrack 0.17 (LAP with splitting and gap closing, same cut-offs, on our detections) and our
@@ -47,7 +52,7 @@ from h4tracks.core.tracking import (
 )
 from h4tracks.datasets.synthetic import make_movie
 from h4tracks.testing.colony import make_colony
-from h4tracks.testing.degrade import degrade_labels
+from h4tracks.testing.degrade import degrade_labels, every_nth_frame
 
 Tracker = Callable[[np.ndarray], TrackGraph]
 
@@ -131,7 +136,8 @@ def bench_case(name: str, gt_labels: np.ndarray, gt_lineage: np.ndarray,
                 .sum())
     print(f"\n{name}: {gt_labels.shape[0]} frames of {gt_labels.shape[1]}x{gt_labels.shape[2]}, "
           f"{n_cells[0]} -> {n_cells[-1]} cells, {len(gt_lineage)} tracks, {n_div} divisions")
-    print(f"  {'tracker':10s} {'TRA':>7s} {'DET':>7s} {'time (s)':>9s}")
+    print(f"  {'tracker':10s} {'TRA':>7s} {'DET':>7s} {'div rec':>8s} {'div prec':>9s} "
+          f"{'time (s)':>9s}")
     ref = TrackingData(gt_labels, lineage_edges(gt_lineage), name="truth")
     for tname, fn in trackers(max_distance).items():
         try:
@@ -144,7 +150,9 @@ def bench_case(name: str, gt_labels: np.ndarray, gt_lineage: np.ndarray,
         extra = ""
         if tname == check:
             extra = "   " + ctcmetrics_check(gt_labels, gt_lineage, labels, graph)
-        print(f"  {tname:10s} {rep.tracking.tra:7.4f} {rep.tracking.det:7.4f} {dt:9.2f}{extra}")
+        tr = rep.tracking
+        print(f"  {tname:10s} {tr.tra:7.4f} {tr.det:7.4f} {tr.division_recall:8.2f} "
+              f"{tr.division_precision:9.2f} {dt:9.2f}{extra}")
 
 
 def bench_big(frames: int, size: int) -> None:
@@ -171,8 +179,8 @@ def bench_big(frames: int, size: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller movies (smoke test)")
-    ap.add_argument("--cases", default="abcde",
-                    help="which cases to run, e.g. 'ab' (default abcde; e = learning from "
+    ap.add_argument("--cases", default="abcdef",
+                    help="which cases to run, e.g. 'ab' (default abcdef; e = learning from "
                     "5 curated frames)")
     args = ap.parse_args()
     n = 30 if args.quick else 60
@@ -188,6 +196,20 @@ def main() -> None:
     if "d" in cases:
         frames, size = (60, 384) if args.quick else (200, 512)
         bench_big(frames, size)
+    if "f" in cases:
+        bench_fast_colony(quick=args.quick)
+
+
+def bench_fast_colony(quick: bool) -> None:
+    frames, size = (30, 224) if quick else (40, 320)
+    m = make_colony(n_frames=frames, shape=(size, size), n_start_cells=3, cycle_frames=5.0,
+                    cell_length=16.0, cell_width=6.0, jitter=0.8, relax_steps=40, seed=3,
+                    max_cells=600)
+    for step in (1, 2, 3):
+        labels, lineage = every_nth_frame(m.labels, m.lineage, step)
+        rate = "full frame rate" if step == 1 else f"1/{step} of the frame rate"
+        bench_case(f"f. fast-growing settled colony, {rate}", labels, lineage, labels,
+                   max_distance=20.0)
 
 
 def bench_colony(n: int, cases: set[str]) -> None:

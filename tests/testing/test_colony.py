@@ -11,7 +11,7 @@ from h4tracks.core.io.ctc import lineage_from_labels
 from h4tracks.datasets.synthetic import SyntheticMovie
 from h4tracks.errors import InputError
 from h4tracks.testing.colony import ColonyConfig, make_colony
-from h4tracks.testing.degrade import degrade_labels
+from h4tracks.testing.degrade import degrade_labels, every_nth_frame
 
 SMALL = {"n_frames": 40, "shape": (160, 160), "n_start_cells": 4, "max_cells": 200, "seed": 3}
 
@@ -213,3 +213,48 @@ def test_degrade_is_reproducible_and_validates() -> None:
         degrade_labels(lab, merge=2.0)
     with pytest.raises(InputError, match="integer"):
         degrade_labels(lab.astype(float))
+
+
+def test_more_relaxation_keeps_a_fast_colony_a_monolayer() -> None:
+    """With 6 repulsion steps the centre of a fast-growing colony stays crowded with
+    squeezed, overlapping cells; 40 steps let the push reach across the colony."""
+    late_p10 = {}
+    for steps in (6, 40):
+        m = make_colony(n_frames=30, shape=(160, 160), n_start_cells=3, cycle_frames=5.0,
+                        jitter=0.8, relax_steps=steps, seed=3)
+        early = np.concatenate([np.bincount(f.ravel())[1:] for f in m.labels[5:10]])
+        late = np.bincount(m.labels[-1].ravel())[1:]
+        late_p10[steps] = np.percentile(late[late > 0], 10) / np.median(early[early > 0])
+    assert late_p10[40] > 0.6  # measured 0.68
+    assert late_p10[40] > late_p10[6] + 0.1  # measured 0.47
+
+
+def _every_nth_reference(labels, lineage, step, start):
+    """Loop version of every_nth_frame (the oracle)."""
+    kept = labels[start::step]
+    frames: dict[int, list[int]] = {}
+    for i, f in enumerate(kept):
+        for lab in np.unique(f)[1:].tolist():
+            frames.setdefault(lab, []).append(i)
+    parent = {int(r[0]): int(r[3]) for r in lineage}
+    rows = []
+    for lab, fr in sorted(frames.items()):
+        p = parent.get(lab, 0)
+        while p and p not in frames:
+            p = parent.get(p, 0)
+        rows.append((lab, fr[0], fr[-1], p))
+    return kept, np.array(rows, np.int64)
+
+
+@pytest.mark.parametrize(("step", "start"), [(1, 0), (2, 1), (3, 0), (7, 2)])
+def test_every_nth_frame(rods: SyntheticMovie, step: int, start: int) -> None:
+    labels, lineage = every_nth_frame(rods.labels, rods.lineage, step, start)
+    ref_labels, ref_lineage = _every_nth_reference(rods.labels, rods.lineage, step, start)
+    assert np.array_equal(labels, ref_labels)
+    assert np.array_equal(lineage, ref_lineage)
+    if step == 1:
+        assert np.array_equal(lineage, rods.lineage)
+    if step == 7:  # some mothers are never seen: their daughters hang from the grandmother
+        assert np.isin(lineage[lineage[:, 3] > 0, 3], lineage[:, 0]).all()
+    with pytest.raises(InputError, match="step >= 1"):
+        every_nth_frame(rods.labels, rods.lineage, 0)

@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # annotations only: colony.py imports this module
 
 # Mechanics / appearance constants (what "looks like a colony", not what users vary).
 _INFLATE = 1.12  # drawn radius / mechanical radius: cells in contact share a border
-_RELAX_STEPS = 6  # soft-repulsion iterations per frame
 _PUSH = 0.6  # fraction of a pair's overlap resolved per iteration
 _TURN = 0.5  # rotational mobility (relative to translation)
 _MIN_VISIBLE = 0.3  # of the newborn area: smaller (cut by the border / squeezed) = not visible
@@ -158,7 +157,7 @@ class _Colony:
             return
         i, j = pairs[:, 0], pairs[:, 1]
         inertia = h**2 / 3.0 + rad**2
-        for _ in range(_RELAX_STEPS):
+        for _ in range(self.cfg.relax_steps):
             uy, ux = np.sin(s.theta), np.cos(s.theta)
             si, sj, dy, dx = _closest(s.y, s.x, uy, ux, h, i, j)
             dist = np.hypot(dy, dx)

@@ -9,8 +9,8 @@ capsules (a segment of half-length ``h`` dilated by a radius ``rad``; round cell
 1. cells age and grow (rods lengthen at constant width, round cells gain area);
 2. cells older than their own cycle length divide: rods end to end along their long axis,
    round cells side by side along a random axis;
-3. overlaps are relaxed by a few soft-repulsion steps between capsules (translation + torque),
-   so growing cells push their neighbours, plus a small random jitter and an optional
+3. overlaps are relaxed by ``relax_steps`` soft-repulsion steps between capsules (translation
+   + torque), so growing cells push their neighbours, plus a small random jitter and an optional
    collective drift;
 4. the frame is rasterised by giving each pixel to the capsule with the smallest normalised
    distance (cells are drawn slightly inflated, so neighbours in contact share a border);
@@ -89,6 +89,12 @@ class ColonyConfig(InputParams):
         "frames.")
     jump_size: float = Field(30.0, ge=0, description="Length (px) of a stage-jump offset.")
     jump_frames: int = Field(2, ge=1, description="Duration of a stage jump in frames.")
+    relax_steps: int = Field(
+        6, ge=1, le=200, description="Soft-repulsion iterations per frame: how far the push "
+        "of growing cells reaches within one frame. With 6, the centre of a big or fast-growing "
+        "colony stays crowded with overlapping, squeezed cells that jump between frames (most "
+        "tracking errors on such colonies happen there; real monolayers do not do this); about "
+        "40 keeps a colony of several hundred cells a settled monolayer.")
     snr: Snr = 8.0
     blur_sigma: BlurSigma = 1.0
     illumination: Illumination = 0.2

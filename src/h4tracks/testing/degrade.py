@@ -3,6 +3,8 @@
 :func:`degrade_labels` injects the three classic instance-segmentation errors, independently
 in every frame: missed cells (removed), merges (two touching cells given one label) and splits
 (one cell cut in two halves across its long axis, like an unseen division).
+:func:`every_nth_frame` keeps one frame in ``step``: the same movie at a lower frame rate,
+where cells move, grow and divide more between two frames.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import numpy as np
 
 from h4tracks.errors import InputError
 
-__all__ = ["degrade_labels"]
+__all__ = ["degrade_labels", "every_nth_frame"]
 
 
 def degrade_labels(
@@ -161,3 +163,53 @@ def _split(out: np.ndarray, which: np.ndarray) -> np.ndarray:
     flat = flat.copy()
     flat[pix[side]] = new[k[side]]
     return flat.reshape(out.shape)
+
+
+def every_nth_frame(
+    labels: np.ndarray, lineage: np.ndarray, step: int, start: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A CTC tracking ground truth at a lower frame rate: frames ``start, start + step, …``.
+
+    Parameters
+    ----------
+    labels
+        ``(T, Y, X)`` label movie, label == track id.
+    lineage
+        Its CTC lineage ``(id, first, last, parent)``.
+    step, start
+        Keep every ``step``-th frame from ``start`` on.
+
+    Returns
+    -------
+    labels, lineage
+        The kept frames and their lineage: first / last frames renumbered, and the parent of a
+        track the nearest ancestor that is still visible (a track seen in no kept frame is
+        dropped, and its daughters hang from its own parent).
+    """
+    if step < 1 or not 0 <= start < max(len(labels), 1):
+        raise InputError(f"every_nth_frame needs step >= 1 and 0 <= start < {len(labels)}, "
+                         f"got step {step}, start {start}")
+    kept = np.asarray(labels)[start::step]
+    lin = np.asarray(lineage, np.int64).reshape(-1, 4)
+    ids = [np.unique(f) for f in kept]
+    t = np.concatenate([np.full(u.size, i) for i, u in enumerate(ids)])
+    lab = np.concatenate(ids)
+    t, lab = t[lab > 0], lab[lab > 0]
+    seen = np.unique(lab)
+    n = int(max(lin[:, [0, 3]].max(initial=0), seen.max(initial=0))) + 1
+    first = np.full(n, np.iinfo(np.int64).max)
+    last = np.full(n, -1)
+    np.minimum.at(first, lab, t)
+    np.maximum.at(last, lab, t)
+    parent = np.zeros(n, np.int64)
+    parent[lin[:, 0]] = lin[:, 3]
+    visible = np.zeros(n, bool)
+    visible[seen] = True
+    # climb to the nearest visible ancestor, one generation per round
+    p = parent[seen]
+    hidden = (p > 0) & ~visible[p]
+    while hidden.any():
+        p[hidden] = parent[p[hidden]]
+        hidden = (p > 0) & ~visible[p]
+    rows = np.column_stack([seen, first[seen], last[seen], p])
+    return kept, rows.astype(np.int64)

@@ -10,14 +10,18 @@ Method
 2. **Link costs** are a weighted sum of features (log-odds units, ``DEFAULT_WEIGHTS``):
    ``bias``, ``distance`` = (distance to the expected position / max_distance)²,
    ``iou`` and ``cover`` (shared pixels / child area; masks only, g = 1), ``area`` =
-   \\|log(area ratio)\\|, ``gap`` = frames skipped.
+   \\|log(area ratio) − g log(growth)\\| (``growth``: the movie's median area ratio from one
+   frame to the next), ``gap`` = frames skipped.
 3. **Division candidates** are a mother and two of her (4 cheapest) one-frame candidates;
    cost = sum of the two daughter link costs (their area term comparing each daughter with
-   half the mother) + ``div_bias`` +
-   ``div_area`` × \\|log((a1 + a2) / a_mother)\\| + ``div_angle`` × (1 + cos θ) / 2 (θ
+   half the grown mother) + ``div_bias`` +
+   ``div_area`` × \\|log((a1 + a2) / (growth × a_mother))\\| + ``div_angle`` × (1 + cos θ) / 2 (θ
    between the daughters seen from the mother: opposite sides cost 0) + ``div_balance`` ×
    \\|log(a1 / a2)\\| + ``div_size`` × max(0, log(median area / a_mother)) +
-   ``div_elongation`` / elongation of the mother.
+   ``div_elongation`` / elongation of the mother + ``div_young`` × youth of the mother (1
+   just after her own birth by division, 0 from half the movie's median cell cycle on;
+   read from the first pass's lineage, so only with ``motion="local"``; see
+   :mod:`~h4tracks.core.tracking.cell_cycle`).
 4. **Appear / disappear** cost ``appear_cost`` / ``disappear_cost`` (default half the cost of
    a link at ``max_distance``), scaled down linearly inside ``border_margin`` of the image
    border, free in the first / last frame.
@@ -39,6 +43,7 @@ import numpy as np
 
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.parameters import GlobalParams
+from h4tracks.core.tracking.cell_cycle import lineage_age
 from h4tracks.core.tracking.detections import Detections
 from h4tracks.core.tracking.global_problem import (
     DEFAULT_WEIGHTS,
@@ -144,6 +149,7 @@ def track_global(
             lp, lc = chosen[0], chosen[1]
             radius = max(3.0 * estimate_defaults(det)["diameter"], prob.max_distance)
             vel = local_motion(det.t, det.coords, lp, lc, prob.drift_cum, radius)
+            prob.age, prob.young = lineage_age(det.t, lp, lc, len(det))
         chosen = _one_pass(prob, vel, fix_par, fix_chi, forb, params, tick)
     lp, lc = chosen
     edges = np.column_stack([det.t[lp], det.label[lp], det.t[lc], det.label[lc]])

@@ -35,6 +35,7 @@ from scipy.optimize import minimize
 
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.parameters import GlobalParams
+from h4tracks.core.tracking.cell_cycle import lineage_age
 from h4tracks.core.tracking.global_link import (
     DEFAULT_WEIGHTS,
     DIVISION_FEATURES,
@@ -57,6 +58,7 @@ _BOUNDS = {
     "cover": (None, 0.0), "area": (0.0, None), "gap": (0.0, None),
     "div_bias": (None, None), "div_area": (0.0, None), "div_angle": (0.0, None),
     "div_balance": (0.0, None), "div_size": (0.0, None), "div_elongation": (0.0, None),
+    "div_young": (0.0, None),
 }
 
 
@@ -143,6 +145,7 @@ def fit_weights(
     if params.motion == "local":  # the curated links are the best first pass there is
         radius = max(3.0 * estimate_defaults(det)["diameter"], prob.max_distance)
         vel = local_motion(det.t, det.coords, pp, pc, prob.drift_cum, radius)
+        prob.age, prob.young = lineage_age(det.t, pp, pc, len(det))
     cp, cc = prob.candidates(vel)
     n = len(det)
     code = np.unique(np.r_[cp * n + cc, pp * n + pc])
