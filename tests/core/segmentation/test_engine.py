@@ -147,6 +147,31 @@ def test_streams_frame_by_frame_with_checkpoints(movie, cfg, demo_model, tmp_pat
     np.testing.assert_array_equal(np.asarray(reopened.labels), np.asarray(reopened.auto.labels))
 
 
+def test_blocks_load_the_model_once(movie, cfg, demo_model, monkeypatch):
+    import h4tracks.core.segmentation.engine as engine_module
+
+    calls = []
+    real = engine_module.choose_segmenter
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "choose_segmenter", counting)
+    whole = Project(movie.image)
+    segment_project(whole)
+    blocks = Project(movie.image)
+    saved = []
+    segment_project(blocks, checkpoint=lambda: saved.append(1), checkpoint_every=2)
+    assert len(saved) == 3
+    assert len(calls) == 2  # once per run, not once per block
+    np.testing.assert_array_equal(np.asarray(blocks.labels), np.asarray(whole.labels))
+    # every block still records what ran
+    entries = blocks.metadata.provenance[-3:]
+    assert [e["params"]["engine"] for e in entries] == [whole.metadata.provenance[-1][
+        "params"]["engine"]] * 3
+
+
 def test_blank_frame_gives_no_cells(demo_model, cfg):
     model, _ = load_cellpose_model(resolve_model(None))
     out = segment_frame(model, np.full((64, 64), 100, np.uint16), SegmentParams())

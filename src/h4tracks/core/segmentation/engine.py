@@ -30,7 +30,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +42,7 @@ from h4tracks.core.parameters import SegmentParams
 from h4tracks.core.runs import RunStep
 from h4tracks.core.segmentation import cellpose_compat as compat
 from h4tracks.core.segmentation.engine_choice import (
+    Segmenter,
     choose_segmenter,
     runtime_version,
     weights_file,
@@ -156,8 +157,8 @@ def _run(
     project: Project, model_spec: Any, frames: list[int], params: SegmentParams | None,
     *, cores: int | None, gpu: bool, registry: ModelRegistry | None,
     progress: Callable[[int, int], None] | None, cancel: Callable[[], bool] | None,
-    sink: Callable[[int, np.ndarray], None],
-) -> tuple[SegmentReport, ModelEntry, SegmentParams]:
+    sink: Callable[[int, np.ndarray], None], segmenter: Segmenter | None = None,
+) -> tuple[SegmentReport, ModelEntry, SegmentParams, Segmenter]:
     entry = resolve_model(model_spec, registry)
     params = params or SegmentParams.for_model(entry)
     t0 = time.perf_counter()
@@ -165,8 +166,8 @@ def _run(
     n_cells = 0
     cancelled = False
     with torch_threads(cores):
-        chosen = choose_segmenter(entry, params.engine, params.precision, gpu=gpu,
-                                  cores=cores)
+        chosen = segmenter or choose_segmenter(entry, params.engine, params.precision,
+                                               gpu=gpu, cores=cores)
         model, engine, message = chosen.model, chosen.engine, chosen.message
         if progress is not None:
             progress(0, len(frames))
@@ -194,7 +195,7 @@ def _run(
     report = SegmentReport(done, len(frames), cancelled, time.perf_counter() - t0, n_cells,
                            entry.name, message, engine=engine, precision=chosen.precision,
                            on_gpu=chosen.on_gpu)
-    return report, entry, params
+    return report, entry, params, chosen
 
 
 @dataclass
@@ -209,6 +210,8 @@ class SegmentationRun:
     masks: FrameStash
     report: SegmentReport
     provenance: dict[str, Any]
+    # the loaded model, so that the next block of the same run does not load it again
+    segmenter: Segmenter | None = field(default=None, repr=False, compare=False)
 
     def step(self) -> RunStep:
         r = self.report
@@ -250,18 +253,20 @@ def compute_segmentation(
     progress: Callable[[int, int], None] | None = None,
     cancel: Callable[[], bool] | None = None,
     overwrite_curated: bool = False,
+    segmenter: Segmenter | None = None,
 ) -> SegmentationRun:
     """Segment ``frames`` of ``project`` without changing the project (safe in a worker).
 
-    Parameters are those of :func:`segment_project`. Cancelling keeps the finished frames in
-    the result (its report says so); the frames are held in a
-    :class:`~h4tracks.core.stash.FrameStash` (on disk beyond a few hundred MB).
+    Parameters are those of :func:`segment_project`; ``segmenter`` is the model a previous
+    block of the same run loaded (its ``SegmentationRun.segmenter``), None to load it.
+    Cancelling keeps the finished frames in the result (its report says so); the frames are
+    held in a :class:`~h4tracks.core.stash.FrameStash` (on disk beyond a few hundred MB).
     """
     chosen, skipped = plan_frames(project, frames, overwrite_curated)
     masks = FrameStash(project.shape[1:])
-    report, entry, params = _run(
+    report, entry, params, loaded = _run(
         project, model, chosen, params, cores=cores, gpu=gpu, registry=registry,
-        progress=progress, cancel=cancel, sink=masks.put,
+        progress=progress, cancel=cancel, sink=masks.put, segmenter=segmenter,
     )
     report.skipped = skipped
     prov = dict(
@@ -274,7 +279,7 @@ def compute_segmentation(
            "precision": report.precision, "precision_requested": params.precision,
            "runtime": runtime_version(report.engine)},
     )
-    return SegmentationRun(masks, report, prov)
+    return SegmentationRun(masks, report, prov, loaded)
 
 
 def segment_project(
@@ -348,14 +353,16 @@ def segment_in_blocks(
     chosen, skipped = plan_frames(project, frames, overwrite_curated)
     size = len(chosen) if checkpoint is None else max(1, int(checkpoint_every))
     total = SegmentReport([], len(chosen), False, 0.0, 0, "", None)
+    loaded = None  # loaded (and, for OpenVINO, compiled) once for all blocks
     for start in range(0, len(chosen), size):
         offset = len(total.frames)
         run = compute_segmentation(
             project, model, frames=chosen[start:start + size], overwrite_curated=True,
             progress=None if progress is None else functools.partial(
                 _offset_progress, progress, offset, len(chosen)),
-            **kwargs,
+            segmenter=loaded, **kwargs,
         )
+        loaded = run.segmenter
         r = run.report
         run.provenance["kept_curated"] = frame_ranges(skipped)
         total.frames += r.frames
@@ -401,7 +408,7 @@ def preview(
     chosen = parse_frames(frames, project.n_frames) if frames is not None else list(
         range(min(PREVIEW_FRAMES, project.n_frames)))
     out: list[np.ndarray] = []
-    report, _, _ = _run(
+    report, _, _, _ = _run(
         project, model, chosen, params, cores=cores, gpu=gpu, registry=registry,
         progress=progress, cancel=cancel, sink=lambda t, m: out.append(m),
     )
