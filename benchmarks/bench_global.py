@@ -58,12 +58,14 @@ Tracker = Callable[[np.ndarray], TrackGraph]
 
 
 def lap_params(max_distance: float) -> LapParams:
+    """Our LAP's settings: these cut-offs, the stage drift compensated (an option, off by
+    default), no area term. laptrack gets the same cut-offs."""
     return LapParams(max_distance=max_distance, max_gap=2, divisions=True,
-                     division_distance=max(12.0, 0.6 * max_distance), area_weight=1.0)
+                     division_distance=max(12.0, 0.6 * max_distance), drift=True)
 
 
 def run_lap(labels: np.ndarray, p: LapParams) -> TrackGraph:
-    return track_lap(detect(labels), p)
+    return track_lap(labels, p)  # from the masks: the stage drift is measured on them
 
 
 def run_laptrack(labels: np.ndarray, p: LapParams) -> TrackGraph:

@@ -9,7 +9,7 @@ import pytest
 from _clicks import background, centre
 from napari.layers import Tracks
 from napari.utils.key_bindings import coerce_keybinding
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QPoint, Qt
 from qtpy.QtWidgets import QMessageBox
 
 from h4tracks.core.actions import same_lineage
@@ -132,6 +132,36 @@ def test_run_tracking_from_tab(untracked, movie, qtbot, method):
     _assert_layer_matches(widget, project)
     assert widget.redo() and project.graph is g
     _assert_layer_matches(widget, project)
+
+
+def test_lap_follows_cells_through_a_stage_jump(widget, movie, qtbot):
+    """The stage jumps by 57 px (beyond the 45 px max. step) between frames 2 and 3: with the
+    defaults (laptrack's model) LAP breaks the 6 tracks at the jump; the user ticks
+    *Compensate stage drift* with the mouse and runs again: the tracks are whole."""
+    n, h, w = movie.labels.shape
+    labels = np.zeros((n, h + 40, w + 40), movie.labels.dtype)
+    image = np.zeros(labels.shape, movie.image.dtype)
+    for t in range(n):
+        o = 40 if t >= 3 else 0
+        labels[t, o:o + h, 40 - o:40 - o + w] = movie.labels[t]
+        image[t, o:o + h, 40 - o:40 - o + w] = movie.image[t]
+    moved = SimpleNamespace(image=image, labels=labels)
+    project = _show(widget, moved, tracked=False)
+    tab = widget.tracking_tab
+    box = tab.forms["lap"].editors["drift"]
+    assert not box.isChecked() and box.text() == "Compensate stage drift"
+    qtbot.mouseClick(tab.run_btn, Qt.MouseButton.LeftButton)
+    _wait(qtbot, widget)
+    assert project.metadata.provenance[-1]["params"]["drift"] is False
+    assert project.graph.n_edges < 6 * 5 and project.graph.track_ids().size > 6
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(4, box.height() // 2))
+    assert box.isChecked()
+    qtbot.mouseClick(tab.run_btn, Qt.MouseButton.LeftButton)
+    _wait(qtbot, widget)
+    assert project.metadata.provenance[-1]["params"]["drift"] is True
+    assert project.graph.n_edges == 6 * 5 and project.graph.track_ids().size == 6
+    # the two runs are two undo steps: undo brings back the broken tracks
+    assert widget.undo() and project.graph.track_ids().size > 6
 
 
 def test_cancel_leaves_tracks_unchanged(tracked, qtbot, monkeypatch):

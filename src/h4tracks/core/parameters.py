@@ -165,6 +165,14 @@ class LapParams(BaseModel):
         description="How strongly a change of cell size between frames counts against a "
         "link. 0 links by distance only; higher values prefer partners of similar size.",
     )
+    drift: bool = Field(
+        False, title="Compensate stage drift",
+        description="Measure how far the whole field of view moved between frames (from the "
+        "masks, as the global tracker does) and link cells by their own steps, the stage's "
+        "move taken out: max. step then means how far a cell itself moves. Costs a comparison "
+        "of the masks of every frame pair. Off: distances as they are in the image "
+        "(laptrack's model).",
+    )
 
     @property
     def effective_gap_distance(self) -> float:

@@ -170,3 +170,45 @@ def test_gap_closing_on_movie_with_missed_cells(dense_movie):
     gaps = [e for e in graph_edges(g) if e[1][0] - e[0][0] > 1]
     assert len(gaps) >= 10
     assert np.mean([a[1] == b[1] for a, b in gaps]) > 0.8  # label == ground-truth track id
+
+
+# ------------------------------------------------------------------------ stage drift
+def on_moving_stage(labels: np.ndarray, jump: int = 30, every: int = 4) -> tuple[np.ndarray,
+                                                                                  np.ndarray]:
+    """The movie seen by a stage that jumps by (jump, -jump) px every ``every`` frames (the
+    cells stay inside the bigger field); the movie and its (T, 2) per-frame shifts."""
+    n, h, w = labels.shape
+    steps = np.zeros((n, 2), int)
+    steps[every::every] = (jump, -jump)
+    pos = np.cumsum(steps, axis=0) - np.cumsum(steps, axis=0).min(axis=0)
+    span = pos.max(axis=0)
+    out = np.zeros((n, h + span[0], w + span[1]), labels.dtype)
+    for t in range(n):
+        out[t, pos[t, 0]:pos[t, 0] + h, pos[t, 1]:pos[t, 1] + w] = labels[t]
+    return out, steps
+
+
+@pytest.mark.parametrize("params", [LapParams(max_distance=20, divisions=True, drift=True),
+                                    LapParams(max_distance=15, max_gap=1, divisions=True,
+                                              drift=True)],
+                         ids=["divisions", "gaps"])
+def test_stage_jumps_are_taken_out(movie, params):
+    """Jumps of 42 px (twice the cut-off) every 4 frames: with the drift measured from the
+    masks the links are those of the still movie, without it (laptrack's model) the cells
+    are lost at every jump."""
+    moved, steps = on_moving_stage(movie.labels)
+    still = graph_edges(track_lap(movie.labels, params))
+    assert graph_edges(track_lap(moved, params)) == still
+    plain = graph_edges(track_lap(moved, params.model_copy(update={"drift": False})))
+    assert plain == laptrack_edges(detect(moved), params)
+    assert len(plain & still) < 0.9 * len(still)
+    # a drift measured already is used as it is
+    assert graph_edges(track_lap(detect(moved), params, drift=steps)) == still
+
+
+@pytest.mark.parametrize("which", ["movie", "dense_movie"])
+def test_no_drift_invented_on_a_still_stage(which, request):
+    """Cells that move on their own leave the stage still: the links are laptrack's."""
+    m = request.getfixturevalue(which)
+    p = LapParams(max_distance=20, max_gap=1, divisions=True, drift=True)
+    assert graph_edges(track_lap(m.labels, p)) == laptrack_edges(detect(m.labels), p)

@@ -130,3 +130,23 @@ def test_max_distance_covers_few_fast_cells():
     est = estimate_defaults(Detections.from_points(frames))
     assert est["displacement"] < 20
     assert est["max_distance"] >= 1.5 * 90
+
+
+def test_movie_drift_threads_progress_and_cancel():
+    from h4tracks.core.tracking.motion import movie_drift
+    from h4tracks.errors import H4TracksError
+
+    movie, _ = colony()
+    seen: list[tuple[int, int]] = []
+    one = movie_drift(movie, progress=lambda d, n: seen.append((d, n)))
+    assert np.allclose(one[1:], SHIFTS[1:], atol=1) and not one[0].any()
+    assert seen == [(t, 4) for t in range(1, 5)]
+    assert np.array_equal(movie_drift(movie, cores=2), one)
+    for cores in (1, 2):
+        try:
+            movie_drift(movie, cores=cores, cancel=lambda: True)
+        except H4TracksError as exc:
+            assert "cancelled" in str(exc)
+        else:
+            raise AssertionError("cancel was not honoured")
+    assert not movie_drift(movie[:1]).any()

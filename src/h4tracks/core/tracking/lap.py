@@ -31,6 +31,17 @@ consecutive frames, and so do we); ``area_weight > 0`` multiplies frame-linking 
 gap-closing costs by ``1 + area_weight × |a1 − a2| / max(a1, a2)`` (no laptrack equivalent;
 the distance cut-offs still apply to the plain distance); merging is not offered; a movie
 without any cell gives an empty graph (laptrack raises an IndexError).
+
+**Stage drift** (``drift``, off by default: it costs reading and comparing every frame
+pair's masks): laptrack measures a step as it is in the image, so
+a stage move of the whole field adds to every cell's step and a cut-off above it lets every
+cell reach its neighbours' places. With ``drift`` each frame's shift is measured from the
+masks (:func:`~h4tracks.core.tracking.motion.movie_drift`, as the global tracker does) and
+taken out of the positions before anything else: steps, cut-offs and costs are then a cell's
+own. A frame pair without a clear shift keeps zero, so on a movie without drift the links are
+laptrack's (measured on 18 movies, real and synthetic: never worse than laptrack, up to
++0.024 TRA where the stage moves). It needs label masks; detections alone (points) are
+linked as they are.
 """
 
 from __future__ import annotations
@@ -48,6 +59,7 @@ from scipy.spatial import cKDTree
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.parameters import LapParams
 from h4tracks.core.tracking.detections import Detections, detect
+from h4tracks.core.tracking.motion import cumulative_drift, movie_drift
 from h4tracks.errors import H4TracksError, InputError
 
 __all__ = ["lap_edges", "max_weight_matching", "track_lap"]
@@ -224,15 +236,20 @@ def lap_edges(
     cancel: Cancel | None = None,
     *,
     cores: int = 1,
+    drift: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Links found by the LAP tracker as (parent rows, child rows) into ``det``.
 
     See the module docstring for the model; :func:`track_lap` wraps this into a TrackGraph.
     ``cores`` threads solve the large assignment problems (the links do not depend on it).
+    ``drift`` is the (T, 2) stage drift of frame t-1 → t (:func:`movie_drift`), taken out
+    of the positions; None links the positions as they are.
     """
     n, n_frames = len(det), det.n_frames
     off = det.frame_offsets()
     pts = det.coords
+    if drift is not None:
+        pts = pts - cumulative_drift(drift)[det.t]
     area = det.area
     trees: list[cKDTree | None] = [
         cKDTree(pts[off[t]:off[t + 1]]) if off[t + 1] > off[t] else None
@@ -363,6 +380,7 @@ def track_lap(
     cancel: Cancel | None = None,
     *,
     cores: int = 1,
+    drift: np.ndarray | None = None,
 ) -> TrackGraph:
     """Track cells with the LAP tracker (frame linking, gap closing, divisions).
 
@@ -379,6 +397,10 @@ def track_lap(
         ``H4TracksError("Tracking cancelled")``.
     cores
         Threads solving the large assignment problems (the links do not depend on it).
+    drift
+        (T, 2) stage drift of frame t-1 → t, when it was measured already. Otherwise, with
+        ``params.drift``, it is measured from a label movie (:func:`movie_drift`);
+        detections alone are linked without it.
 
     Returns
     -------
@@ -389,10 +411,13 @@ def track_lap(
         params = LapParams()
     elif not isinstance(params, LapParams):
         raise InputError(f"params must be LapParams, got {type(params).__name__}")
-    det = (
-        detections_or_labels if isinstance(detections_or_labels, Detections)
-        else detect(detections_or_labels, cancel=cancel)
-    )
-    par, chi = lap_edges(det, params, progress, cancel, cores=cores)
+    if isinstance(detections_or_labels, Detections):
+        det = detections_or_labels
+    else:
+        det = detect(detections_or_labels, cancel=cancel)
+        if params.drift and drift is None:
+            drift = movie_drift(detections_or_labels, cores=cores, cancel=cancel)
+    par, chi = lap_edges(det, params, progress, cancel, cores=cores,
+                         drift=drift if params.drift else None)
     edges = np.stack([det.t[par], det.label[par], det.t[chi], det.label[chi]], axis=1)
     return TrackGraph.from_arrays(det.node_columns(), edges)

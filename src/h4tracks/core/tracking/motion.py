@@ -1,4 +1,5 @@
-"""Motion models of the global tracker: stage drift and a smooth local motion field.
+"""Motion models of the trackers: stage drift (global and LAP) and a smooth local motion field
+(global).
 
 Distances between candidate links are measured to where a cell is *expected* to be, not to
 where it was: ``expected = position + drift(t → t') + local(t)``.
@@ -14,10 +15,17 @@ where it was: ``expected = position + drift(t → t') + local(t)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
 import numpy as np
 from scipy.spatial import cKDTree
 
-__all__ = ["cumulative_drift", "frame_drift", "local_motion", "shift_frame"]
+from h4tracks.core.tracking.detections import read_frame
+from h4tracks.errors import H4TracksError
+
+__all__ = ["cumulative_drift", "frame_drift", "local_motion", "movie_drift", "shift_frame"]
 
 
 def _shifted_overlap(a: np.ndarray, b: np.ndarray, dy: int, dx: int) -> int:
@@ -141,6 +149,59 @@ def frame_drift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if best is None:
         return np.zeros(2)
     return np.array(best[2:], np.float64)
+
+
+def movie_drift(
+    labels: Any, cores: int = 1, progress: Callable[[int, int], Any] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """(T, 2) stage drift of a label movie: row t is :func:`frame_drift` of frames t-1 → t
+    (row 0 is zero).
+
+    Parameters
+    ----------
+    labels
+        (T, Y, X) label movie (numpy, zarr, dask or LabelMovie), read one frame at a time.
+    cores
+        Threads measuring frame pairs in parallel (each then reads its two frames; with one
+        core every frame is read once).
+    progress, cancel
+        ``progress(done, T)`` per frame; ``cancel()`` polled per frame (True raises
+        ``H4TracksError("Tracking cancelled")``).
+    """
+    n = int(labels.shape[0])
+    steps = np.zeros((n, 2))
+
+    def tick(done: int) -> None:
+        if cancel is not None and cancel():
+            raise H4TracksError("Tracking cancelled")
+        if progress is not None:
+            progress(done, n)
+
+    if n < 2:
+        tick(n)
+        return steps
+    if cores > 1:
+        with ThreadPoolExecutor(max_workers=cores) as pool:
+            futures = [pool.submit(lambda t: frame_drift(read_frame(labels, t - 1),
+                                                         read_frame(labels, t)), t)
+                       for t in range(1, n)]
+            try:
+                for t, f in enumerate(futures, 1):
+                    steps[t] = f.result()
+                    tick(t + 1)
+            finally:
+                for f in futures:
+                    f.cancel()
+        return steps
+    prev = read_frame(labels, 0)
+    tick(1)
+    for t in range(1, n):
+        cur = read_frame(labels, t)
+        steps[t] = frame_drift(prev, cur)
+        prev = cur
+        tick(t + 1)
+    return steps
 
 
 def cumulative_drift(steps: np.ndarray) -> np.ndarray:
