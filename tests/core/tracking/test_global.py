@@ -71,6 +71,21 @@ def jump_movie() -> np.ndarray:
     return movie
 
 
+def protrusion_movie() -> np.ndarray:
+    """Three still cells; in frame 2, cell 1 stretches a 150 px protrusion to the right and
+    in frame 3 pulls it back (as a real stem cell of Fluo-C2DL-MSC 01 does): its centre
+    jumps ~56 px there and back while the cell stays put."""
+    movie = np.zeros((5, 80, 240), np.uint16)
+    for t in range(5):
+        f = movie[t]
+        f[30:42, 20:44] = 1  # body, 24 x 12 px
+        if t == 2:
+            f[34:38, 44:194] = 1  # thin protrusion, 150 x 4 px
+        f[60:72, 20:44] = 2
+        f[5:17, 150:174] = 3
+    return movie
+
+
 def identity_links(movie: np.ndarray) -> set[tuple]:
     return {((t, int(v)), (t + 1, int(v))) for t in range(movie.shape[0] - 1)
             for v in np.unique(movie[t]) if v and np.any(movie[t + 1] == v)}
@@ -106,6 +121,36 @@ def test_stage_jump_fixed_by_drift():
     for motion in ("drift", "local"):
         g = track_global(movie, GlobalParams(max_distance=15, motion=motion))
         assert graph_edges(g) == truth
+
+
+def test_protrusion_is_a_change_of_shape_not_a_jump():
+    movie = protrusion_movie()
+    truth = identity_links(movie)
+    det = detect(movie)
+    centre = {(int(t), int(k)): c for t, k, c in zip(det.t, det.label, det.coords, strict=True)}
+    assert np.hypot(*(centre[(2, 1)] - centre[(1, 1)])) > 50  # the centre jumps past 40 px
+    g = track_global(movie, GlobalParams(max_distance=40))
+    assert graph_edges(g) == truth
+    lap = track_lap(det, LapParams(max_distance=40))
+    assert graph_edges(lap) != truth  # centres alone: the stretched cell is a new one
+
+
+def test_shape_change_distance_spares_divisions():
+    from h4tracks.core.tracking.global_problem import prepare
+
+    prob = prepare(protrusion_movie(), GlobalParams(max_distance=40))
+    one, two, three = prob.index(np.array([1, 2, 3]), np.array([1, 1, 1]))
+    step = np.array([[0.0, 56.0], [0.0, -56.0]])
+    d = prob.shape_change_distance(np.array([one, two]), np.array([two, three]), step)
+    # lengths ~24 -> ~172: the step along the axis shrinks by (148 - 86) / 2 = 31 px
+    assert np.all((d > 15) & (d < 35))
+    across = prob.shape_change_distance(np.array([one]), np.array([two]),
+                                        np.array([[56.0, 0.0]]))
+    assert across[0] == pytest.approx(56.0)  # across the long axis: the full step
+    prob.length[:] = 40.0
+    prob.length[two] = 20.0  # a daughter: half her mother's length, a quarter away
+    d = prob.shape_change_distance(np.array([one]), np.array([two]), np.array([[0.0, 10.0]]))
+    assert d[0] == pytest.approx(10.0)
 
 
 def test_synthetic_movie_beats_lap(movie):

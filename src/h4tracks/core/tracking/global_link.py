@@ -8,7 +8,9 @@ Method
    ``motion="local"``, the median motion of its linked neighbours in a first pass), at most
    the 6 nearest per cell and side; plus every pair of consecutive frames whose masks overlap.
 2. **Link costs** are a weighted sum of features (log-odds units, ``DEFAULT_WEIGHTS``):
-   ``bias``, ``distance`` = (distance to the expected position / max_distance)²,
+   ``bias``, ``distance`` = (distance to the expected position / max_distance)², the
+   step along a cell's long axis shortened by what its change of length explains
+   (:meth:`~.global_problem.GlobalProblem.shape_change_distance`),
    ``iou`` and ``cover`` (shared pixels / child area; masks only, g = 1), ``area`` =
    \\|log(area ratio) − g log(growth)\\| (``growth``: the movie's median area ratio from one
    frame to the next), ``gap`` = frames skipped.
