@@ -150,3 +150,50 @@ def test_movie_drift_threads_progress_and_cancel():
         else:
             raise AssertionError("cancel was not honoured")
     assert not movie_drift(movie[:1]).any()
+
+
+def test_phase_correlation_matches_skimage():
+    """The phase correlation on real float32 half-spectra peaks where skimage's
+    ``phase_cross_correlation`` (the oracle) does, on odd and even frame sizes, shifts
+    past half the frame included (they wrap), and on frames with no stage move."""
+    from skimage.registration import phase_cross_correlation
+
+    from h4tracks.core.tracking.motion import _outlines, _phase_shift, outline_spectrum
+
+    rng = np.random.default_rng(3)
+    for shape in ((300, 400), (257, 311), (128, 128)):
+        for _ in range(6):
+            a = np.zeros(shape, np.uint16)
+            for k in range(1, 25):  # random rectangles, later ones over earlier ones
+                y, x = rng.integers(0, shape[0] - 20), rng.integers(0, shape[1] - 20)
+                a[y:y + rng.integers(5, 20), x:x + rng.integers(5, 20)] = k
+            shift = rng.integers(-0.6 * np.array(shape), 0.6 * np.array(shape))
+            b = np.roll(a, tuple(shift), axis=(0, 1))
+            b[rng.random(shape) < 0.3] = 0  # degrade b: not a pure copy
+            want, _, _ = phase_cross_correlation(_outlines(a).astype(np.float32),
+                                                 _outlines(b).astype(np.float32))
+            got = _phase_shift(outline_spectrum(a), outline_spectrum(b), shape)
+            assert got == (-round(float(want[0])), -round(float(want[1])))
+
+
+def test_drift_chain_reads_each_frame_once_and_equals_pairwise():
+    from h4tracks.core.tracking import motion
+
+    movie, _ = colony()
+    calls = []
+    real = motion.outline_spectrum
+
+    def counted(frame):
+        calls.append(1)
+        return real(frame)
+
+    chain = motion.DriftChain()
+    import unittest.mock as um
+
+    with um.patch.object(motion, "outline_spectrum", counted):
+        steps = [chain.next(f) for f in movie]
+    assert len(calls) == len(movie)  # one spectrum per frame, not two per pair
+    assert not steps[0].any()
+    for t in range(1, 4):
+        assert np.array_equal(steps[t], frame_drift(movie[t - 1], movie[t]))
+    assert not chain.next(movie[0], consecutive=False).any()  # frames skipped: no drift

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from h4tracks.core.tracking.detections import Detections, measure_frame_boxes, read_frame
-from h4tracks.core.tracking.motion import frame_drift, shift_frame
+from h4tracks.core.tracking.motion import DriftChain, shift_frame
 from h4tracks.core.tracking.overlap import frame_overlaps
 from h4tracks.errors import H4TracksError, InputError
 
@@ -123,6 +123,7 @@ def scan_movie(
     steps = np.zeros((n_frames, 2))
     prev: np.ndarray | None = None
     prev_t = -2
+    chain = DriftChain() if drift else None
     for done, t in enumerate(todo, 1):
         if cancel is not None and cancel():
             raise H4TracksError("Tracking cancelled")
@@ -135,9 +136,9 @@ def scan_movie(
         axes.append(ax)
         lengths.append(ln)
         ts.append(np.full(m["label"].size, t, np.int64))
+        if chain is not None:
+            steps[t] = chain.next(cur, consecutive=prev_t == t - 1)
         if prev is not None and prev_t == t - 1:
-            if drift:
-                steps[t] = frame_drift(prev, cur)
             # overlaps are measured after the stage shift: uncompensated, a stage jump
             # makes each cell overlap the neighbour that moved into its place
             moved = shift_frame(prev, steps[t]) if steps[t].any() else prev

@@ -398,9 +398,10 @@ def track_lap(
     cores
         Threads solving the large assignment problems (the links do not depend on it).
     drift
-        (T, 2) stage drift of frame t-1 → t, when it was measured already. Otherwise, with
-        ``params.drift``, it is measured from a label movie (:func:`movie_drift`);
-        detections alone are linked without it.
+        (T, 2) stage drift of frame t-1 → t, when it was measured already. Used only with
+        ``params.drift``; ignored when it is False (the links are then laptrack's). With
+        ``params.drift`` and no ``drift`` given, it is measured from a label movie
+        (:func:`movie_drift`); detections alone are then linked without it.
 
     Returns
     -------
