@@ -9,7 +9,12 @@ import pytest
 from scipy import ndimage as ndi
 
 from h4tracks.core.segmentation.models import ModelEntry, ModelRegistry, demo_entry
-from h4tracks.core.segmentation.recipe import RecipeParams, StartModel, train_recipe
+from h4tracks.core.segmentation.recipe import (
+    HOPELESS_BASE,
+    RecipeParams,
+    StartModel,
+    train_recipe,
+)
 from h4tracks.core.segmentation.recipe_data import (
     BRIGHT_FIELD,
     FLUORESCENCE,
@@ -193,4 +198,21 @@ def test_phase_contrast_colony_trains_from_scratch_first(tmp_path):
                      base_modality=FLUORESCENCE, cores=1,
                      params=RecipeParams(epochs=4, patch_size=64, batch_size=4))
     assert r.modality == PHASE_CONTRAST
+    # untrained, the demo model finds almost none of these rods: it gets no trial, and the
+    # trials' time goes to the network from scratch
+    assert r.base_score < HOPELESS_BASE
+    assert list(r.trials) == ["scratch"] and r.choice == "scratch"
+
+
+def test_a_base_of_another_modality_that_finds_cells_is_tried_after_scratch(tmp_path):
+    """A base model said to be of another modality than the curated frames' but which finds
+    their cells untrained still gets a trial (after scratch, which wins ties)."""
+    from h4tracks.core.segmentation.models import load_cellpose_model
+
+    movie = make_movie(n_frames=3, shape=(64, 64), n_cells=5, radius=6.0, seed=3)
+    demo = lambda: load_cellpose_model(demo_entry())[0]  # noqa: E731
+    r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth", base=demo,
+                     base_modality=PHASE_CONTRAST, cores=1,
+                     params=RecipeParams(epochs=4, patch_size=64, batch_size=4))
+    assert r.modality == FLUORESCENCE and r.base_score >= HOPELESS_BASE
     assert list(r.trials) == ["scratch", "finetune-library"]

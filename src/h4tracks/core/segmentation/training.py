@@ -208,14 +208,17 @@ def _use_bfloat16(net: Any, device: Any, precision: str, shape: tuple[int, ...])
         x = torch.zeros(key, device=device)
         was_training = net.training
         net.eval()
-        times = {}
+        times = {False: float("inf"), True: float("inf")}
         try:
-            for bf16 in (False, True, False, True):  # the first of each is a warm-up
+            # the first of each is a warm-up; then the faster of two runs each, so that a
+            # moment of load on a shared machine does not decide a whole training's precision
+            for i, bf16 in enumerate((False, True) * 3):
                 t = time.perf_counter()
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     out = net(x)[0]
                 out.float().sum().backward()
-                times[bf16] = time.perf_counter() - t
+                if i >= 2:
+                    times[bf16] = min(times[bf16], time.perf_counter() - t)
         except RuntimeError:  # no bfloat16 kernels on this CPU
             times = {False: 0.0, True: 1.0}
         finally:
@@ -363,6 +366,10 @@ def train_cellpose(
         # tensors train as fast (the flag is restored on the saved / validated model)
         mkldnn = net.mkldnn
         net.mkldnn = False
+        # channels-last convolutions: ~10 % faster steps on a 2-core CPU (0.45 vs 0.51 s for
+        # 8 patches of 96² in bfloat16, 0.85 vs 0.97 s in float32); the saved and validated
+        # weights go back to the usual layout
+        net.to(memory_format=torch.channels_last)
         # flows are computed once, not per epoch (cellpose does the same)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse invariant checks")
@@ -413,6 +420,7 @@ def train_cellpose(
             # break training and saving: validate a copy, with its BatchNorm statistics
             # re-estimated for the current weights
             candidate = copy.deepcopy(model)
+            candidate.net.to(memory_format=torch.contiguous_format)
             _recalibrate_batchnorm(candidate.net, calib)
             candidate.net.mkldnn = mkldnn
             state = {k: v.detach().clone() for k, v in candidate.net.state_dict().items()}
@@ -440,6 +448,7 @@ def train_cellpose(
                 net.load_state_dict(best)  # the model is left holding the saved weights
             elif steps:
                 _recalibrate_batchnorm(net, calib)
+            net.to(memory_format=torch.contiguous_format)
             net.mkldnn = mkldnn
             net.save_model(str(save_to))
             result.epochs = epochs_done
@@ -468,7 +477,8 @@ def train_cellpose(
                     gain = 1.0 + rng.uniform(-j, j, (len(x), 1, 1))
                     x[:, 0] = x[:, 0] * gain + rng.uniform(-j / 2, j / 2, (len(x), 1, 1))
                 with torch.autocast(autocast_device, dtype=torch.bfloat16, enabled=bf16):
-                    pred = net(torch.from_numpy(x).to(device))[0]
+                    pred = net(torch.from_numpy(x).to(device).contiguous(
+                        memory_format=torch.channels_last))[0]
                 loss = _loss(y, pred.float(), device)
                 optimizer.zero_grad()
                 loss.backward()
