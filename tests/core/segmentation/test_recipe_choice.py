@@ -201,7 +201,13 @@ def test_phase_contrast_colony_trains_from_scratch_first(tmp_path):
     # untrained, the demo model finds almost none of these rods: it gets no trial, and the
     # trials' time goes to the network from scratch
     assert r.base_score < HOPELESS_BASE
-    assert list(r.trials) == ["scratch"] and r.choice == "scratch"
+    assert list(r.trials) == ["scratch"]
+    # candidates asked for are run as asked, hopeless base or not
+    asked = train_recipe(images, masks, tmp_path / "a.pth", base=demo,
+                         base_modality=FLUORESCENCE, cores=1,
+                         params=RecipeParams(epochs=2, patch_size=64, batch_size=4,
+                                             candidates=["finetune-library", "scratch"]))
+    assert list(asked.trials) == ["finetune-library", "scratch"]
 
 
 def test_a_base_of_another_modality_that_finds_cells_is_tried_after_scratch(tmp_path):

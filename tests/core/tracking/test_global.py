@@ -72,15 +72,16 @@ def jump_movie() -> np.ndarray:
 
 
 def protrusion_movie() -> np.ndarray:
-    """Three still cells; in frame 2, cell 1 stretches a 150 px protrusion to the right and
-    in frame 3 pulls it back (as a real stem cell of Fluo-C2DL-MSC 01 does): its centre
-    jumps ~56 px there and back while the cell stays put."""
+    """Three still cells; in frame 2, cell 1 (upright) stretches a 150 px protrusion to the
+    right and in frame 3 pulls it back (as a real stem cell of Fluo-C2DL-MSC 01 does): its
+    centre jumps 55 px across its own long axis, along the stretched cell's, there and back
+    while the cell stays put."""
     movie = np.zeros((5, 80, 240), np.uint16)
     for t in range(5):
         f = movie[t]
-        f[30:42, 20:44] = 1  # body, 24 x 12 px
+        f[24:48, 26:38] = 1  # upright body, 12 x 24 px
         if t == 2:
-            f[34:38, 44:194] = 1  # thin protrusion, 150 x 4 px
+            f[34:38, 38:188] = 1  # thin protrusion to the right, 150 x 4 px
         f[60:72, 20:44] = 2
         f[5:17, 150:174] = 3
     return movie
@@ -140,10 +141,14 @@ def test_shape_change_distance_spares_divisions():
 
     prob = prepare(protrusion_movie(), GlobalParams(max_distance=40))
     one, two, three = prob.index(np.array([1, 2, 3]), np.array([1, 1, 1]))
-    step = np.array([[0.0, 56.0], [0.0, -56.0]])
-    d = prob.shape_change_distance(np.array([one, two]), np.array([two, three]), step)
-    # lengths ~24 -> ~172: the step along the axis shrinks by (148 - 86) / 2 = 31 px
-    assert np.all((d > 15) & (d < 35))
+    jump = prob.det.coords[two] - prob.det.coords[one]  # (0, 54.7): along x
+    d = prob.shape_change_distance(np.array([one, two]), np.array([two, three]),
+                                   np.array([jump, -jump]))
+    # lengths 24 (along y) -> 180 (along x) -> 24: the step along the stretched cell's axis
+    # (the longer one, whichever way) shrinks by (156 - 180 / 2) / 2 = 33 px; measured along
+    # the upright body's axis instead, it would stay 54.7 px
+    assert prob.length[two] == pytest.approx(180.3, abs=0.5)
+    np.testing.assert_allclose(d, np.hypot(*jump) - 33.0, atol=0.5)
     across = prob.shape_change_distance(np.array([one]), np.array([two]),
                                         np.array([[56.0, 0.0]]))
     assert across[0] == pytest.approx(56.0)  # across the long axis: the full step

@@ -197,3 +197,16 @@ def test_drift_chain_reads_each_frame_once_and_equals_pairwise():
     for t in range(1, 4):
         assert np.array_equal(steps[t], frame_drift(movie[t - 1], movie[t]))
     assert not chain.next(movie[0], consecutive=False).any()  # frames skipped: no drift
+
+
+def test_scan_of_a_frame_range_measures_the_drift_of_its_pairs_only():
+    from h4tracks.core.tracking.features import scan_movie
+    from h4tracks.core.tracking.motion import movie_drift
+
+    movie, _ = colony()
+    full = movie_drift(movie)
+    part = scan_movie(movie, frames=range(1, 4)).drift
+    assert not part[:2].any()  # frame 1 is the first read: no pair before it
+    np.testing.assert_array_equal(part[2:], full[2:])
+    np.testing.assert_array_equal(scan_movie(movie).drift[1:], full[1:])
+    assert np.array_equal(movie_drift(movie, cores=2), full)

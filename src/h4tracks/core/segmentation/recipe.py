@@ -61,6 +61,7 @@ best model so far.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -104,6 +105,8 @@ from h4tracks.core.segmentation.training import (
     train_cellpose,
 )
 from h4tracks.errors import H4TracksError, InputError
+
+logger = logging.getLogger(__name__)
 
 #: candidate starts: (name, from the base model?, learning rate, weight decay)
 CANDIDATES = {
@@ -330,12 +333,14 @@ def train_recipe(
                 runs = [run_of(n, base, base_diameter) for n in names]
                 result.base_score = validate(first)
                 fallback = (BASE_CHOICE, result.base_score, state)
-                if (params.candidates is None and not base_matches
+                if (not params.candidates and not base_matches
                         and result.base_score < HOPELESS_BASE):
                     # a base of another modality that finds (almost) none of the user's
                     # cells is not worth a trial: its time goes to training from scratch
                     runs = [r for r in runs if r.load is not base]
-                if params.candidates is None and others:
+                    logger.info("base model of another modality scored %.3f untrained: not "
+                                "fine-tuned", result.base_score)
+                if not params.candidates and others:
                     extra = _screen_starts(others, modality, validate, result)
                     if extra is not None:
                         other, score, state, other_diameter = extra

@@ -10,13 +10,16 @@ Method
 2. **Link costs** are a weighted sum of features (log-odds units, ``DEFAULT_WEIGHTS``):
    ``bias``, ``distance`` = (distance to the expected position / max_distance)², the
    step along a cell's long axis shortened by what its change of length explains
-   (:meth:`~.global_problem.GlobalProblem.shape_change_distance`),
+   (:meth:`~.global_problem.GlobalProblem.shape_change_distance`; candidates are still
+   found by plain distance, so a centre that jumps past ``max_distance`` is linked only
+   where the masks overlap),
    ``iou`` and ``cover`` (shared pixels / child area; masks only, g = 1), ``area`` =
    \\|log(area ratio) − g log(growth)\\| (``growth``: the movie's median area ratio from one
    frame to the next), ``gap`` = frames skipped.
 3. **Division candidates** are a mother and two of her (4 cheapest) one-frame candidates;
    cost = sum of the two daughter link costs (their area term comparing each daughter with
-   half the grown mother) + ``div_bias`` +
+   half the grown mother, their distance term measured from where each daughter is expected
+   and not shortened for a change of shape) + ``div_bias`` +
    ``div_area`` × \\|log((a1 + a2) / (growth × a_mother))\\| + ``div_angle`` × (1 + cos θ) / 2 (θ
    between the daughters seen from the mother: opposite sides cost 0) + ``div_balance`` ×
    \\|log(a1 / a2)\\| + ``div_size`` × max(0, log(median area / a_mother)) +

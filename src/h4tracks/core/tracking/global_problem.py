@@ -357,7 +357,9 @@ class GlobalProblem:
         """Division cost = ``base + g @ w`` (w = the ``DIVISION_FEATURES`` weights).
 
         ``base`` is the two daughter links' cost, their area term comparing each daughter
-        with half her mother; ``g`` is the (D, len(DIVISION_FEATURES)) feature matrix.
+        with half her mother and their distance term measured from where each daughter is
+        expected (in full: not shortened by :meth:`shape_change_distance`); ``g`` is the
+        (D, len(DIVISION_FEATURES)) feature matrix.
         """
         det, w = self.det, self.weights
         m, c1, c2 = par[d1], chi[d1], chi[d2]

@@ -6,7 +6,7 @@ where it was: ``expected = position + drift(t → t') + local(t)``.
 
 * **Drift** (whole-frame motion, e.g. a stage jump) is measured by phase correlation of the
   cell outlines of consecutive label frames (as ``skimage.registration``, on real
-  half-spectra computed once per frame) and by the shift that
+  half-spectra, computed once per frame when frames are read in order) and by the shift that
   maximises the overlap of their foregrounds, whichever superimposes more; a shift is only
   accepted when it increases the foreground overlap and superimposes at least half of it, so
   a frame of independently moving cells keeps zero drift.
@@ -82,7 +82,9 @@ def _phase_shift(sa: np.ndarray, sb: np.ndarray, shape: tuple[int, int]) -> tupl
     outline spectra (:func:`outline_spectrum`).
 
     The integer peak of skimage's ``phase_cross_correlation`` (its test oracle), on real
-    half-spectra in float32: 3 of its 4 FFTs of a pair, each half the size.
+    half-spectra in float32: one inverse transform per pair and one forward transform per
+    frame (:class:`DriftChain`), each of half size, where skimage makes three full complex
+    ones per pair.
     """
     from scipy import fft
 
@@ -111,9 +113,9 @@ def _overlap_shift(fa: np.ndarray, fb: np.ndarray) -> tuple[int, int]:
     def pool(m: np.ndarray) -> np.ndarray:
         # share of foreground in each s x s block, as s strided sums per axis: 10x faster
         # than a mean over a 4-d reshape (whose inner loops are s long)
-        p = np.zeros((hh, ww), np.uint8)
+        p: np.ndarray = np.zeros((hh, ww), np.uint8 if s <= 255 else np.uint16)
         p[:h, :w] = m
-        c = p[:, 0::s].copy()  # s <= 255 pixels per block row: uint8 holds the count
+        c: np.ndarray = p[:, 0::s].copy()  # s pixels per block row: the dtype holds the count
         for k in range(1, s):
             c += p[:, k::s]
         r = c[0::s].astype(np.float32)
@@ -209,8 +211,9 @@ def movie_drift(
     labels
         (T, Y, X) label movie (numpy, zarr, dask or LabelMovie), read one frame at a time.
     cores
-        Threads measuring frame pairs in parallel (each then reads its two frames; with one
-        core every frame is read once).
+        Threads measuring frame pairs in parallel (each then reads its two frames and
+        computes both outline spectra; with one core every frame is read and transformed
+        once).
     progress, cancel
         ``progress(done, T)`` per frame; ``cancel()`` polled per frame (True raises
         ``H4TracksError("Tracking cancelled")``).
