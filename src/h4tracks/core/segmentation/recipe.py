@@ -330,16 +330,17 @@ def train_recipe(
                 first = base()
                 state = _state_of(first)
                 base_diameter = float(first.net.diam_mean.item())
-                runs = [run_of(n, base, base_diameter) for n in names]
                 result.base_score = validate(first)
                 fallback = (BASE_CHOICE, result.base_score, state)
                 if (not params.candidates and not base_matches
                         and result.base_score < HOPELESS_BASE):
                     # a base of another modality that finds (almost) none of the user's
-                    # cells is not worth a trial: its time goes to training from scratch
-                    runs = [r for r in runs if r.load is not base]
+                    # cells is not worth a trial: the candidates are those without a base,
+                    # so its time goes to training from scratch
+                    names = _default_candidates(has_base=False)
                     logger.info("base model of another modality scored %.3f untrained: not "
                                 "fine-tuned", result.base_score)
+                runs = [run_of(n, base, base_diameter) for n in names]
                 if not params.candidates and others:
                     extra = _screen_starts(others, modality, validate, result)
                     if extra is not None:
