@@ -357,7 +357,7 @@ class RecipeParams(BaseModel):
     candidates: list[str] | None = Field(
         None, description="subset of 'finetune-small', 'finetune-mid', 'finetune-library', "
         "'scratch'; None = chosen from the base model and the images' modality (see "
-        "recipe._default_candidates), plus the best other registered model"
+        "recipe_candidates._default_candidates), plus the best other registered model"
     )
     other_starts: bool = Field(
         True, description="also consider fine-tuning other registered models of the curated "

@@ -199,7 +199,7 @@ def test_training_on_curated_frames_improves_held_out_ap(tmp_path):
 
 
 def test_scratch_is_a_candidate_at_every_budget_and_modality_orders_the_starts():
-    from h4tracks.core.segmentation.recipe import _default_candidates
+    from h4tracks.core.segmentation.recipe_candidates import _default_candidates
 
     # a base model of the curated frames' modality (or of unknown modality): its two rates
     # first, from scratch too (it used to join only at 10+ minutes or 600+ epochs)
@@ -212,16 +212,14 @@ def test_scratch_is_a_candidate_at_every_budget_and_modality_orders_the_starts()
 
 
 def test_a_tie_between_trials_goes_to_the_earlier_candidate():
-    from pathlib import Path
+    from h4tracks.core.segmentation.recipe_candidates import _best_trial
 
-    from h4tracks.core.segmentation.recipe import RecipeResult, _best_trial
-
-    r = RecipeResult(Path("m.pth"), "", 0.0, trials={"finetune-library": 0.0, "scratch": 0.0})
-    assert _best_trial(r, ["scratch", "finetune-library"]) == "scratch"
-    assert _best_trial(r, ["finetune-library", "scratch"]) == "finetune-library"
-    r.trials["finetune-library"] = 0.1
-    assert _best_trial(r, ["scratch", "finetune-library"]) == "finetune-library"
-    assert _best_trial(RecipeResult(Path("m.pth"), "", 0.0), ["scratch"]) is None
+    trials = {"finetune-library": 0.0, "scratch": 0.0}
+    assert _best_trial(trials, ["scratch", "finetune-library"]) == "scratch"
+    assert _best_trial(trials, ["finetune-library", "scratch"]) == "finetune-library"
+    trials["finetune-library"] = 0.1
+    assert _best_trial(trials, ["scratch", "finetune-library"]) == "finetune-library"
+    assert _best_trial({}, ["scratch"]) is None
 
 
 def test_default_budget_scales_with_frames_and_patch_area():

@@ -80,6 +80,17 @@ from h4tracks.core.segmentation.recipe_budget import (
     _epochs_that_fit,
     _patch_for,
 )
+from h4tracks.core.segmentation.recipe_candidates import (
+    CANDIDATES,
+    HOPELESS_BASE,
+    StartModel,
+    _best_trial,
+    _default_candidates,
+    _Run,
+    _screen_starts,
+    _state_of,
+    _with_extra_start,
+)
 from h4tracks.core.segmentation.recipe_data import (
     CROP_MARGIN,
     crop_to_cells,
@@ -93,10 +104,6 @@ from h4tracks.core.segmentation.recipe_validation import (
     scored_cells,
 )
 from h4tracks.core.segmentation.training import (
-    FINETUNE_LR,
-    FINETUNE_WEIGHT_DECAY,
-    SCRATCH_LR,
-    SCRATCH_WEIGHT_DECAY,
     TrainingCancelled,
     TrainParams,
     TrainResult,
@@ -104,31 +111,10 @@ from h4tracks.core.segmentation.training import (
     mask_diameters,
     train_cellpose,
 )
-from h4tracks.errors import H4TracksError, InputError
+from h4tracks.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-#: candidate starts: (name, from the base model?, learning rate, weight decay)
-CANDIDATES = {
-    "finetune-small": (True, FINETUNE_LR, FINETUNE_WEIGHT_DECAY),
-    "finetune-mid": (True, 1e-3, SCRATCH_WEIGHT_DECAY),
-    "finetune-library": (True, SCRATCH_LR, SCRATCH_WEIGHT_DECAY),
-    "scratch": (False, SCRATCH_LR, SCRATCH_WEIGHT_DECAY),
-}
-# Default candidates. Measured on synthetic rods with 30-60 steps (batches of 8): the small
-# rate (1e-5, cellpose's fine-tuning advice) never beat the base model, while 1e-3 and 5e-3
-# did (AP@0.5 0.29 -> 0.63-0.76). On a real phase-contrast movie the shipped demo model
-# (synthetic fluorescence) fine-tuned at 5e-3 for 40 steps still found almost nothing
-# (held-out AP@0.5 0.03) while a network from scratch reached 0.89: training from scratch is
-# always a candidate, and the base model's modality decides which start a tie goes to.
-_DEFAULT_FINETUNE = ["finetune-library", "finetune-mid"]
-#: a base model of another modality than the curated frames' that validates below this
-#: untrained is not fine-tuned (automatic candidates only). On the real phase-contrast movie
-#: the demo model (synthetic fluorescence) scored 0.000, and fine-tuning it reached 0.000
-#: after 5 minutes (trial 0.08 after 40 s) where training from scratch reached 0.79-0.90;
-#: on the issue's real movie fine-tuning it gave 0.659 against 0.831 from scratch. Its trial
-#: took half of the trials' 30 % of the budget.
-HOPELESS_BASE = 0.1
 #: ``RecipeResult.choice`` when no training beat the base model, whose weights are saved
 BASE_CHOICE = "base model"
 #: the main run keeps later weights that validate at most 2 / (validation cells) below its
@@ -183,27 +169,6 @@ class RecipeResult:
             "screened": {k: round(v, 4) for k, v in self.screened.items()},
             "trial_epochs": dict(self.trial_epochs),
         }
-
-
-@dataclass
-class StartModel:
-    """A registered model the recipe may fine-tune besides its base model."""
-
-    name: str
-    load: Callable[[], Any]  # a fresh loaded CellposeModel per call
-    modality: str | None = None  # what it was trained on; None: unknown or mixed
-
-
-@dataclass
-class _Run:
-    """One candidate: where it starts and how it trains."""
-
-    name: str
-    load: Callable[[], Any] | None  # None: from scratch
-    lr: float
-    wd: float
-    patch: int
-    diam_mean: float | None  # from scratch: the diameter the network works at
 
 
 def train_recipe(
@@ -342,7 +307,7 @@ def train_recipe(
                                 "fine-tuned", result.base_score)
                 runs = [run_of(n, base, base_diameter) for n in names]
                 if not params.candidates and others:
-                    extra = _screen_starts(others, modality, validate, result)
+                    extra = _screen_starts(others, modality, validate, result.screened)
                     if extra is not None:
                         other, score, state, other_diameter = extra
                         if score > result.base_score:
@@ -380,7 +345,7 @@ def train_recipe(
                                        cancel=cancel, validate=validate)
                 except TrainingCancelled:
                     file.unlink(missing_ok=True)
-                    best = _best_trial(result, names)
+                    best = _best_trial(result.trials, names)
                     if best is not None:  # keep the best finished trial as the result
                         trial_files[best].replace(save_to)
                         models[best].path = save_to
@@ -394,7 +359,7 @@ def train_recipe(
                 result.trial_epochs[run.name] = r.epochs
                 trial_files[run.name] = file
                 models[run.name] = r
-            choice = _best_trial(result, names)
+            choice = _best_trial(result.trials, names)
             assert choice is not None
             result.choice = choice
             run = next(r for r in runs if r.name == choice)
@@ -457,65 +422,6 @@ def train_recipe(
     result.seconds = time.perf_counter() - t0
     report(1.0, "done")
     return result
-
-
-#: at most this many other registered models are scored before training (one validation
-#: each), the most recently registered first
-MAX_SCREENED = 3
-
-
-def _state_of(model: Any) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()}
-
-
-def _screen_starts(others: Sequence[StartModel], modality: str,
-                   validate: Callable[[Any], float], result: RecipeResult
-                   ) -> tuple[StartModel, float, dict, float] | None:
-    """The registered model (of the same modality as the curated frames, or of unknown
-    modality) that validates best untrained, with its score, weights and network diameter;
-    scores go to ``result.screened``."""
-    eligible = [o for o in others if o.modality in (None, modality)][::-1][:MAX_SCREENED]
-    best = None
-    for start in eligible:
-        try:
-            model = start.load()
-        except H4TracksError:  # a registry entry whose file broke is skipped, not fatal
-            continue
-        state = _state_of(model)
-        score = validate(model)
-        result.screened[start.name] = score
-        if best is None or score > best[1]:
-            best = (start, score, state, float(model.net.diam_mean.item()))
-    return best
-
-
-def _with_extra_start(runs: list[_Run], extra: _Run, first: bool) -> list[_Run]:
-    """The candidates with a fine-tune of another registered model: first if it validated
-    better than the base model untrained, else just before training from scratch; the
-    base's second learning rate makes room for it (three trials at most)."""
-    runs = [r for r in runs if r.name != "finetune-mid"]
-    if first:
-        return [extra, *runs]
-    at = next((i for i, r in enumerate(runs) if r.load is None), len(runs))
-    return [*runs[:at], extra, *runs[at:]]
-
-
-def _default_candidates(has_base: bool, base_matches: bool = True) -> list[str]:
-    """The trials, in order of preference (a tie goes to the earlier): fine-tuning the base
-    model at 5e-3 and 1e-3 and training from scratch when the base model was trained on the
-    curated frames' modality (or its modality is unknown); from scratch first and the base
-    at 5e-3 only when it was not (see ``_DEFAULT_FINETUNE``)."""
-    if not has_base:
-        return ["scratch"]
-    if base_matches:
-        return [*_DEFAULT_FINETUNE, "scratch"]
-    return ["scratch", _DEFAULT_FINETUNE[0]]
-
-
-def _best_trial(result: RecipeResult, order: Sequence[str]) -> str | None:
-    """The trial that validated best; a tie goes to the earlier one in ``order``."""
-    done = [n for n in order if n in result.trials]
-    return max(done, key=lambda n: result.trials[n]) if done else None
 
 
 def _cleanup(files: Any, *more: Path) -> None:
