@@ -266,7 +266,12 @@ def main() -> None:
                     help="comma-separated subset of the arms (the untrained demo always runs)")
     ap.add_argument("--recipe", default="{}", metavar="JSON",
                     help='RecipeParams fields for the recipe arm, e.g. \'{"patience": 99}\'')
+    ap.add_argument("--verbose", action="store_true",
+                    help="print the recipe's log (trial scores, precision, final stretch)")
     args = ap.parse_args()
+    if args.verbose:
+        logging.basicConfig(level=logging.WARNING, format="    %(message)s")
+        logging.getLogger("h4tracks").setLevel(logging.INFO)
 
     import torch
 

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from h4tracks.errors import InputError
 
@@ -345,10 +345,14 @@ class RecipeParams(BaseModel):
         None, ge=2, description="total epochs (instead of minutes); auto scales them to the "
         "number of curated frames and the patch size")
     # 3 curated frames -> 2400 patches = 300 batches of 8: 3-4.2 min on 2 CPU cores at 384²
-    # (bfloat16 steps; see training._use_bfloat16)
+    # (bfloat16 steps; see training_network._use_bfloat16)
     patches_per_frame: int = Field(800, ge=1, description="data-scaled budget per frame")
     min_patches: int = Field(2400, ge=8)
     trial_fraction: float = Field(0.3, gt=0, lt=1, description="budget share of the trials")
+    final_fraction: float = Field(
+        0.25, ge=0, lt=1, description="budget share of the final stretch, which trains the "
+        "chosen model on all curated pixels (the validation strips too) when the strips hold "
+        "few cells (recipe.STRETCH_BELOW_CELLS); 0: never")
     patch_size: int | None = Field(None, ge=64, description="None: from the cell diameter")
     batch_size: int = Field(8, ge=1)
     intensity_jitter: float = Field(0.2, ge=0, le=1)
@@ -368,6 +372,13 @@ class RecipeParams(BaseModel):
     precision: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="of the training steps (see TrainParams.precision)")
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _main_run_left(self) -> RecipeParams:
+        if self.trial_fraction + self.final_fraction > 0.9:
+            raise ValueError("trial_fraction + final_fraction must leave at least 10 % of the "
+                             "budget to the main run")
+        return self
 
 
 # ------------------------------------------------------------------------------- analysis

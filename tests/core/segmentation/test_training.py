@@ -193,6 +193,30 @@ def test_saved_batchnorm_statistics_describe_the_training_data(movie, tmp_path):
     assert float(var[1]) < 1e-3
 
 
+def test_a_failed_training_hands_the_model_back_in_its_layout(movie, tmp_path):
+    """Training switches the caller's network to dense channels-last tensors; an error in
+    the middle (here from the progress callback) must not leave it that way."""
+    import torch
+
+    from h4tracks.core.segmentation.models import demo_entry
+
+    base, _ = load_cellpose_model(demo_entry())
+    mkldnn = base.net.mkldnn
+    conv = next(m for m in base.net.modules()
+                if isinstance(m, torch.nn.Conv2d) and m.in_channels > 1 and m.kernel_size[0] > 1)
+
+    def boom(epoch, n, loss):
+        # (training really switched it: dense channels-last tensors)
+        assert not base.net.mkldnn and not conv.weight.is_contiguous()
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        train_cellpose(list(movie.image), list(movie.labels), tmp_path / "p.pth", base=base,
+                       params=TINY, cores=1, progress=boom)
+    assert base.net.mkldnn == mkldnn and conv.weight.is_contiguous()
+    assert not (tmp_path / "p.pth").exists()
+
+
 @pytest.mark.parametrize("precision", ["bfloat16", "float32"])
 def test_precision_of_the_training_steps(movie, tmp_path, precision):
     """bfloat16 mixed precision (about 2x faster on a CPU with native bfloat16) trains the
@@ -212,7 +236,7 @@ def test_precision_of_the_training_steps(movie, tmp_path, precision):
 
 
 def test_auto_precision_is_measured_once(movie, tmp_path, monkeypatch):
-    from h4tracks.core.segmentation import training
+    from h4tracks.core.segmentation import training_network as training
 
     monkeypatch.setattr(training, "_BF16_FASTER", {})
     monkeypatch.setattr(training, "_may_have_native_bfloat16", lambda: True)
@@ -226,10 +250,33 @@ def test_auto_precision_is_measured_once(movie, tmp_path, monkeypatch):
 def test_no_bfloat16_probe_on_a_cpu_without_it(movie, tmp_path, monkeypatch):
     """A CPU whose flags show no bfloat16 arithmetic emulates it (12x slower than float32
     here): float32 without spending seconds of the budget on the probe."""
-    from h4tracks.core.segmentation import training
+    from h4tracks.core.segmentation import training_network as training
 
     monkeypatch.setattr(training, "_BF16_FASTER", {})
     monkeypatch.setattr(training, "_may_have_native_bfloat16", lambda: False)
     r = train_cellpose(list(movie.image), list(movie.labels), tmp_path / "a.pth",
                        params=TINY, cores=1)
     assert r.precision == "float32" and training._BF16_FASTER == {}
+
+
+def test_weight_averaging_saves_the_mean_of_the_last_epochs(movie, tmp_path):
+    """``average_last``: the saved weights are the mean of those after each of the last
+    epochs (here 2 of 5), not the last step's."""
+    from h4tracks.core.segmentation.models import demo_entry
+
+    base, _ = load_cellpose_model(demo_entry())
+    snapshots = []
+
+    def keep(epoch, n, loss):  # the network's weights after every epoch
+        snapshots.append({k: v.detach().clone() for k, v in base.net.named_parameters()})
+
+    params = TINY.model_copy(update={"epochs": 5, "average_last": 0.4,
+                                     "learning_rate": 1e-3, "weight_decay": 0.0})
+    r = train_cellpose(list(movie.image), list(movie.labels), tmp_path / "a.pth", base=base,
+                       params=params, cores=1, progress=keep)
+    saved = torch.load(r.path, weights_only=True)
+    assert len(snapshots) == 5
+    for name in ("output.2.weight", "downsample.down.res_down_0.conv.conv_0.2.weight"):
+        mean = (snapshots[3][name] + snapshots[4][name]) / 2
+        assert torch.allclose(saved[name], mean, atol=1e-6), name
+        assert not torch.allclose(saved[name], snapshots[4][name], atol=1e-6)  # not the last

@@ -33,14 +33,22 @@ guess; it lets held-out curated data decide, and the images tell it where to loo
 3. **Trials**: short runs of each candidate share ``trial_fraction`` of the budget equally
    and are judged by one validation at their end; the best score wins (a tie: the earlier
    candidate).
-4. **Main run**: the winner continues for the rest of the budget with ``MAIN_VALIDATIONS``
-   validations, a short learning-rate warm-up (its trial warmed the weights up), the
-   learning rate annealed over its last 10 %, the best checkpoint kept and early stopping
-   (``patience``). If the result validates no better than the best untrained start did
-   (the base model, or a registered model screened above it), that start's weights are
-   saved instead (choice ``BASE_CHOICE`` or "NAME (untrained)"): a finished run never hands
-   the user a model that validates worse on their own data than one they already had. (A
-   cancelled run keeps its best checkpoint so far, which the caller may discard.)
+4. **Main run**: the winner continues up to the last ``final_fraction`` of the budget with
+   ``MAIN_VALIDATIONS`` validations, a short learning-rate warm-up (its trial warmed the
+   weights up), the learning rate annealed over its last 10 %, the best checkpoint kept and
+   early stopping (``patience``). If the result validates no better than the best untrained
+   start did (the base model, or a registered model screened above it), that start's
+   weights are saved instead (choice ``BASE_CHOICE`` or "NAME (untrained)"): a finished run
+   never hands the user a model that validates worse on their own data than one they
+   already had. (A cancelled run keeps its best checkpoint so far, which the caller may
+   discard.)
+5. **Final stretch** (:func:`_final_stretch`, ``final_fraction`` of the budget, 25 %, when
+   the strips hold fewer than ``STRETCH_BELOW_CELLS`` cells): the trained model's best
+   checkpoint continues on the whole curated frames, validation strips included. The strips
+   hold about a quarter of the curated cells; once the start and the checkpoint are chosen,
+   holding them out any longer only costs training data. A stretch that scores clearly worse
+   on the strips than the main run typically did is dropped (it trained on them, so that can
+   only mean it went wrong).
 
 Patches are 6 cell diameters as the network sees them (cells are scaled to the network's
 diameter: the start's own when fine-tuning, e.g. 17 px for the demo model). Budget:
@@ -97,6 +105,7 @@ from h4tracks.core.segmentation.recipe_data import (
     detect_modality,
     scratch_diameter,
 )
+from h4tracks.core.segmentation.recipe_stretch import STRETCH_BELOW_CELLS, _final_stretch
 from h4tracks.core.segmentation.recipe_validation import (
     VAL_MIN_DIAMETERS,
     _split,
@@ -140,6 +149,7 @@ class RecipeResult:
     modality: str = ""  # of the curated frames (detect_modality)
     screened: dict[str, float] = field(default_factory=dict)  # other start -> untrained score
     trial_epochs: dict[str, int] = field(default_factory=dict)  # candidate -> epochs run
+    final_epochs: int = 0  # of ``epochs``: the final stretch on all curated pixels
 
     def summary(self) -> str:
         """One line for the user: what was chosen, the scores, epochs and time."""
@@ -153,8 +163,10 @@ class RecipeResult:
         else:
             head = f"{self.choice} won the trials ({trials})"
         main = self.epochs - sum(self.trial_epochs.values())
+        final = (f", the last {self.final_epochs} on all curated pixels"
+                 if self.final_epochs else "")
         return (f"{head}; validation AP@0.5 {self.val_score:.3f}{base}; {self.epochs} epochs "
-                f"({main} after the trials), {self.seconds:.0f} s; "
+                f"({main} after the trials{final}), {self.seconds:.0f} s; "
                 f"{self.modality or 'unknown'} images")
 
     def as_provenance(self) -> dict[str, Any]:
@@ -168,6 +180,7 @@ class RecipeResult:
             "modality": self.modality or None,
             "screened": {k: round(v, 4) for k, v in self.screened.items()},
             "trial_epochs": dict(self.trial_epochs),
+            "final_epochs": self.final_epochs,
         }
 
 
@@ -234,7 +247,10 @@ def train_recipe(
         raise InputError(f"Invalid candidates {names}: choose from {list(CANDIDATES)} "
                          "(fine-tuning needs a base model).")
     # two cells more or fewer found among few validation cells is noise, not a worse model
-    tolerance = min(MAX_TOLERANCE, 2.0 / max(1, scored_cells(val_mask, val_sides)))
+    val_cells = scored_cells(val_mask, val_sides)
+    tolerance = min(MAX_TOLERANCE, 2.0 / max(1, val_cells))
+    # the final stretch's share of the budget: only where the strips hold few cells
+    final_share = params.final_fraction if val_cells < STRETCH_BELOW_CELLS else 0.0
     t0 = time.perf_counter()
     val_seconds = [0.0]  # the last validation's duration: reserved at the end of the budget
 
@@ -247,11 +263,15 @@ def train_recipe(
         val_seconds[0] = time.perf_counter() - tv
         return score
 
-    def remaining_minutes(share: float = 1.0) -> float | None:
-        """Minutes left times ``share``, less the final validation and save."""
+    # the last final_fraction of a time budget: the final stretch on all curated pixels
+    stretch_s = 0.0 if deadline is None else 60 * (params.minutes or 0.0) * final_share
+
+    def remaining_minutes(share: float = 1.0, reserve: float = 0.0) -> float | None:
+        """Minutes left less ``reserve`` seconds, times ``share``, less the final validation
+        and save."""
         if deadline is None:
             return None
-        left = deadline - time.perf_counter() - 2.0 * val_seconds[0]
+        left = deadline - time.perf_counter() - 2.0 * val_seconds[0] - reserve
         return max(0.05, share * left / 60)
 
     def report(frac: float, msg: str) -> None:
@@ -366,13 +386,16 @@ def train_recipe(
             # 2. main run: continue the winner from its trial weights
             winner, _ = load_cellpose_model(ModelEntry(name="trial", kind="custom",
                                                        path=str(trial_files[choice])), gpu=gpu)
-            rest_epochs = max(2, total_epochs - trial_epochs * len(runs))
+            final_epochs = int(total_epochs * final_share)
+            rest_epochs = max(2, total_epochs - trial_epochs * len(runs) - final_epochs)
             if deadline is not None:
                 # a time budget becomes epochs at the winner's measured pace, so that the
                 # learning rate is annealed and the validations are spread over the time left
                 rest_epochs = _epochs_that_fit(
-                    models[choice], deadline - time.perf_counter() - 2.0 * val_seconds[0])
-            main = TrainParams(epochs=rest_epochs, minutes=remaining_minutes(),
+                    models[choice],
+                    deadline - time.perf_counter() - 2.0 * val_seconds[0] - stretch_s)
+            main_end = 1 - final_share  # of the progress bar
+            main = TrainParams(epochs=rest_epochs, minutes=remaining_minutes(reserve=stretch_s),
                                learning_rate=run.lr, weight_decay=run.wd,
                                validate_every=max(5, rest_epochs // MAIN_VALIDATIONS),
                                patience=params.patience, patch_size=run.patch,
@@ -386,7 +409,7 @@ def train_recipe(
                     tr_img, tr_mask, save_to, base=winner, params=main, gpu=gpu, cancel=cancel,
                     validate=validate,
                     progress=lambda e, n, loss: report(
-                        params.trial_fraction + (1 - params.trial_fraction) * e / n,
+                        params.trial_fraction + (main_end - params.trial_fraction) * e / n,
                         f"training {choice}: epoch {e}"))
             except TrainingCancelled:
                 _cleanup(trial_files.values())
@@ -413,12 +436,27 @@ def train_recipe(
                 torch.save(fallback[2], save_to)
                 result.choice = fallback[0]
                 r.best_score = fallback[1]
+            elif final_share > 0:
+                # 3. final stretch: the chosen weights learn from the validation strips too
+                report(main_end, f"training {choice} on all curated pixels")
+                result.final_epochs = _final_stretch(
+                    images, masks, save_to, trial_file("final"), run, r, tolerance,
+                    TrainParams(epochs=max(2, final_epochs), minutes=remaining_minutes(),
+                                learning_rate=run.lr, weight_decay=run.wd,
+                                validate_every=max(2, final_epochs), patch_size=run.patch,
+                                **common),
+                    None if deadline is None else
+                    deadline - time.perf_counter() - 2.0 * val_seconds[0],
+                    validate, gpu, cancel,
+                    lambda e, n: report(main_end + final_share * e / n,
+                                        f"training {choice} on all curated pixels: epoch {e}"))
         finally:
             _cleanup(trial_paths)
 
     result.train = r
     result.val_score = float(r.best_score or 0.0)
-    result.epochs = sum(m.epochs for m in models.values()) + r.epochs  # epochs actually run
+    # epochs actually run
+    result.epochs = sum(m.epochs for m in models.values()) + r.epochs + result.final_epochs
     result.seconds = time.perf_counter() - t0
     report(1.0, "done")
     return result

@@ -12,12 +12,13 @@ Defaults are non-destructive: starting from a pretrained model the learning rate
 lr 0.005 / wd 1e-5, can wreck a good pretrained model on few images); from scratch the
 library's own defaults are used. Everything runs inside ``torch.set_num_threads(cores)``.
 Training steps run in bfloat16 mixed precision (``torch.autocast``) where the CPU is measured
-to do them faster (:func:`_use_bfloat16`; about 2x on a CPU with AVX512-BF16); the weights and
-everything else stay float32.
+to do them faster (:func:`~.training_network._use_bfloat16`; about 2x on a CPU with
+AVX512-BF16); the weights and everything else stay float32.
 
 Before a model is validated or saved its BatchNorm statistics are re-estimated on training
-patches with the current weights (:func:`_recalibrate_batchnorm`): cellpose's BatchNorm
-layers track them with momentum 0.05, so after a short run (tens of steps) the statistics used
+patches with the current weights (:func:`~.training_network._recalibrate_batchnorm`):
+cellpose's BatchNorm layers track them with momentum 0.05, so after a short run (tens of
+steps) the statistics used
 at inference still largely describe the starting model, and a network that fits its training
 patches well can find no cell at all in eval mode. The augmentation draws from a fixed seed
 (``params.seed``), so a run is reproducible.
@@ -40,6 +41,11 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from h4tracks.core.compute import torch_threads
+from h4tracks.core.segmentation.training_network import (
+    _recalibrate_batchnorm,
+    _use_bfloat16,
+    _usual_layout,
+)
 from h4tracks.errors import H4TracksError, InputError
 
 logger = logging.getLogger(__name__)
@@ -99,6 +105,10 @@ class TrainParams(BaseModel):
         10, ge=0, description="epochs of linear learning-rate warm-up (cellpose's 10; a run "
         "that continues trained weights needs none)")
     validate_every: int = Field(5, ge=1, description="epochs between validation rounds")
+    average_last: float = Field(
+        0.0, ge=0, lt=1, description="share of the last epochs whose weights are averaged "
+        "(stochastic weight averaging): what is validated and saved is their average; 0: the "
+        "weights of the last step")
     patience: int | None = Field(
         None, ge=1, description="stop after this many validation rounds scoring below the best "
         "by more than `tolerance` (a tie keeps the later weights and is not counted)"
@@ -153,96 +163,6 @@ def _numpy_seed(seed: int) -> Iterator[None]:
         yield
     finally:
         np.random.set_state(state)  # noqa: NPY002
-
-
-def _recalibrate_batchnorm(net: Any, batches: Sequence[np.ndarray]) -> None:
-    """Re-estimate the BatchNorm running statistics of ``net`` with its current weights.
-
-    The statistics are reset and recomputed as a plain average over ``batches`` (network
-    inputs, train mode, no gradients); the weights are unchanged.
-    """
-    import torch
-
-    norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms or not batches:
-        return
-    momenta = [m.momentum for m in norms]
-    was_training = net.training
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    net.train()
-    try:
-        with torch.no_grad():
-            for x in batches:
-                net(torch.from_numpy(x).to(net.diam_mean.device))
-    finally:
-        for m, momentum in zip(norms, momenta, strict=True):
-            m.momentum = momentum
-        net.train(was_training)
-
-
-_BF16_FASTER: dict[tuple[int, ...], bool] = {}
-
-
-def _use_bfloat16(net: Any, device: Any, precision: str, shape: tuple[int, ...]) -> bool:
-    """Whether the training steps run in bfloat16 mixed precision (``torch.autocast``).
-
-    ``"auto"`` measures it: a CPU with native bfloat16 (AVX512-BF16, AMX) trains cellpose's
-    network about 2x faster in it (0.49 vs 0.95 s per batch of 8 patches of 96² on 2 cores
-    here), one without emulates it and is slower. The probe (a forward and backward pass of
-    two patches each way, eval mode so no BatchNorm statistic moves, gradients discarded) is
-    timed once per process and input shape, on a CPU whose flags allow native bfloat16 (see
-    :func:`_may_have_native_bfloat16`). GPUs keep float32.
-    """
-    import torch
-
-    if precision != "auto":
-        return precision == "bfloat16"
-    if getattr(device, "type", str(device)) != "cpu":
-        return False
-    if not _may_have_native_bfloat16():
-        return False
-    key = (2, *shape[1:])
-    if key not in _BF16_FASTER:
-        # in the layout the training steps use (see train_cellpose)
-        x = torch.zeros(key, device=device).contiguous(memory_format=torch.channels_last)
-        was_training = net.training
-        net.eval()
-        times = {False: float("inf"), True: float("inf")}
-        try:
-            # the first of each is a warm-up; then the faster of two runs each, so that a
-            # moment of load on a shared machine does not decide a whole training's precision
-            for i, bf16 in enumerate((False, True) * 3):
-                t = time.perf_counter()
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    out = net(x)[0]
-                out.float().sum().backward()
-                if i >= 2:
-                    times[bf16] = min(times[bf16], time.perf_counter() - t)
-        except RuntimeError:  # no bfloat16 kernels on this CPU
-            times = {False: 0.0, True: 1.0}
-        finally:
-            net.zero_grad(set_to_none=True)
-            net.train(was_training)
-        _BF16_FASTER[key] = times[True] < 0.8 * times[False]
-        logger.info("bfloat16 training step %.3f s vs float32 %.3f s", times[True],
-                    times[False])
-    return _BF16_FASTER[key]
-
-
-def _may_have_native_bfloat16() -> bool:
-    """False when the CPU's flags (Linux) show no bfloat16 arithmetic (AVX512-BF16, AMX):
-    such a CPU emulates it, 12x slower than float32 on an AVX2 EPYC here, and probing that
-    cost ~10 s of a training budget per patch size. True where the flags cannot be read."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = next((line for line in fh if line.startswith("flags")), None)
-    except OSError:
-        return True
-    if flags is None:
-        return True
-    return any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
 
 
 def check_training_data(
@@ -358,7 +278,7 @@ def train_cellpose(
         wd = FINETUNE_WEIGHT_DECAY if finetune else SCRATCH_WEIGHT_DECAY
     t0 = time.perf_counter()
     rng = np.random.default_rng(params.seed)
-    with torch_threads(cores), _numpy_seed(params.seed):
+    with torch_threads(cores), _numpy_seed(params.seed), contextlib.ExitStack() as undo:
         torch.manual_seed(params.seed)
         model = base if finetune else CellposeModel(
             gpu=gpu, pretrained_model=False, diam_mean=params.diam_mean or 30.0)
@@ -373,6 +293,8 @@ def train_cellpose(
         layout = (torch.channels_last if getattr(device, "type", str(device)) == "cpu"
                   else torch.contiguous_format)
         net.to(memory_format=layout)
+        # however training ends (an error too), the caller's model gets its layout back
+        undo.callback(_usual_layout, net, mkldnn)
         # flows are computed once, not per epoch (cellpose does the same)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sparse invariant checks")
@@ -423,6 +345,8 @@ def train_cellpose(
             # break training and saving: validate a copy, with its BatchNorm statistics
             # re-estimated for the current weights
             candidate = copy.deepcopy(model)
+            if averaged is not None:
+                candidate.net.load_state_dict(averaged.module.state_dict())
             candidate.net.to(memory_format=torch.contiguous_format)
             _recalibrate_batchnorm(candidate.net, calib)
             candidate.net.mkldnn = mkldnn
@@ -450,17 +374,23 @@ def train_cellpose(
             if best is not None:
                 net.load_state_dict(best)  # the model is left holding the saved weights
             elif steps:
+                if averaged is not None:
+                    net.load_state_dict(averaged.module.state_dict())
                 _recalibrate_batchnorm(net, calib)
-            net.to(memory_format=torch.contiguous_format)
-            net.mkldnn = mkldnn
+            _usual_layout(net, mkldnn)
             net.save_model(str(save_to))
             result.epochs = epochs_done
             result.seconds = time.perf_counter() - t0
             return result
 
+        # weight averaging: a running mean of the weights after each epoch of the last
+        # ``average_last`` (torch's AveragedModel; BatchNorm is re-estimated anyway)
+        average_from = (params.epochs - round(params.epochs * params.average_last)
+                        if params.average_last else None)
+        averaged: Any = None
         for epoch in range(params.epochs):
             frac = (epoch + 1) / warmup if epoch < warmup else 1.0
-            if params.epochs >= 50 and epoch >= 0.9 * params.epochs:
+            if average_from is None and params.epochs >= 50 and epoch >= 0.9 * params.epochs:
                 frac *= 0.1  # anneal over the last 10 %
             for group in optimizer.param_groups:
                 group["lr"] = lr * frac
@@ -490,6 +420,10 @@ def train_cellpose(
                 epoch_loss += float(loss.item()) * len(inds)
             result.step_seconds += time.perf_counter() - ts
             losses.append(epoch_loss / per_epoch)
+            if average_from is not None and epoch + 1 > average_from:
+                if averaged is None:
+                    averaged = torch.optim.swa_utils.AveragedModel(net)
+                averaged.update_parameters(net)
             if progress is not None:
                 progress(epoch + 1, params.epochs, losses[-1])
             if (epoch + 1) % params.validate_every == 0 and check(epoch + 1):

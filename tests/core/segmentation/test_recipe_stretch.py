@@ -1,0 +1,138 @@
+"""The recipe's final stretch: the chosen model also learns from the validation strips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from h4tracks.core.segmentation import recipe, recipe_stretch
+from h4tracks.core.segmentation.models import ModelEntry, load_cellpose_model
+from h4tracks.core.segmentation.recipe import RecipeParams, train_recipe
+from h4tracks.core.segmentation.recipe_candidates import _Run
+from h4tracks.core.segmentation.recipe_data import CROP_MARGIN, crop_to_cells
+from h4tracks.core.segmentation.training import (
+    TrainingCancelled,
+    TrainParams,
+    mask_diameters,
+    train_cellpose,
+)
+from h4tracks.datasets.synthetic import make_movie
+
+TINY = dict(patch_size=64, batch_size=4, candidates=["scratch"])
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return make_movie(n_frames=3, shape=(64, 64), n_cells=5, radius=6.0, seed=3)
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Every train_cellpose call of the recipe: (pixels of its images, its TrainParams)."""
+    seen: list[tuple[int, TrainParams]] = []
+
+    def spy(images, masks, save_to, **kw):
+        seen.append((sum(int(np.size(im)) for im in images), kw["params"]))
+        return train_cellpose(images, masks, save_to, **kw)
+
+    monkeypatch.setattr(recipe, "train_cellpose", spy)
+    monkeypatch.setattr(recipe_stretch, "train_cellpose", spy)
+    return seen
+
+
+def _curated_pixels(movie) -> int:
+    """Pixels of the curated frames as the recipe trains on them (cropped to the cells)."""
+    masks = list(movie.labels)
+    d = float(mask_diameters(masks).mean())
+    return sum(im.size for im in crop_to_cells(list(movie.image), masks, CROP_MARGIN * d)[0])
+
+
+def test_the_final_stretch_trains_on_all_curated_pixels(movie, tmp_path, calls):
+    r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
+                     params=RecipeParams(epochs=20, **TINY), cores=1)
+    whole = _curated_pixels(movie)
+    # trial and main run without the validation strips, then the stretch with them
+    assert [px < whole for px, _ in calls] == [True, True, False]
+    assert calls[-1][0] == whole
+    # its share of an epoch budget: a quarter of 20 epochs, after 6 trial and 9 main ones
+    assert [p.epochs for _, p in calls] == [6, 9, 5]
+    assert calls[-1][1].learning_rate == calls[1][1].learning_rate
+    assert r.final_epochs in (0, 5)  # 0: the guard dropped it (test below)
+    assert r.as_provenance()["final_epochs"] == r.final_epochs
+    assert ("on all curated pixels" in r.summary()) == (r.final_epochs > 0)
+    assert not list(tmp_path.glob(".m.*"))  # no hidden weights left behind
+    load_cellpose_model(ModelEntry(name="r", kind="custom", path=str(r.path)))
+
+
+def test_no_final_stretch_when_switched_off(movie, tmp_path, calls):
+    r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
+                     params=RecipeParams(epochs=20, final_fraction=0, **TINY), cores=1)
+    assert len(calls) == 2 and all(px < _curated_pixels(movie) for px, _ in calls)
+    assert [p.epochs for _, p in calls] == [6, 14]
+    assert r.final_epochs == 0 and "all curated pixels" not in r.summary()
+
+
+def test_no_final_stretch_when_the_strips_hold_many_cells(movie, tmp_path, calls,
+                                                        monkeypatch):
+    """With many validation cells the strips judge soundly and are a small share of the
+    data: the main run keeps the whole budget (here: the limit lowered to the movie's)."""
+    monkeypatch.setattr(recipe, "STRETCH_BELOW_CELLS", 1)
+    r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
+                     params=RecipeParams(epochs=20, **TINY), cores=1)
+    assert [p.epochs for _, p in calls] == [6, 14] and r.final_epochs == 0
+
+
+def test_cancel_in_the_final_stretch_keeps_the_main_run(movie, tmp_path):
+    stretching = []
+    with pytest.raises(TrainingCancelled, match="final stretch") as err:
+        train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
+                     params=RecipeParams(epochs=20, **TINY), cores=1,
+                     progress=lambda f, msg: stretching.append("all curated pixels" in msg),
+                     cancel=lambda: any(stretching))
+    main = err.value.result
+    assert main is not None and main.path == tmp_path / "m.pth" and main.epochs == 9
+    load_cellpose_model(ModelEntry(name="r", kind="custom", path=str(main.path)))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]
+
+
+@pytest.mark.parametrize("score, kept", [(0.6, False), (0.45, False), (0.2, True)])
+def test_a_stretch_that_scores_worse_on_the_strips_is_dropped(movie, tmp_path, score, kept):
+    """The strips are training data in the stretch, so their score can only show that it
+    went wrong: more than the tolerance (0.1) below the main run's median validation score
+    (0.5) keeps the main run. Its best (0.9) is a lucky draw of several and no yardstick."""
+    images, masks = list(movie.image), list(movie.labels)
+    save_to = tmp_path / "m.pth"
+    tp = TrainParams(epochs=3, patch_size=64, batch_size=4, validate_every=3)
+    main = train_cellpose(images, masks, save_to, params=tp, cores=1)
+    main.val_scores, main.best_score = [(1, 0.3), (2, 0.5), (3, 0.9)], 0.9
+    before = save_to.read_bytes()
+    run = _Run("scratch", None, 5e-3, 1e-5, 64, 18.0)
+    epochs = recipe_stretch._final_stretch(
+        images, masks, save_to, tmp_path / ".m.final.pth", run, main, 0.1, tp, None,
+        lambda model: score, False, None, lambda e, n: None)
+    assert epochs == (0 if kept else 3)
+    assert (save_to.read_bytes() == before) == kept
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]
+
+
+def test_stretch_epochs_from_the_main_run_pace(movie, tmp_path, calls):
+    from h4tracks.core.segmentation.training import TrainResult
+
+    images, masks = list(movie.image), list(movie.labels)
+    save_to = tmp_path / "m.pth"
+    tp = TrainParams(epochs=2, patch_size=64, batch_size=4)
+    train_cellpose(images, masks, save_to, params=tp, cores=1)
+    # the main run: 0.1 s per epoch, 0.2 s per validation -> 1.2 s hold 10 epochs
+    main = TrainResult(save_to, 10.0, 10, step_seconds=1.0, check_seconds=0.4,
+                       val_scores=[(5, 0.4), (10, 0.5)], best_score=0.5)
+    run = _Run("scratch", None, 5e-3, 1e-5, 64, 18.0)
+    recipe_stretch._final_stretch(images, masks, save_to, tmp_path / ".f.pth", run, main, 1.0, tp,
+                          1.2, lambda model: 1.0, False, None, lambda e, n: None)
+    assert calls[-1][1].epochs == 10 and calls[-1][1].warmup_epochs == 2
+
+
+def test_budget_shares_leave_a_main_run():
+    RecipeParams(trial_fraction=0.3, final_fraction=0.6)
+    with pytest.raises(ValidationError, match="main run"):
+        RecipeParams(trial_fraction=0.5, final_fraction=0.5)
