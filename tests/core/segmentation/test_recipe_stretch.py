@@ -9,7 +9,6 @@ from pydantic import ValidationError
 from h4tracks.core.segmentation import recipe, recipe_stretch
 from h4tracks.core.segmentation.models import ModelEntry, load_cellpose_model
 from h4tracks.core.segmentation.recipe import RecipeParams, train_recipe
-from h4tracks.core.segmentation.recipe_candidates import _Run
 from h4tracks.core.segmentation.recipe_data import CROP_MARGIN, crop_to_cells
 from h4tracks.core.segmentation.training import (
     TrainingCancelled,
@@ -58,9 +57,12 @@ def test_the_final_stretch_trains_on_all_curated_pixels(movie, tmp_path, calls):
     # its share of an epoch budget: a quarter of 20 epochs, after 6 trial and 9 main ones
     assert [p.epochs for _, p in calls] == [6, 9, 5]
     assert calls[-1][1].learning_rate == calls[1][1].learning_rate
-    assert r.final_epochs in (0, 5)  # 0: the guard dropped it (test below)
-    assert r.as_provenance()["final_epochs"] == r.final_epochs
-    assert ("on all curated pixels" in r.summary()) == (r.final_epochs > 0)
+    assert r.final_epochs == 5 and r.epochs == 6 + 9 + 5
+    prov = r.as_provenance()
+    assert prov["final_epochs"] == 5 and prov["final_kept"] == r.final_kept
+    # kept, or dropped by the guard (tests below): the summary says which
+    assert ("the last 5 on all curated pixels" in r.summary()) == r.final_kept
+    assert ("was dropped" in r.summary()) == (not r.final_kept)
     assert not list(tmp_path.glob(".m.*"))  # no hidden weights left behind
     load_cellpose_model(ModelEntry(name="r", kind="custom", path=str(r.path)))
 
@@ -96,40 +98,60 @@ def test_cancel_in_the_final_stretch_keeps_the_main_run(movie, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]
 
 
-@pytest.mark.parametrize("score, kept", [(0.6, False), (0.45, False), (0.2, True)])
-def test_a_stretch_that_scores_worse_on_the_strips_is_dropped(movie, tmp_path, score, kept):
-    """The strips are training data in the stretch, so their score can only show that it
-    went wrong: more than the tolerance (0.1) below the main run's median validation score
-    (0.5) keeps the main run. Its best (0.9) is a lucky draw of several and no yardstick."""
+def _stretch(movie, tmp_path, score, *, beat=None, seconds=None, main=None):
+    """The final stretch of a 3-epoch run from a tiny trained model: (epochs, kept, the
+    saved file unchanged?)."""
     images, masks = list(movie.image), list(movie.labels)
     save_to = tmp_path / "m.pth"
-    tp = TrainParams(epochs=3, patch_size=64, batch_size=4, validate_every=3)
-    main = train_cellpose(images, masks, save_to, params=tp, cores=1)
-    main.val_scores, main.best_score = [(1, 0.3), (2, 0.5), (3, 0.9)], 0.9
+    tp = TrainParams(epochs=3, patch_size=64, batch_size=4)
+    trained = train_cellpose(images, masks, save_to, params=tp, cores=1)
     before = save_to.read_bytes()
-    run = _Run("scratch", None, 5e-3, 1e-5, 64, 18.0)
-    epochs = recipe_stretch._final_stretch(
-        images, masks, save_to, tmp_path / ".m.final.pth", run, main, 0.1, tp, None,
-        lambda model: score, False, None, lambda e, n: None)
-    assert epochs == (0 if kept else 3)
-    assert (save_to.read_bytes() == before) == kept
-    assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]
+    out = recipe_stretch._final_stretch(
+        images, masks, save_to, tmp_path / ".m.final.pth", main or trained, tp, seconds,
+        0.5, 0.1, beat, lambda model: score, False, None, lambda e, n: None)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]  # nothing hidden left
+    return (*out, save_to.read_bytes() == before)
+
+
+@pytest.mark.parametrize("score, kept", [(0.6, True), (0.45, True), (0.39, False)])
+def test_a_stretch_that_scores_worse_on_the_strips_is_dropped(movie, tmp_path, score, kept):
+    """The strips are training data in the stretch, so their score can only show that it
+    went wrong: more than the tolerance (0.1) below the reference (the main run's median
+    validation score, 0.5) drops it; its epochs still count."""
+    assert _stretch(movie, tmp_path, score) == (3, kept, not kept)
+
+
+def test_a_stretch_must_beat_the_untrained_start(movie, tmp_path):
+    """Within the tolerance of the main run, but not above the untrained start the main run
+    beat: the user would get a model worse than one they had."""
+    assert _stretch(movie, tmp_path, 0.45, beat=0.45) == (3, False, True)
+    assert _stretch(movie, tmp_path, 0.46, beat=0.45) == (3, True, False)
 
 
 def test_stretch_epochs_from_the_main_run_pace(movie, tmp_path, calls):
     from h4tracks.core.segmentation.training import TrainResult
 
-    images, masks = list(movie.image), list(movie.labels)
-    save_to = tmp_path / "m.pth"
-    tp = TrainParams(epochs=2, patch_size=64, batch_size=4)
-    train_cellpose(images, masks, save_to, params=tp, cores=1)
-    # the main run: 0.1 s per epoch, 0.2 s per validation -> 1.2 s hold 10 epochs
-    main = TrainResult(save_to, 10.0, 10, step_seconds=1.0, check_seconds=0.4,
-                       val_scores=[(5, 0.4), (10, 0.5)], best_score=0.5)
-    run = _Run("scratch", None, 5e-3, 1e-5, 64, 18.0)
-    recipe_stretch._final_stretch(images, masks, save_to, tmp_path / ".f.pth", run, main, 1.0, tp,
-                          1.2, lambda model: 1.0, False, None, lambda e, n: None)
+    # the main run: 8 epochs in 1 s -> 1.25 s left hold 10 epochs
+    main = TrainResult(tmp_path / "m.pth", 10.0, 8, step_seconds=1.0, check_seconds=0.5,
+                       val_scores=[(4, 0.4), (8, 0.5)], best_score=0.5)
+    assert _stretch(movie, tmp_path, 1.0, seconds=1.25, main=main)[:2] == (10, True)
     assert calls[-1][1].epochs == 10 and calls[-1][1].warmup_epochs == 2
+    assert calls[-1][1].average_last == pytest.approx(0.8)  # after the warm-up
+    # less than 2 epochs' time left: no stretch at all
+    calls.clear()
+    assert _stretch(movie, tmp_path, 1.0, seconds=0.2, main=main)[:3] == (0, False, True)
+    assert not calls  # no training started
+
+
+def test_a_time_budget_keeps_a_quarter_for_the_stretch(movie, tmp_path, calls):
+    r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
+                     params=RecipeParams(minutes=0.4, **TINY), cores=1)
+    _, main, stretch = (p for _, p in calls)
+    # the main run ends a quarter of the budget (6 s) before its end, the stretch gets it
+    assert main.minutes is not None and main.minutes * 60 < 0.4 * 60 * 0.75
+    assert calls[-1][0] == _curated_pixels(movie) and stretch.epochs >= 2
+    assert 1 <= r.final_epochs <= stretch.epochs  # (the time may cut it short)
+    assert r.seconds < 0.4 * 60 + 10
 
 
 def test_budget_shares_leave_a_main_run():

@@ -107,8 +107,9 @@ class TrainParams(BaseModel):
     validate_every: int = Field(5, ge=1, description="epochs between validation rounds")
     average_last: float = Field(
         0.0, ge=0, lt=1, description="share of the last epochs whose weights are averaged "
-        "(stochastic weight averaging): what is validated and saved is their average; 0: the "
-        "weights of the last step")
+        "(stochastic weight averaging, with no annealing of the learning rate): validations "
+        "from then on and the saved model use their average; 0, or a run stopped before "
+        "they begin: the weights of the last step")
     patience: int | None = Field(
         None, ge=1, description="stop after this many validation rounds scoring below the best "
         "by more than `tolerance` (a tie keeps the later weights and is not counted)"
@@ -313,6 +314,7 @@ def train_cellpose(
         deadline = None if params.minutes is None else t0 + 60.0 * params.minutes
 
         best: dict[str, Any] | None = None
+        averaged: Any = None  # torch AveragedModel of the last epochs (average_last)
         top: float | None = None  # the best validation score so far
         stale = 0
         steps = 0
@@ -387,7 +389,6 @@ def train_cellpose(
         # ``average_last`` (torch's AveragedModel; BatchNorm is re-estimated anyway)
         average_from = (params.epochs - round(params.epochs * params.average_last)
                         if params.average_last else None)
-        averaged: Any = None
         for epoch in range(params.epochs):
             frac = (epoch + 1) / warmup if epoch < warmup else 1.0
             if average_from is None and params.epochs >= 50 and epoch >= 0.9 * params.epochs:
