@@ -49,7 +49,8 @@ guess; it lets held-out curated data decide, and the images tell it where to loo
    hold about a quarter of the curated cells; once the start and the checkpoint are chosen,
    holding them out any longer only costs training data. A stretch that scores clearly worse
    on the strips than the main run typically did is dropped (it trained on them, so that can
-   only mean it went wrong).
+   only mean it went wrong), and so is one that does not beat the untrained start the main
+   run beat.
 
 Patches are 6 cell diameters as the network sees them (cells are scaled to the network's
 diameter: the start's own when fine-tuning, e.g. 17 px for the demo model). Budget:
@@ -273,13 +274,17 @@ def train_recipe(
     # the last final_fraction of a time budget: the final stretch on all curated pixels
     stretch_s = 0.0 if deadline is None else 60 * (params.minutes or 0.0) * final_share
 
+    def seconds_left(reserve: float = 0.0) -> float:
+        """Seconds to the deadline less ``reserve``, the final validation and the save
+        (a time budget only)."""
+        assert deadline is not None
+        return deadline - time.perf_counter() - 2.0 * val_seconds[0] - reserve
+
     def remaining_minutes(share: float = 1.0, reserve: float = 0.0) -> float | None:
-        """Minutes left less ``reserve`` seconds, times ``share``, less the final validation
-        and save."""
+        """Minutes left (:func:`seconds_left`) times ``share``; None with an epoch budget."""
         if deadline is None:
             return None
-        left = deadline - time.perf_counter() - 2.0 * val_seconds[0] - reserve
-        return max(0.05, share * left / 60)
+        return max(0.05, share * seconds_left(reserve) / 60)
 
     def report(frac: float, msg: str) -> None:
         if progress is not None:
@@ -400,9 +405,7 @@ def train_recipe(
             if deadline is not None:
                 # a time budget becomes epochs at the winner's measured pace, so that the
                 # learning rate is annealed and the validations are spread over the time left
-                rest_epochs = _epochs_that_fit(
-                    models[choice],
-                    deadline - time.perf_counter() - 2.0 * val_seconds[0] - stretch_s)
+                rest_epochs = _epochs_that_fit(models[choice], seconds_left(stretch_s))
             main_end = 1 - final_share  # of the progress bar
             main = TrainParams(epochs=rest_epochs, minutes=remaining_minutes(reserve=stretch_s),
                                learning_rate=run.lr, weight_decay=run.wd,
@@ -455,11 +458,11 @@ def train_recipe(
                 report(main_end, f"training {choice} on all curated pixels")
                 result.final_epochs, result.final_kept = _final_stretch(
                     images, masks, save_to, trial_file("final"), r,
-                    TrainParams(epochs=max(2, final_epochs), minutes=remaining_minutes(),
+                    # (an epoch budget left it >= 2 epochs; a time budget sets them later)
+                    TrainParams(epochs=final_epochs, minutes=remaining_minutes(),
                                 learning_rate=run.lr, weight_decay=run.wd,
                                 patch_size=run.patch, **common),
-                    None if deadline is None else
-                    deadline - time.perf_counter() - 2.0 * val_seconds[0],
+                    None if deadline is None else seconds_left(),
                     reference, tolerance,
                     fallback[1] if fallback is not None and fallback[1] > 0 else None,
                     validate, gpu, cancel,
