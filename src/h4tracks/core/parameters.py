@@ -352,7 +352,11 @@ class RecipeParams(BaseModel):
     final_fraction: float = Field(
         0.25, ge=0, lt=1, description="budget share of the final stretch, which trains the "
         "chosen model on all curated pixels (the validation strips too) when the strips hold "
-        "few cells (recipe.STRETCH_BELOW_CELLS); 0: never")
+        "few cells (recipe.FEW_VAL_CELLS); 0: never")
+    main_average: float = Field(
+        0.8, ge=0, lt=1, description="share of the main run's last epochs whose weights are "
+        "averaged (validated and saved as their average, see TrainParams.average_last) when "
+        "the validation strips hold few cells (recipe.FEW_VAL_CELLS); 0: never")
     patch_size: int | None = Field(None, ge=64, description="None: from the cell diameter")
     batch_size: int = Field(8, ge=1)
     intensity_jitter: float = Field(0.2, ge=0, le=1)

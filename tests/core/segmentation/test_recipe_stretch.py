@@ -1,4 +1,5 @@
-"""The recipe's final stretch: the chosen model also learns from the validation strips."""
+"""The recipe with few validation cells: the main run averages its weights, and a final
+stretch lets the chosen model learn from the validation strips too."""
 
 from __future__ import annotations
 
@@ -57,6 +58,11 @@ def test_the_final_stretch_trains_on_all_curated_pixels(movie, tmp_path, calls):
     # its share of an epoch budget: a quarter of 20 epochs, after 6 trial and 9 main ones
     assert [p.epochs for _, p in calls] == [6, 9, 5]
     assert calls[-1][1].learning_rate == calls[1][1].learning_rate
+    # the main run averages its weights after its warm-up (4 epochs: the trial ran 6 of
+    # cellpose's 10), which caps main_average's 80 %; the trial keeps its last weights
+    assert calls[1][1].warmup_epochs == 4
+    assert calls[1][1].average_last == pytest.approx(1 - 4 / 9)
+    assert calls[0][1].average_last == 0
     assert r.final_epochs == 5 and r.epochs == 6 + 9 + 5
     prov = r.as_provenance()
     assert prov["final_epochs"] == 5 and prov["final_kept"] == r.final_kept
@@ -73,16 +79,27 @@ def test_no_final_stretch_when_switched_off(movie, tmp_path, calls):
     assert len(calls) == 2 and all(px < _curated_pixels(movie) for px, _ in calls)
     assert [p.epochs for _, p in calls] == [6, 14]
     assert r.final_epochs == 0 and "all curated pixels" not in r.summary()
+    assert calls[1][1].average_last == pytest.approx(1 - 4 / 14)  # the main run averages
+
+
+def test_no_main_run_averaging_when_switched_off(movie, tmp_path, calls):
+    train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
+                 params=RecipeParams(epochs=20, final_fraction=0, main_average=0, **TINY),
+                 cores=1)
+    assert [p.average_last for _, p in calls] == [0, 0]
 
 
 def test_no_final_stretch_when_the_strips_hold_many_cells(movie, tmp_path, calls,
                                                         monkeypatch):
     """With many validation cells the strips judge soundly and are a small share of the
-    data: the main run keeps the whole budget (here: the limit lowered to the movie's)."""
-    monkeypatch.setattr(recipe, "STRETCH_BELOW_CELLS", 1)
+    data: the main run keeps the whole budget and its best checkpoint (here: the limit
+    lowered to the movie's)."""
+    monkeypatch.setattr(recipe, "FEW_VAL_CELLS", 1)
     r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
                      params=RecipeParams(epochs=20, **TINY), cores=1)
     assert [p.epochs for _, p in calls] == [6, 14] and r.final_epochs == 0
+    # and the main run anneals its last weights, chosen by the sound judge
+    assert calls[1][1].average_last == 0
 
 
 def test_cancel_in_the_final_stretch_keeps_the_main_run(movie, tmp_path):

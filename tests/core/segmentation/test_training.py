@@ -259,9 +259,11 @@ def test_no_bfloat16_probe_on_a_cpu_without_it(movie, tmp_path, monkeypatch):
     assert r.precision == "float32" and training._BF16_FASTER == {}
 
 
-def test_weight_averaging_saves_the_mean_of_the_last_epochs(movie, tmp_path):
+@pytest.mark.parametrize("validated", [False, True])
+def test_weight_averaging_saves_the_mean_of_the_last_epochs(movie, tmp_path, validated):
     """``average_last``: the saved weights are the mean of those after each of the last
-    epochs (here 2 of 5), not the last step's."""
+    epochs (here 2 of 5), not the last step's — also when validations choose the saved
+    checkpoint (they score the average: the recipe's main run with few validation cells)."""
     from h4tracks.core.segmentation.models import demo_entry
 
     base, _ = load_cellpose_model(demo_entry())
@@ -273,9 +275,11 @@ def test_weight_averaging_saves_the_mean_of_the_last_epochs(movie, tmp_path):
     params = TINY.model_copy(update={"epochs": 5, "average_last": 0.4,
                                      "learning_rate": 1e-3, "weight_decay": 0.0})
     r = train_cellpose(list(movie.image), list(movie.labels), tmp_path / "a.pth", base=base,
-                       params=params, cores=1, progress=keep)
+                       params=params, cores=1, progress=keep,
+                       validate=(lambda model: 1.0) if validated else None)
     saved = torch.load(r.path, weights_only=True)
     assert len(snapshots) == 5
+    assert r.val_scores == ([(5, 1.0)] if validated else [])
     for name in ("output.2.weight", "downsample.down.res_down_0.conv.conv_0.2.weight"):
         mean = (snapshots[3][name] + snapshots[4][name]) / 2
         assert torch.allclose(saved[name], mean, atol=1e-6), name

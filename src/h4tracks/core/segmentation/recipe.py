@@ -37,14 +37,17 @@ guess; it lets held-out curated data decide, and the images tell it where to loo
 4. **Main run**: the winner continues up to the last ``final_fraction`` of the budget with
    ``MAIN_VALIDATIONS`` validations, a short learning-rate warm-up (its trial warmed the
    weights up), the learning rate annealed over its last 10 %, the best checkpoint kept and
-   early stopping (``patience``). If the result validates no better than the best untrained
-   start did (the base model, or a registered model screened above it), that start's
-   weights are saved instead (choice ``BASE_CHOICE`` or "NAME (untrained)"): a finished run
-   never hands the user a model that validates worse on their own data than one they
-   already had. (A cancelled run keeps its best checkpoint so far, which the caller may
-   discard.)
+   early stopping (``patience``). When the strips hold fewer than ``FEW_VAL_CELLS``
+   cells, the weights of the last ``main_average`` (80 %) of its epochs are averaged
+   instead of annealed, and validated and saved as their average: the few cells cannot
+   pick a lucky checkpoint, the average has no luck to need. If the result validates no
+   better than the best untrained start did (the base model, or a registered model
+   screened above it), that start's weights are saved instead (choice ``BASE_CHOICE`` or
+   "NAME (untrained)"): a finished run never hands the user a model that validates worse
+   on their own data than one they already had. (A cancelled run keeps its best checkpoint
+   so far, which the caller may discard.)
 5. **Final stretch** (:func:`_final_stretch`, ``final_fraction`` of the budget, 25 %, when
-   the strips hold fewer than ``STRETCH_BELOW_CELLS`` cells): the trained model's best
+   the strips hold fewer than ``FEW_VAL_CELLS`` cells): the trained model's best
    checkpoint continues on the whole curated frames, validation strips included. The strips
    hold about a quarter of the curated cells; once the start and the checkpoint are chosen,
    holding them out any longer only costs training data. A stretch that scores clearly worse
@@ -107,7 +110,7 @@ from h4tracks.core.segmentation.recipe_data import (
     detect_modality,
     scratch_diameter,
 )
-from h4tracks.core.segmentation.recipe_stretch import STRETCH_BELOW_CELLS, _final_stretch
+from h4tracks.core.segmentation.recipe_stretch import FEW_VAL_CELLS, _final_stretch
 from h4tracks.core.segmentation.recipe_validation import (
     VAL_MIN_DIAMETERS,
     _split,
@@ -257,8 +260,11 @@ def train_recipe(
     # two cells more or fewer found among few validation cells is noise, not a worse model
     val_cells = scored_cells(val_mask, val_sides)
     tolerance = min(MAX_TOLERANCE, 2.0 / max(1, val_cells))
-    # the final stretch's share of the budget: only where the strips hold few cells
-    final_share = params.final_fraction if val_cells < STRETCH_BELOW_CELLS else 0.0
+    # where the strips hold few cells they are a noisy judge and a real share of the data:
+    # the main run averages its weights and a final stretch trains on the strips too
+    few = val_cells < FEW_VAL_CELLS
+    final_share = params.final_fraction if few else 0.0
+    main_average = params.main_average if few else 0.0
     t0 = time.perf_counter()
     val_seconds = [0.0]  # the last validation's duration: reserved at the end of the budget
 
@@ -407,13 +413,16 @@ def train_recipe(
                 # learning rate is annealed and the validations are spread over the time left
                 rest_epochs = _epochs_that_fit(models[choice], seconds_left(stretch_s))
             main_end = 1 - final_share  # of the progress bar
+            main_warmup = min(10, max(2, 10 - models[choice].epochs))
             main = TrainParams(epochs=rest_epochs, minutes=remaining_minutes(reserve=stretch_s),
                                learning_rate=run.lr, weight_decay=run.wd,
                                validate_every=max(5, rest_epochs // MAIN_VALIDATIONS),
                                patience=params.patience, patch_size=run.patch,
                                tolerance=tolerance,
                                # the trial warmed the weights up; the optimizer restarts
-                               warmup_epochs=min(10, max(2, 10 - models[choice].epochs)),
+                               warmup_epochs=main_warmup,
+                               average_last=max(0.0, min(main_average,
+                                                         1 - main_warmup / rest_epochs)),
                                **common)
             report(params.trial_fraction, f"training {choice}")
             try:

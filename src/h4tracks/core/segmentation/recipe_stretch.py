@@ -25,14 +25,17 @@ logger = logging.getLogger("h4tracks.core.segmentation.recipe")  # the recipe's 
 #: between 0.74 and 0.92 from one checkpoint to the next (every 30 epochs, 60 to 450) with
 #: no trend after epoch 60; the average of the weights from epoch 68 on held 0.856-0.874
 STRETCH_AVERAGE = 0.9
-#: the final stretch runs only when the validation strips hold fewer whole cells than this.
+#: the final stretch runs, and the main run averages its weights (``main_average``), only
+#: when the validation strips hold fewer whole cells than this.
 #: With few cells they are both a real share of the training data and a noisy judge (real
 #: trpL: 7 cells; with a stretch 0.82-0.86 held-out AP@0.5 in five runs of three variants,
 #: without 0.79-0.83 in four). With many, holding them out costs little data while their
 #: judgement is sound: the synthetic colony (293 cells) lost 0.017-0.019 with the stretch
 #: (0.772, 0.774 vs 0.791), migrating cells (97) gained 0.013 and the culture (55) 0.003,
-#: one run each
-STRETCH_BELOW_CELLS = 60
+#: one run each. Averaging the main run's weights cost the colony more (0.727 vs 0.780-0.796:
+#: a run far from its plateau, whose average lags behind), where the strips pick a sound
+#: checkpoint anyway
+FEW_VAL_CELLS = 60
 
 
 def _final_stretch(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], save_to: Path,
