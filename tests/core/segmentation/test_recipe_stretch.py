@@ -66,6 +66,7 @@ def test_the_final_stretch_trains_on_all_curated_pixels(movie, tmp_path, calls):
     assert r.final_epochs == 5 and r.epochs == 6 + 9 + 5
     prov = r.as_provenance()
     assert prov["final_epochs"] == 5 and prov["final_kept"] == r.final_kept
+    assert prov["main_averaged"] is True and r.main_averaged
     # kept, or dropped by the guard (tests below): the summary says which
     assert ("the last 5 on all curated pixels" in r.summary()) == r.final_kept
     assert ("was dropped" in r.summary()) == (not r.final_kept)
@@ -83,10 +84,11 @@ def test_no_final_stretch_when_switched_off(movie, tmp_path, calls):
 
 
 def test_no_main_run_averaging_when_switched_off(movie, tmp_path, calls):
-    train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
-                 params=RecipeParams(epochs=20, final_fraction=0, main_average=0, **TINY),
-                 cores=1)
+    r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
+                     params=RecipeParams(epochs=20, final_fraction=0, main_average=0, **TINY),
+                     cores=1)
     assert [p.average_last for _, p in calls] == [0, 0]
+    assert r.as_provenance()["main_averaged"] is False
 
 
 def test_no_final_stretch_when_the_strips_hold_many_cells(movie, tmp_path, calls,

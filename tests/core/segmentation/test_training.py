@@ -263,7 +263,8 @@ def test_no_bfloat16_probe_on_a_cpu_without_it(movie, tmp_path, monkeypatch):
 def test_weight_averaging_saves_the_mean_of_the_last_epochs(movie, tmp_path, validated):
     """``average_last``: the saved weights are the mean of those after each of the last
     epochs (here 2 of 5), not the last step's — also when validations choose the saved
-    checkpoint (they score the average: the recipe's main run with few validation cells)."""
+    checkpoint (the recipe's main run with few validation cells): they score the average,
+    and a better score of the single weights before the averaging began does not count."""
     from h4tracks.core.segmentation.models import demo_entry
 
     base, _ = load_cellpose_model(demo_entry())
@@ -272,14 +273,17 @@ def test_weight_averaging_saves_the_mean_of_the_last_epochs(movie, tmp_path, val
     def keep(epoch, n, loss):  # the network's weights after every epoch
         snapshots.append({k: v.detach().clone() for k, v in base.net.named_parameters()})
 
-    params = TINY.model_copy(update={"epochs": 5, "average_last": 0.4,
+    scores = iter([0.9, 0.5, 0.5, 0.5, 0.5])  # epoch 1's single weights score best
+    params = TINY.model_copy(update={"epochs": 5, "average_last": 0.4, "validate_every": 1,
                                      "learning_rate": 1e-3, "weight_decay": 0.0})
     r = train_cellpose(list(movie.image), list(movie.labels), tmp_path / "a.pth", base=base,
                        params=params, cores=1, progress=keep,
-                       validate=(lambda model: 1.0) if validated else None)
+                       validate=(lambda model: next(scores)) if validated else None)
     saved = torch.load(r.path, weights_only=True)
     assert len(snapshots) == 5
-    assert r.val_scores == ([(5, 1.0)] if validated else [])
+    if validated:
+        assert [e for e, _ in r.val_scores] == [1, 2, 3, 4, 5]
+        assert (r.best_epoch, r.best_score) == (5, 0.5)
     for name in ("output.2.weight", "downsample.down.res_down_0.conv.conv_0.2.weight"):
         mean = (snapshots[3][name] + snapshots[4][name]) / 2
         assert torch.allclose(saved[name], mean, atol=1e-6), name

@@ -38,9 +38,10 @@ guess; it lets held-out curated data decide, and the images tell it where to loo
    ``MAIN_VALIDATIONS`` validations, a short learning-rate warm-up (its trial warmed the
    weights up), the learning rate annealed over its last 10 %, the best checkpoint kept and
    early stopping (``patience``). When the strips hold fewer than ``FEW_VAL_CELLS``
-   cells, the weights of the last ``main_average`` (80 %) of its epochs are averaged
-   instead of annealed, and validated and saved as their average: the few cells cannot
-   pick a lucky checkpoint, the average has no luck to need. If the result validates no
+   cells, the weights of the last ``main_average`` (80 %, at most the epochs after the
+   warm-up) of its epochs are averaged instead of annealed; from then on only averages are
+   validated and compete for the saved checkpoint: the few cells cannot pick a lucky
+   checkpoint, the average has no luck to need. If the result validates no
    better than the best untrained start did (the base model, or a registered model
    screened above it), that start's weights are saved instead (choice ``BASE_CHOICE`` or
    "NAME (untrained)"): a finished run never hands the user a model that validates worse
@@ -77,7 +78,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,7 @@ from h4tracks.core.segmentation.recipe_data import (
     detect_modality,
     scratch_diameter,
 )
+from h4tracks.core.segmentation.recipe_result import BASE_CHOICE, RecipeResult
 from h4tracks.core.segmentation.recipe_stretch import FEW_VAL_CELLS, _final_stretch
 from h4tracks.core.segmentation.recipe_validation import (
     VAL_MIN_DIAMETERS,
@@ -120,7 +121,6 @@ from h4tracks.core.segmentation.recipe_validation import (
 from h4tracks.core.segmentation.training import (
     TrainingCancelled,
     TrainParams,
-    TrainResult,
     check_training_data,
     mask_diameters,
     train_cellpose,
@@ -129,69 +129,12 @@ from h4tracks.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-#: ``RecipeResult.choice`` when no training beat the base model, whose weights are saved
-BASE_CHOICE = "base model"
 #: the main run keeps later weights that validate at most 2 / (validation cells) below its
 #: best (two cells' worth), up to this much: on a real movie with 7 whole validation cells the
 #: scores of one run jumped between 0.28 and 0.55 while held-out frames kept improving, and
 #: early stopping on that noise kept a checkpoint of its first fifth
 MAX_TOLERANCE = 0.25
 
-
-@dataclass
-class RecipeResult:
-    """The outcome of :func:`train_recipe`."""
-
-    path: Path
-    choice: str  # the winning candidate
-    # AP@0.5 on the held-out strips of the saved model, or, after a final stretch that
-    # trained on them, of the main run's checkpoint it started from
-    val_score: float
-    trials: dict[str, float] = field(default_factory=dict)  # candidate -> trial score
-    base_score: float | None = None  # the base model's score before training
-    epochs: int = 0
-    seconds: float = 0.0
-    diameter: float = 0.0
-    train: TrainResult | None = None
-    modality: str = ""  # of the curated frames (detect_modality)
-    screened: dict[str, float] = field(default_factory=dict)  # other start -> untrained score
-    trial_epochs: dict[str, int] = field(default_factory=dict)  # candidate -> epochs run
-    final_epochs: int = 0  # of ``epochs``: the final stretch on all curated pixels
-    final_kept: bool = False  # whether the saved model is the final stretch's
-
-    def summary(self) -> str:
-        """One line for the user: what was chosen, the scores, epochs and time."""
-        trials = ", ".join(f"{k} {v:.2f}" for k, v in self.trials.items())
-        base = "" if self.base_score is None else f" (base model {self.base_score:.3f})"
-        if self.choice == BASE_CHOICE:
-            head = f"no trial beat the base model ({trials}), its weights were kept"
-        elif self.choice.endswith(" (untrained)"):
-            head = (f"no trial beat the registered model {self.choice[:-12]} ({trials}), its "
-                    "weights were kept")
-        else:
-            head = f"{self.choice} won the trials ({trials})"
-        main = self.epochs - sum(self.trial_epochs.values())
-        final = ("" if not self.final_epochs else
-                 f", the last {self.final_epochs} on all curated pixels" if self.final_kept
-                 else f"; a final stretch of {self.final_epochs} on all curated pixels was "
-                 "dropped")
-        return (f"{head}; validation AP@0.5 {self.val_score:.3f}{base}; {self.epochs} epochs "
-                f"({main} after the trials{final}), {self.seconds:.0f} s; "
-                f"{self.modality or 'unknown'} images")
-
-    def as_provenance(self) -> dict[str, Any]:
-        return {
-            "recipe": "h4tracks validation-chosen start", "choice": self.choice,
-            "validation_ap50": round(self.val_score, 4),
-            "trials": {k: round(v, 4) for k, v in self.trials.items()},
-            "base_ap50": None if self.base_score is None else round(self.base_score, 4),
-            "epochs": self.epochs, "seconds": round(self.seconds, 1),
-            "precision": None if self.train is None else self.train.precision,
-            "modality": self.modality or None,
-            "screened": {k: round(v, 4) for k, v in self.screened.items()},
-            "trial_epochs": dict(self.trial_epochs),
-            "final_epochs": self.final_epochs, "final_kept": self.final_kept,
-        }
 
 
 def train_recipe(
@@ -424,6 +367,7 @@ def train_recipe(
                                average_last=max(0.0, min(main_average,
                                                          1 - main_warmup / rest_epochs)),
                                **common)
+            result.main_averaged = main.average_last > 0
             report(params.trial_fraction, f"training {choice}")
             try:
                 r = train_cellpose(
@@ -467,8 +411,9 @@ def train_recipe(
                 report(main_end, f"training {choice} on all curated pixels")
                 result.final_epochs, result.final_kept = _final_stretch(
                     images, masks, save_to, trial_file("final"), r,
-                    # (an epoch budget left it >= 2 epochs; a time budget sets them later)
-                    TrainParams(epochs=final_epochs, minutes=remaining_minutes(),
+                    # (a time budget sets the epochs from the time left; a tiny
+                    # final_fraction of its nominal epochs would round to 0 here)
+                    TrainParams(epochs=max(2, final_epochs), minutes=remaining_minutes(),
                                 learning_rate=run.lr, weight_decay=run.wd,
                                 patch_size=run.patch, **common),
                     None if deadline is None else seconds_left(),

@@ -32,9 +32,9 @@ STRETCH_AVERAGE = 0.9
 #: without 0.79-0.83 in four). With many, holding them out costs little data while their
 #: judgement is sound: the synthetic colony (293 cells) lost 0.017-0.019 with the stretch
 #: (0.772, 0.774 vs 0.791), migrating cells (97) gained 0.013 and the culture (55) 0.003,
-#: one run each. Averaging the main run's weights cost the colony more (0.727 vs 0.780-0.796:
-#: a run far from its plateau, whose average lags behind), where the strips pick a sound
-#: checkpoint anyway
+#: one run each. Averaging the main run's weights cost the colony more (0.727 in one run vs
+#: 0.780-0.796: a run far from its plateau, whose average lags behind), where the strips
+#: pick a sound checkpoint anyway
 FEW_VAL_CELLS = 60
 
 

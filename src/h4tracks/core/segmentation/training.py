@@ -108,8 +108,9 @@ class TrainParams(BaseModel):
     average_last: float = Field(
         0.0, ge=0, lt=1, description="share of the last epochs whose weights are averaged "
         "(stochastic weight averaging, with no annealing of the learning rate): validations "
-        "from then on and the saved model use their average; 0, or a run stopped before "
-        "they begin: the weights of the last step")
+        "from then on and the saved model use their average, and only those validations "
+        "choose the saved checkpoint; 0, or a run stopped before they begin: the weights of "
+        "the last step")
     patience: int | None = Field(
         None, ge=1, description="stop after this many validation rounds scoring below the best "
         "by more than `tolerance` (a tie keeps the later weights and is not counted)"
@@ -387,8 +388,9 @@ def train_cellpose(
 
         # weight averaging: a running mean of the weights after each epoch of the last
         # ``average_last`` (torch's AveragedModel; BatchNorm is re-estimated anyway)
-        average_from = (params.epochs - round(params.epochs * params.average_last)
-                        if params.average_last else None)
+        # (a share that rounds to no epoch averages nothing, and anneals as usual)
+        n_averaged = round(params.epochs * params.average_last)
+        average_from = params.epochs - n_averaged if n_averaged else None
         for epoch in range(params.epochs):
             frac = (epoch + 1) / warmup if epoch < warmup else 1.0
             if average_from is None and params.epochs >= 50 and epoch >= 0.9 * params.epochs:
@@ -424,6 +426,10 @@ def train_cellpose(
             if average_from is not None and epoch + 1 > average_from:
                 if averaged is None:
                     averaged = torch.optim.swa_utils.AveragedModel(net)
+                    # from now on only averages compete: a lucky checkpoint of the single
+                    # weights before would otherwise stay the best and run out the patience
+                    # of the averages, which is the luck the averaging is there to avoid
+                    best, top, stale = None, None, 0
                 averaged.update_parameters(net)
             if progress is not None:
                 progress(epoch + 1, params.epochs, losses[-1])
