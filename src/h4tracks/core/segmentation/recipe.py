@@ -136,7 +136,6 @@ logger = logging.getLogger(__name__)
 MAX_TOLERANCE = 0.25
 
 
-
 def train_recipe(
     images: Sequence[np.ndarray],
     masks: Sequence[np.ndarray],
