@@ -29,12 +29,15 @@ def movie():
 
 @pytest.fixture
 def calls(monkeypatch):
-    """Every train_cellpose call of the recipe: (pixels of its images, its TrainParams)."""
-    seen: list[tuple[int, TrainParams]] = []
+    """Every train_cellpose call of the recipe: (pixels of its images, its TrainParams,
+    its TrainResult), the last one once it has finished."""
+    seen: list[tuple] = []
 
     def spy(images, masks, save_to, **kw):
-        seen.append((sum(int(np.size(im)) for im in images), kw["params"]))
-        return train_cellpose(images, masks, save_to, **kw)
+        seen.append((sum(int(np.size(im)) for im in images), kw["params"], None))
+        r = train_cellpose(images, masks, save_to, **kw)
+        seen[-1] = (*seen[-1][:2], r)
+        return r
 
     monkeypatch.setattr(recipe, "train_cellpose", spy)
     monkeypatch.setattr(recipe_stretch, "train_cellpose", spy)
@@ -53,16 +56,17 @@ def test_the_final_stretch_trains_on_all_curated_pixels(movie, tmp_path, calls):
                      params=RecipeParams(epochs=20, **TINY), cores=1)
     whole = _curated_pixels(movie)
     # trial and main run without the validation strips, then the stretch with them
-    assert [px < whole for px, _ in calls] == [True, True, False]
+    assert [px < whole for px, *_ in calls] == [True, True, False]
     assert calls[-1][0] == whole
     # its share of an epoch budget: a quarter of 20 epochs, after 6 trial and 9 main ones
-    assert [p.epochs for _, p in calls] == [6, 9, 5]
+    assert [p.epochs for _, p, _ in calls] == [6, 9, 5]
     assert calls[-1][1].learning_rate == calls[1][1].learning_rate
     # the main run averages its weights after its warm-up (4 epochs: the trial ran 6 of
-    # cellpose's 10), which caps main_average's 80 %; the trial keeps its last weights
-    assert calls[1][1].warmup_epochs == 4
-    assert calls[1][1].average_last == pytest.approx(1 - 4 / 9)
-    assert calls[0][1].average_last == 0
+    # cellpose's 10), which caps main_average's 80 % (7 of 9 epochs) at 5; the trial keeps
+    # its last weights
+    assert calls[1][1].warmup_epochs == 4 and calls[1][1].average_last == 0.8
+    assert calls[1][2].averaged_epochs == 5
+    assert calls[0][1].average_last == 0 and calls[0][2].averaged_epochs == 0
     assert r.final_epochs == 5 and r.epochs == 6 + 9 + 5
     prov = r.as_provenance()
     assert prov["final_epochs"] == 5 and prov["final_kept"] == r.final_kept
@@ -77,17 +81,19 @@ def test_the_final_stretch_trains_on_all_curated_pixels(movie, tmp_path, calls):
 def test_no_final_stretch_when_switched_off(movie, tmp_path, calls):
     r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
                      params=RecipeParams(epochs=20, final_fraction=0, **TINY), cores=1)
-    assert len(calls) == 2 and all(px < _curated_pixels(movie) for px, _ in calls)
-    assert [p.epochs for _, p in calls] == [6, 14]
+    assert len(calls) == 2 and all(px < _curated_pixels(movie) for px, *_ in calls)
+    assert [p.epochs for _, p, _ in calls] == [6, 14]
     assert r.final_epochs == 0 and "all curated pixels" not in r.summary()
-    assert calls[1][1].average_last == pytest.approx(1 - 4 / 14)  # the main run averages
+    # the main run averages its 10 epochs after the warm-up (80 %: 11 of 14)
+    assert calls[1][2].averaged_epochs == 10
 
 
 def test_no_main_run_averaging_when_switched_off(movie, tmp_path, calls):
     r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
                      params=RecipeParams(epochs=20, final_fraction=0, main_average=0, **TINY),
                      cores=1)
-    assert [p.average_last for _, p in calls] == [0, 0]
+    assert [p.average_last for _, p, _ in calls] == [0, 0]
+    assert [res.averaged_epochs for *_, res in calls] == [0, 0]
     assert r.as_provenance()["main_averaged"] is False
 
 
@@ -99,9 +105,9 @@ def test_no_final_stretch_when_the_strips_hold_many_cells(movie, tmp_path, calls
     monkeypatch.setattr(recipe, "FEW_VAL_CELLS", 1)
     r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
                      params=RecipeParams(epochs=20, **TINY), cores=1)
-    assert [p.epochs for _, p in calls] == [6, 14] and r.final_epochs == 0
+    assert [p.epochs for _, p, _ in calls] == [6, 14] and r.final_epochs == 0
     # and the main run anneals its last weights, chosen by the sound judge
-    assert calls[1][1].average_last == 0
+    assert calls[1][1].average_last == 0 and calls[1][2].averaged_epochs == 0
 
 
 def test_cancel_in_the_final_stretch_keeps_the_main_run(movie, tmp_path):
@@ -155,7 +161,8 @@ def test_stretch_epochs_from_the_main_run_pace(movie, tmp_path, calls):
                        val_scores=[(4, 0.4), (8, 0.5)], best_score=0.5)
     assert _stretch(movie, tmp_path, 1.0, seconds=1.25, main=main)[:2] == (10, True)
     assert calls[-1][1].epochs == 10 and calls[-1][1].warmup_epochs == 2
-    assert calls[-1][1].average_last == pytest.approx(0.8)  # after the warm-up
+    # 90 % of 10 epochs, capped at the 8 after the warm-up
+    assert calls[-1][1].average_last == 0.9 and calls[-1][2].averaged_epochs == 8
     # less than 2 epochs' time left: no stretch at all
     calls.clear()
     assert _stretch(movie, tmp_path, 1.0, seconds=0.2, main=main)[:3] == (0, False, True)
@@ -165,7 +172,7 @@ def test_stretch_epochs_from_the_main_run_pace(movie, tmp_path, calls):
 def test_a_time_budget_keeps_a_quarter_for_the_stretch(movie, tmp_path, calls):
     r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
                      params=RecipeParams(minutes=0.4, **TINY), cores=1)
-    _, main, stretch = (p for _, p in calls)
+    _, main, stretch = (p for _, p, _ in calls)
     # the main run ends a quarter of the budget (6 s) before its end, the stretch gets it
     assert main.minutes is not None and main.minutes * 60 < 0.4 * 60 * 0.75
     assert calls[-1][0] == _curated_pixels(movie) and stretch.epochs >= 2

@@ -275,12 +275,13 @@ def test_weight_averaging_saves_the_mean_of_the_last_epochs(movie, tmp_path, val
 
     scores = iter([0.9, 0.5, 0.5, 0.5, 0.5])  # epoch 1's single weights score best
     params = TINY.model_copy(update={"epochs": 5, "average_last": 0.4, "validate_every": 1,
-                                     "learning_rate": 1e-3, "weight_decay": 0.0})
+                                     "learning_rate": 1e-3, "weight_decay": 0.0,
+                                     "warmup_epochs": 1})
     r = train_cellpose(list(movie.image), list(movie.labels), tmp_path / "a.pth", base=base,
                        params=params, cores=1, progress=keep,
                        validate=(lambda model: next(scores)) if validated else None)
     saved = torch.load(r.path, weights_only=True)
-    assert len(snapshots) == 5
+    assert len(snapshots) == 5 and r.averaged_epochs == 2
     if validated:
         assert [e for e, _ in r.val_scores] == [1, 2, 3, 4, 5]
         assert (r.best_epoch, r.best_score) == (5, 0.5)

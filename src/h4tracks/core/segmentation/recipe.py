@@ -363,10 +363,7 @@ def train_recipe(
                                tolerance=tolerance,
                                # the trial warmed the weights up; the optimizer restarts
                                warmup_epochs=main_warmup,
-                               average_last=max(0.0, min(main_average,
-                                                         1 - main_warmup / rest_epochs)),
-                               **common)
-            result.main_averaged = main.average_last > 0
+                               average_last=main_average, **common)
             report(params.trial_fraction, f"training {choice}")
             try:
                 r = train_cellpose(
@@ -378,6 +375,7 @@ def train_recipe(
             except TrainingCancelled:
                 _cleanup(trial_files.values())
                 raise
+            result.main_averaged = r.averaged_epochs > 0
             trial_score = result.trials[choice]
             top = max((v for _, v in r.val_scores), default=0.0)
             # the typical score of the saved weights' run (the best of several validations

@@ -66,7 +66,7 @@ def _final_stretch(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], sa
     # average of the weights after it (see STRETCH_AVERAGE)
     warmup = max(2, epochs // 10)
     tp = tp.model_copy(update={"validate_every": epochs, "warmup_epochs": warmup,
-                               "average_last": min(STRETCH_AVERAGE, 1 - warmup / epochs)})
+                               "average_last": STRETCH_AVERAGE})
     model, _ = load_cellpose_model(ModelEntry(name="main", kind="custom", path=str(save_to)),
                                    gpu=gpu)
     try:

@@ -107,10 +107,10 @@ class TrainParams(BaseModel):
     validate_every: int = Field(5, ge=1, description="epochs between validation rounds")
     average_last: float = Field(
         0.0, ge=0, lt=1, description="share of the last epochs whose weights are averaged "
-        "(stochastic weight averaging, with no annealing of the learning rate): validations "
-        "from then on and the saved model use their average, and only those validations "
-        "choose the saved checkpoint; 0, or a run stopped before they begin: the weights of "
-        "the last step")
+        "(stochastic weight averaging, with no annealing of the learning rate), at most those "
+        "after the warm-up: validations from then on and the saved model use their average, "
+        "and only those validations choose the saved checkpoint; 0, or a run stopped before "
+        "they begin: the weights of the last step")
     patience: int | None = Field(
         None, ge=1, description="stop after this many validation rounds scoring below the best "
         "by more than `tolerance` (a tie keeps the later weights and is not counted)"
@@ -143,6 +143,7 @@ class TrainResult:
     precision: str = "float32"  # what the training steps ran in
     step_seconds: float = 0.0  # of ``seconds``: spent in training steps
     check_seconds: float = 0.0  # of ``seconds``: spent validating (with BatchNorm re-estimation)
+    averaged_epochs: int = 0  # epochs whose weights went into the average (average_last)
 
 
 def _as_network_input(image: np.ndarray) -> np.ndarray:
@@ -387,10 +388,11 @@ def train_cellpose(
             return result
 
         # weight averaging: a running mean of the weights after each epoch of the last
-        # ``average_last`` (torch's AveragedModel; BatchNorm is re-estimated anyway)
-        # (a share that rounds to no epoch averages nothing, and anneals as usual)
-        n_averaged = round(params.epochs * params.average_last)
-        average_from = params.epochs - n_averaged if n_averaged else None
+        # ``average_last`` (torch's AveragedModel; BatchNorm is re-estimated anyway), never
+        # of the warm-up's, whose weights are still far from where the run goes (a share
+        # that rounds to no epoch after the warm-up averages nothing, and anneals as usual)
+        n_averaged = min(round(params.epochs * params.average_last), params.epochs - warmup)
+        average_from = params.epochs - n_averaged if n_averaged > 0 else None
         for epoch in range(params.epochs):
             frac = (epoch + 1) / warmup if epoch < warmup else 1.0
             if average_from is None and params.epochs >= 50 and epoch >= 0.9 * params.epochs:
@@ -431,6 +433,7 @@ def train_cellpose(
                     # of the averages, which is the luck the averaging is there to avoid
                     best, top, stale = None, None, 0
                 averaged.update_parameters(net)
+                result.averaged_epochs += 1
             if progress is not None:
                 progress(epoch + 1, params.epochs, losses[-1])
             if (epoch + 1) % params.validate_every == 0 and check(epoch + 1):
