@@ -107,7 +107,8 @@ def around_cells(image: np.ndarray, labels: np.ndarray, side: int) -> tuple:
     return np.stack(imgs), np.stack(labs)
 
 
-def datasets(size: int, names: list[str], cache: Path) -> dict[str, tuple]:
+def datasets(size: int, names: list[str], cache: Path,
+             trpl_curated: tuple[int, ...] = TRPL_CURATED) -> dict[str, tuple]:
     """name -> (images, labels, curated frame indices, test frame indices, description)."""
     out: dict[str, tuple] = {}
     k = TRAIN_FRAMES + TEST_FRAMES
@@ -158,10 +159,10 @@ def datasets(size: int, names: list[str], cache: Path) -> dict[str, tuple]:
         img, lab = around_cells(movie.image, movie.labels, TRPL_WINDOW)
         assert all(np.unique(a).size == np.unique(b).size
                    for a, b in zip(lab, movie.labels, strict=True))  # no cell left out
-        test = [t for t in range(img.shape[0]) if t not in TRPL_CURATED]
-        out["trpl"] = (img, lab, list(TRPL_CURATED), test,
+        test = [t for t in range(img.shape[0]) if t not in trpl_curated]
+        out["trpl"] = (img, lab, list(trpl_curated), test,
                        "trpL_150310-11, E. coli, phase contrast (real), 384² around the cells, "
-                       f"curated frames {list(TRPL_CURATED)}, test = the other {len(test)}")
+                       f"curated frames {list(trpl_curated)}, test = the other {len(test)}")
     if "nuclei" in names:
         from skimage.segmentation import relabel_sequential
 
@@ -269,9 +270,8 @@ def run_recipe(tr_img, tr_lab, folder: Path, minutes: float, cores: int,
                      base_modality=entry_modality(demo_entry()),
                      params=RecipeParams(minutes=minutes, **(overrides or {})), cores=cores)
     note = r.summary()
-    main_epochs = r.train.epochs if r.train is not None else 0
-    return (CellposeModel(gpu=False, pretrained_model=str(r.path)), f"trials + {main_epochs}",
-            note)
+    after = r.epochs - sum(r.trial_epochs.values())  # main run and final stretch
+    return CellposeModel(gpu=False, pretrained_model=str(r.path)), f"trials + {after}", note
 
 
 def main() -> None:
@@ -289,6 +289,9 @@ def main() -> None:
                     help="comma-separated subset of the arms (the untrained demo always runs)")
     ap.add_argument("--recipe", default="{}", metavar="JSON",
                     help='RecipeParams fields for the recipe arm, e.g. \'{"patience": 99}\'')
+    ap.add_argument("--trpl-curated", default=",".join(map(str, TRPL_CURATED)),
+                    metavar="FRAMES", help="trpL's curated frames (comma-separated; the others "
+                    "are the test set)")
     ap.add_argument("--keep", type=Path, default=None, metavar="DIR",
                     help="copy the recipe's weights there (DATASET-recipe.pth) for inspection")
     ap.add_argument("--verbose", action="store_true",
@@ -308,7 +311,8 @@ def main() -> None:
     budget = 60 * args.minutes
     arms = set(args.arms.split(","))
     names = args.datasets.split(",")
-    data = datasets(args.size, names, args.cache)
+    data = datasets(args.size, names, args.cache,
+                    tuple(int(t) for t in args.trpl_curated.split(",")))
     rows = []
     for ds in names:
         images, labels, train_idx, test_idx, desc = data[ds]

@@ -350,13 +350,15 @@ class RecipeParams(BaseModel):
     min_patches: int = Field(2400, ge=8)
     trial_fraction: float = Field(0.3, gt=0, lt=1, description="budget share of the trials")
     final_fraction: float = Field(
-        0.25, ge=0, lt=1, description="budget share of the final stretch, which trains the "
-        "chosen model on all curated pixels (the validation strips too) when the strips hold "
-        "few cells (recipe.FEW_VAL_CELLS); 0: never")
+        0.25, ge=0, lt=1, description="when the validation strips hold few cells "
+        "(recipe.FEW_VAL_CELLS), a final stretch trains the chosen model on all curated "
+        "pixels (the strips too): all the budget after the trials when the winner's trial "
+        "beat every untrained start, else this share after a main run; 0: never")
     main_average: float = Field(
         0.8, ge=0, lt=1, description="share of the main run's last epochs (at most those "
         "after its warm-up) whose weights are averaged when the validation strips hold few "
-        "cells (recipe.FEW_VAL_CELLS): only averages then compete for the saved checkpoint "
+        "cells (recipe.FEW_VAL_CELLS; a main run then only runs when the winner's trial did "
+        "not beat an untrained start): only averages then compete for the saved checkpoint "
         "(see TrainParams.average_last); 0: never")
     patch_size: int | None = Field(None, ge=64, description="None: from the cell diameter")
     batch_size: int = Field(8, ge=1)

@@ -1,5 +1,6 @@
-"""The recipe with few validation cells: the main run averages its weights, and a final
-stretch lets the chosen model learn from the validation strips too."""
+"""The recipe with few validation cells: a final stretch lets the chosen model learn from
+the validation strips too, straight after the trials, or after a main run that averages its
+weights when the winner has an untrained start still to beat."""
 
 from __future__ import annotations
 
@@ -51,31 +52,63 @@ def _curated_pixels(movie) -> int:
     return sum(im.size for im in crop_to_cells(list(movie.image), masks, CROP_MARGIN * d)[0])
 
 
-def test_the_final_stretch_trains_on_all_curated_pixels(movie, tmp_path, calls):
+def test_the_winner_goes_straight_on_to_all_curated_pixels(movie, tmp_path, calls):
+    """With few validation cells and no untrained start to beat, the trial's winner trains
+    on the whole curated frames (validation strips included) for the rest of the budget:
+    there is nothing left for the strips to choose."""
     r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
                      params=RecipeParams(epochs=20, **TINY), cores=1)
     whole = _curated_pixels(movie)
-    # trial and main run without the validation strips, then the stretch with them
-    assert [px < whole for px, *_ in calls] == [True, True, False]
+    # the trial without the validation strips, then the stretch with them: no main run
+    assert [px < whole for px, *_ in calls] == [True, False]
     assert calls[-1][0] == whole
-    # its share of an epoch budget: a quarter of 20 epochs, after 6 trial and 9 main ones
-    assert [p.epochs for _, p, _ in calls] == [6, 9, 5]
-    assert calls[-1][1].learning_rate == calls[1][1].learning_rate
-    # the main run averages its weights after its warm-up (4 epochs: the trial ran 6 of
-    # cellpose's 10), which caps main_average's 80 % (7 of 9 epochs) at 5; the trial keeps
-    # its last weights
-    assert calls[1][1].warmup_epochs == 4 and calls[1][1].average_last == 0.8
-    assert calls[1][2].averaged_epochs == 5
+    # the rest of an epoch budget: 14 of 20 epochs after the trial's 6
+    assert [p.epochs for _, p, _ in calls] == [6, 14]
+    assert calls[-1][1].learning_rate == calls[0][1].learning_rate
+    # the stretch averages its weights after its warm-up (2 epochs: 90 % of 14 is 13,
+    # capped at the 12 after it); the trial keeps its last weights
+    assert calls[1][1].warmup_epochs == 2 and calls[1][2].averaged_epochs == 12
     assert calls[0][1].average_last == 0 and calls[0][2].averaged_epochs == 0
-    assert r.final_epochs == 5 and r.epochs == 6 + 9 + 5
+    assert r.final_epochs == 14 and r.epochs == 6 + 14
+    # the validation score reported is the trial's, the last one on held-out cells
+    assert r.val_score == r.trials["scratch"]
     prov = r.as_provenance()
-    assert prov["final_epochs"] == 5 and prov["final_kept"] == r.final_kept
-    assert prov["main_averaged"] is True and r.main_averaged
+    assert prov["final_epochs"] == 14 and prov["final_kept"] == r.final_kept
+    assert prov["main_averaged"] is False and not r.main_averaged
     # kept, or dropped by the guard (tests below): the summary says which
-    assert ("the last 5 on all curated pixels" in r.summary()) == r.final_kept
+    assert ("(14 after the trials, all on all curated pixels)" in r.summary()) == r.final_kept
     assert ("was dropped" in r.summary()) == (not r.final_kept)
     assert not list(tmp_path.glob(".m.*"))  # no hidden weights left behind
     load_cellpose_model(ModelEntry(name="r", kind="custom", path=str(r.path)))
+
+
+def test_a_winner_below_an_untrained_start_gets_a_main_run(movie, tmp_path, calls,
+                                                          monkeypatch):
+    """A trial that did not beat the base model untrained (here: the base scores 0.6 on the
+    strips, the trial 0.5, later validations 0.7) continues on the frames without the strips,
+    judged on them, with its weights averaged; the final stretch then gets a quarter."""
+    from h4tracks.core.segmentation.models import demo_entry
+
+    scores = iter([0.6, 0.5])
+    monkeypatch.setattr(recipe, "score_pieces", lambda *a: next(scores, 0.7))
+    r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
+                     base=lambda: load_cellpose_model(demo_entry())[0],
+                     params=RecipeParams(epochs=20, **TINY), cores=1)
+    whole = _curated_pixels(movie)
+    assert r.base_score == 0.6 and r.trials == {"scratch": 0.5}
+    assert [px < whole for px, *_ in calls] == [True, True, False]
+    # a quarter of 20 epochs for the stretch, after 6 trial and 9 main ones
+    assert [p.epochs for _, p, _ in calls] == [6, 9, 5]
+    assert calls[-1][1].learning_rate == calls[1][1].learning_rate
+    # the main run averages its weights after its warm-up (4 epochs: the trial ran 6 of
+    # cellpose's 10), which caps main_average's 80 % (7 of 9 epochs) at 5
+    assert calls[1][1].warmup_epochs == 4 and calls[1][1].average_last == 0.8
+    assert calls[1][2].averaged_epochs == 5
+    assert r.main_averaged and r.as_provenance()["main_averaged"] is True
+    # the main run beat the base (0.7), and so did the stretch: it is kept
+    assert r.choice == "scratch" and r.val_score == 0.7
+    assert r.final_epochs == 5 and r.final_kept and r.epochs == 6 + 9 + 5
+    assert "(14 after the trials, the last 5 on all curated pixels)" in r.summary()
 
 
 def test_no_final_stretch_when_switched_off(movie, tmp_path, calls):
@@ -110,20 +143,20 @@ def test_no_final_stretch_when_the_strips_hold_many_cells(movie, tmp_path, calls
     assert calls[1][1].average_last == 0 and calls[1][2].averaged_epochs == 0
 
 
-def test_cancel_in_the_final_stretch_keeps_the_main_run(movie, tmp_path):
+def test_cancel_in_the_final_stretch_keeps_the_model_it_started_from(movie, tmp_path):
     stretching = []
     with pytest.raises(TrainingCancelled, match="final stretch") as err:
         train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
                      params=RecipeParams(epochs=20, **TINY), cores=1,
                      progress=lambda f, msg: stretching.append("all curated pixels" in msg),
                      cancel=lambda: any(stretching))
-    main = err.value.result
-    assert main is not None and main.path == tmp_path / "m.pth" and main.epochs == 9
-    load_cellpose_model(ModelEntry(name="r", kind="custom", path=str(main.path)))
+    kept = err.value.result  # the trial's model, which the stretch started from
+    assert kept is not None and kept.path == tmp_path / "m.pth" and kept.epochs == 6
+    load_cellpose_model(ModelEntry(name="r", kind="custom", path=str(kept.path)))
     assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]
 
 
-def _stretch(movie, tmp_path, score, *, beat=None, seconds=None, main=None):
+def _stretch(movie, tmp_path, score, *, beat=None, seconds=None, main=None, reference=0.5):
     """The final stretch of a 3-epoch run from a tiny trained model: (epochs, kept, the
     saved file unchanged?)."""
     images, masks = list(movie.image), list(movie.labels)
@@ -133,7 +166,7 @@ def _stretch(movie, tmp_path, score, *, beat=None, seconds=None, main=None):
     before = save_to.read_bytes()
     out = recipe_stretch._final_stretch(
         images, masks, save_to, tmp_path / ".m.final.pth", main or trained, tp, seconds,
-        0.5, 0.1, beat, lambda model: score, False, None, lambda e, n: None)
+        reference, 0.1, beat, lambda model: score, False, None, lambda e, n: None)
     assert [p.name for p in tmp_path.iterdir()] == ["m.pth"]  # nothing hidden left
     return (*out, save_to.read_bytes() == before)
 
@@ -153,6 +186,14 @@ def test_a_stretch_must_beat_the_untrained_start(movie, tmp_path):
     assert _stretch(movie, tmp_path, 0.46, beat=0.45) == (3, True, False)
 
 
+def test_a_stretch_straight_after_the_trials_has_no_reference(movie, tmp_path):
+    """Straight after the trials (reference None) a low score on the strips does not drop
+    the stretch (the strips misjudge a model trained on whole frames); the untrained start
+    must still be beaten."""
+    assert _stretch(movie, tmp_path, 0.1, reference=None) == (3, True, False)
+    assert _stretch(movie, tmp_path, 0.1, reference=None, beat=0.2) == (3, False, True)
+
+
 def test_stretch_epochs_from_the_main_run_pace(movie, tmp_path, calls):
     from h4tracks.core.segmentation.training import TrainResult
 
@@ -169,14 +210,32 @@ def test_stretch_epochs_from_the_main_run_pace(movie, tmp_path, calls):
     assert not calls  # no training started
 
 
-def test_a_time_budget_keeps_a_quarter_for_the_stretch(movie, tmp_path, calls):
+def test_a_time_budget_after_the_trials_goes_to_the_stretch(movie, tmp_path, calls):
     r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
                      params=RecipeParams(minutes=0.4, **TINY), cores=1)
+    # the trial, then the stretch on all pixels with what is left: no main run between
+    (_, trial, _), (px, stretch, _) = calls
+    assert trial.minutes is not None and stretch.minutes is not None
+    assert px == _curated_pixels(movie) and stretch.epochs >= 2
+    assert 1 <= r.final_epochs <= stretch.epochs  # (the time may cut it short)
+    assert r.seconds < 0.4 * 60 + 10
+
+
+def test_a_time_budget_keeps_a_quarter_for_the_stretch_after_a_main_run(
+        movie, tmp_path, calls, monkeypatch):
+    """A winner below an untrained start (as in the test above) gets a main run, which ends
+    a quarter of the budget (6 s) before its end; the stretch gets that quarter."""
+    from h4tracks.core.segmentation.models import demo_entry
+
+    scores = iter([0.6, 0.5])
+    monkeypatch.setattr(recipe, "score_pieces", lambda *a: next(scores, 0.7))
+    r = train_recipe(list(movie.image), list(movie.labels), tmp_path / "m.pth",
+                     base=lambda: load_cellpose_model(demo_entry())[0],
+                     params=RecipeParams(minutes=0.4, **TINY), cores=1)
     _, main, stretch = (p for _, p, _ in calls)
-    # the main run ends a quarter of the budget (6 s) before its end, the stretch gets it
     assert main.minutes is not None and main.minutes * 60 < 0.4 * 60 * 0.75
     assert calls[-1][0] == _curated_pixels(movie) and stretch.epochs >= 2
-    assert 1 <= r.final_epochs <= stretch.epochs  # (the time may cut it short)
+    assert 1 <= r.final_epochs <= stretch.epochs
     assert r.seconds < 0.4 * 60 + 10
 
 

@@ -20,7 +20,7 @@ class RecipeResult:
     path: Path
     choice: str  # the winning candidate
     # AP@0.5 on the held-out strips of the saved model, or, after a final stretch that
-    # trained on them, of the main run's checkpoint it started from
+    # trained on them, of the trial or main-run checkpoint it started from
     val_score: float
     trials: dict[str, float] = field(default_factory=dict)  # candidate -> trial score
     base_score: float | None = None  # the base model's score before training
@@ -48,7 +48,8 @@ class RecipeResult:
             head = f"{self.choice} won the trials ({trials})"
         main = self.epochs - sum(self.trial_epochs.values())
         final = ("" if not self.final_epochs else
-                 f", the last {self.final_epochs} on all curated pixels" if self.final_kept
+                 ", all on all curated pixels" if self.final_kept and self.final_epochs == main
+                 else f", the last {self.final_epochs} on all curated pixels" if self.final_kept
                  else f"; a final stretch of {self.final_epochs} on all curated pixels was "
                  "dropped")
         return (f"{head}; validation AP@0.5 {self.val_score:.3f}{base}; {self.epochs} epochs "

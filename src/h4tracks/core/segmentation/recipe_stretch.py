@@ -40,21 +40,22 @@ FEW_VAL_CELLS = 60
 
 def _final_stretch(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], save_to: Path,
                    scratch_file: Path, main: TrainResult, tp: TrainParams,
-                   seconds: float | None, reference: float, tolerance: float,
+                   seconds: float | None, reference: float | None, tolerance: float,
                    beat: float | None, validate: Callable[[Any], float], gpu: bool,
                    cancel: Callable[[], bool] | None, progress: Callable[[int, int], None]
                    ) -> tuple[int, bool]:
     """Continue the model saved at ``save_to`` on the whole curated frames (validation
     strips included) and save the result over it; returns (epochs run, kept).
 
-    The start and the checkpoint were chosen with the strips held out; the stretch then
-    learns from the share of the curated cells that they held. Its score on the strips is no
-    validation any more (it trained on them), so it only guards against a stretch that went
-    wrong: one scoring more than ``tolerance`` below ``reference`` (the main run's median
-    validation score, or the trial's when its weights were kept), or not above ``beat`` (the
-    best untrained start's score), is dropped. ``seconds``: the time left (a time budget),
-    at the main run's pace; None: ``tp.epochs``. A cancelled stretch keeps the main run's
-    model."""
+    The start (and the checkpoint, after a main run) were chosen with the strips held out;
+    the stretch then learns from the share of the curated cells that they held. Its score on
+    the strips is no validation any more (it trained on them), so it only guards: a stretch
+    scoring not above ``beat`` (the best untrained start's score), or more than ``tolerance``
+    below ``reference`` (the main run's median validation score, or the trial's when its
+    weights were kept; None: no such guard), is dropped. ``main``: the run whose model it
+    continues (the winner's trial, or the main run). ``seconds``: the time left (a time
+    budget), at ``main``'s pace; None: ``tp.epochs``. A cancelled stretch keeps the model it
+    started from."""
     if seconds is not None:
         per_epoch = max(main.step_seconds / max(1, main.epochs), 1e-6)
         if seconds < 2 * per_epoch:  # (the final validation is the caller's reserve)
@@ -74,13 +75,14 @@ def _final_stretch(images: Sequence[np.ndarray], masks: Sequence[np.ndarray], sa
                            cancel=cancel, progress=lambda e, n, loss: progress(e, n))
     except TrainingCancelled:
         scratch_file.unlink(missing_ok=True)
-        raise TrainingCancelled(f"Training cancelled in its final stretch; the model of the "
-                                f"main run was saved to {save_to}.", main) from None
+        raise TrainingCancelled(f"Training cancelled in its final stretch; the model it "
+                                f"started from was saved to {save_to}.", main) from None
     score = validate(model)  # the network now holds the stretch's saved weights
-    logger.info("final stretch: %.3f on the strips it trained on (reference %.3f)", score,
-                reference)
-    if score < reference - tolerance or (beat is not None and score <= beat):
-        logger.info("final stretch dropped: the main run's model is kept")
+    logger.info("final stretch: %.3f on the strips it trained on (reference %s)", score,
+                "none" if reference is None else f"{reference:.3f}")
+    if (reference is not None and score < reference - tolerance) or (
+            beat is not None and score <= beat):
+        logger.info("final stretch dropped: the model it started from is kept")
         scratch_file.unlink(missing_ok=True)
         return r.epochs, False
     scratch_file.replace(save_to)
