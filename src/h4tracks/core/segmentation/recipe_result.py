@@ -33,7 +33,12 @@ class RecipeResult:
     trial_epochs: dict[str, int] = field(default_factory=dict)  # candidate -> epochs run
     final_epochs: int = 0  # of ``epochs``: the final stretch on all curated pixels
     final_kept: bool = False  # whether the saved model is the final stretch's
-    main_averaged: bool = False  # whether the main run averaged its weights (main_average)
+
+    @property
+    def main_averaged(self) -> bool:
+        """Whether a main run averaged its weights (``main_average``): ``train`` is the main
+        run's result, or the winning trial's (which never averages) when there was none."""
+        return self.train is not None and self.train.averaged_epochs > 0
 
     def summary(self) -> str:
         """One line for the user: what was chosen, the scores, epochs and time."""
