@@ -58,8 +58,8 @@ Tracker = Callable[[np.ndarray], TrackGraph]
 
 
 def lap_params(max_distance: float) -> LapParams:
-    """Our LAP's settings: these cut-offs, the stage drift compensated (an option, off by
-    default), no area term. laptrack gets the same cut-offs."""
+    """Our LAP's settings: these cut-offs, the stage drift compensated (the default), no area
+    term. laptrack gets the same cut-offs."""
     return LapParams(max_distance=max_distance, max_gap=2, divisions=True,
                      division_distance=max(12.0, 0.6 * max_distance), drift=True)
 

@@ -136,8 +136,8 @@ def test_run_tracking_from_tab(untracked, movie, qtbot, method):
 
 def test_lap_follows_cells_through_a_stage_jump(widget, movie, qtbot):
     """The stage jumps by 57 px (beyond the 45 px max. step) between frames 2 and 3: with the
-    defaults (laptrack's model) LAP breaks the 6 tracks at the jump; the user ticks
-    *Compensate stage drift* with the mouse and runs again: the tracks are whole."""
+    defaults (*Compensate stage drift* ticked) LAP keeps the 6 tracks whole; the user unticks
+    it with the mouse (laptrack's model) and runs again: the tracks break at the jump."""
     n, h, w = movie.labels.shape
     labels = np.zeros((n, h + 40, w + 40), movie.labels.dtype)
     image = np.zeros(labels.shape, movie.image.dtype)
@@ -149,19 +149,19 @@ def test_lap_follows_cells_through_a_stage_jump(widget, movie, qtbot):
     project = _show(widget, moved, tracked=False)
     tab = widget.tracking_tab
     box = tab.forms["lap"].editors["drift"]
-    assert not box.isChecked() and box.text() == "Compensate stage drift"
-    qtbot.mouseClick(tab.run_btn, Qt.MouseButton.LeftButton)
-    _wait(qtbot, widget)
-    assert project.metadata.provenance[-1]["params"]["drift"] is False
-    assert project.graph.n_edges < 6 * 5 and project.graph.track_ids().size > 6
-    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(4, box.height() // 2))
-    assert box.isChecked()
+    assert box.isChecked() and box.text() == "Compensate stage drift"
     qtbot.mouseClick(tab.run_btn, Qt.MouseButton.LeftButton)
     _wait(qtbot, widget)
     assert project.metadata.provenance[-1]["params"]["drift"] is True
     assert project.graph.n_edges == 6 * 5 and project.graph.track_ids().size == 6
-    # the two runs are two undo steps: undo brings back the broken tracks
-    assert widget.undo() and project.graph.track_ids().size > 6
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(4, box.height() // 2))
+    assert not box.isChecked()
+    qtbot.mouseClick(tab.run_btn, Qt.MouseButton.LeftButton)
+    _wait(qtbot, widget)
+    assert project.metadata.provenance[-1]["params"]["drift"] is False
+    assert project.graph.n_edges < 6 * 5 and project.graph.track_ids().size > 6
+    # the two runs are two undo steps: undo brings back the whole tracks
+    assert widget.undo() and project.graph.track_ids().size == 6
 
 
 def test_cancel_leaves_tracks_unchanged(tracked, qtbot, monkeypatch):

@@ -212,3 +212,57 @@ def test_no_drift_invented_on_a_still_stage(which, request):
     m = request.getfixturevalue(which)
     p = LapParams(max_distance=20, max_gap=1, divisions=True, drift=True)
     assert graph_edges(track_lap(m.labels, p)) == laptrack_edges(detect(m.labels), p)
+
+
+def test_drift_is_on_by_default_and_measured_only_where_cells_moved(movie, monkeypatch):
+    """The default compensates the stage, and only the frame pairs whose cells did not stay
+    put are compared: on a still stage of ten fast cells one pair of 19 (the links are
+    laptrack's), on a moving one the jump frames too (and the links are those of the still
+    movie)."""
+    from h4tracks.core.tracking import motion
+
+    assert LapParams().drift is True
+    moved, steps = on_moving_stage(movie.labels)
+    calm = motion.drift_suspects(detect(movie.labels))
+    assert calm.sum() <= 2 and not calm[0]
+    jumps = np.abs(steps).sum(axis=1) > 0
+    suspects = motion.drift_suspects(detect(moved))
+    assert suspects[jumps].all() and suspects.sum() <= jumps.sum() + calm.sum()
+
+    compared: list[int] = []
+    frame_drift = motion.frame_drift
+    monkeypatch.setattr(motion, "frame_drift",
+                        lambda a, b, *s: compared.append(1) or frame_drift(a, b, *s))
+    p = LapParams(max_distance=20, divisions=True)
+    still = graph_edges(track_lap(movie.labels, p))
+    assert still == laptrack_edges(detect(movie.labels), p)
+    assert len(compared) == calm.sum()
+    compared.clear()
+    assert graph_edges(track_lap(moved, p)) == still
+    assert len(compared) == suspects.sum()
+
+
+@pytest.mark.parametrize("cores", [1, 2])
+def test_movie_drift_of_chosen_pairs_reads_only_their_frames(movie, cores):
+    """Measuring some frame pairs gives those rows of the full measurement, zero elsewhere,
+    and reads no other frame (a movie whose other frames cannot be read still works)."""
+    from h4tracks.core.tracking.motion import movie_drift
+
+    moved, _ = on_moving_stage(movie.labels)
+    full = movie_drift(moved)
+    pairs = np.zeros(len(moved), bool)
+    pairs[[4, 5, 8]] = True
+
+    class OnlySome:
+        shape, dtype = moved.shape, moved.dtype
+
+        def __getitem__(self, t):
+            assert t in (3, 4, 5, 7, 8), f"frame {t} read"
+            return moved[t]
+
+    seen: list[tuple[int, int]] = []
+    part = movie_drift(OnlySome(), cores=cores, pairs=pairs,
+                       progress=lambda d, n: seen.append((d, n)))
+    assert np.array_equal(part[pairs], full[pairs]) and not part[~pairs].any()
+    assert seen[-1] == (3, 3)
+    assert not movie_drift(OnlySome(), pairs=np.zeros(len(moved), bool)).any()

@@ -34,17 +34,18 @@ def test_lap_sets_graph_provenance_and_snapshot(project, movie):
     assert prov["step"] == "track" and prov["params"]["method"] == "lap"
     assert prov["params"]["max_distance"] == 20 and prov["params"]["divisions"] is True
     assert project.auto is not None and project.auto.graph == g
-    # detection, stage drift, linking: one step per frame each, never backwards
-    assert calls[-1] == (40, 40) and prov["params"]["drift"] is False
+    # detection, stage drift (on by default; no frame pair of this still stage compared),
+    # linking: one step per frame each, never backwards
+    assert calls[-1] == (60, 60) and prov["params"]["drift"] is True
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
-def test_lap_with_stage_drift_reports_three_stages(project, movie):
+def test_lap_without_stage_drift_reports_two_stages(project, movie):
     calls = []
-    p = LapParams(max_distance=20, divisions=True, drift=True)
+    p = LapParams(max_distance=20, divisions=True, drift=False)
     g = track_project(project, "lap", p, progress=lambda d, n: calls.append((d, n)))
-    # detection, stage drift, linking: one step per frame each, never backwards
-    assert calls[-1] == (60, 60) and project.metadata.provenance[-1]["params"]["drift"] is True
+    # detection, linking: one step per frame each, never backwards
+    assert calls[-1] == (40, 40) and project.metadata.provenance[-1]["params"]["drift"] is False
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     assert graph_edges(g) == graph_edges(track_lap(movie.labels, p))
 

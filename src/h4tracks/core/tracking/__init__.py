@@ -18,7 +18,7 @@ from h4tracks.core.tracking.global_link import estimate_defaults, track_global
 from h4tracks.core.tracking.lap import track_lap
 from h4tracks.core.tracking.learning import fit_weights, retrack_with_corrections
 from h4tracks.core.tracking.link_edits import add_links, delete_tracks, link, unlink
-from h4tracks.core.tracking.motion import movie_drift
+from h4tracks.core.tracking.motion import drift_suspects, movie_drift
 from h4tracks.core.tracking.overlap import track_overlap, track_single_cell
 from h4tracks.errors import H4TracksError, InputError
 
@@ -92,9 +92,12 @@ def _track(
         if params.drift:
             # read from the pixels even where the nodes are measured: a shift voted from
             # the centroids alone was fooled where few cells are in view (real E. coli:
-            # up to 0.012 TRA below the masks' shift)
-            drift = movie_drift(labels, cores=cores, cancel=cancel, progress=None if (
-                progress is None) else (lambda d, _t: progress(n + d, k * n)))
+            # up to 0.012 TRA below the masks' shift). The centroids only tell which frame
+            # pairs need it: on a still stage none does, and no frame is read
+            stage_d = None if progress is None else (
+                lambda d, tot: progress(n + (d * n // tot if tot else n), k * n))
+            drift = movie_drift(labels, cores=cores, cancel=cancel, pairs=drift_suspects(det),
+                                progress=stage_d)
         graph = track_lap(det, params, progress=stage2, cancel=cancel,  # type: ignore[arg-type]
                           cores=cores, drift=drift)
     elif method == "global":
