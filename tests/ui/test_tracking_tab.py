@@ -134,10 +134,12 @@ def test_run_tracking_from_tab(untracked, movie, qtbot, method):
     _assert_layer_matches(widget, project)
 
 
-def test_lap_follows_cells_through_a_stage_jump(widget, movie, qtbot):
-    """The stage jumps by 57 px (beyond the 45 px max. step) between frames 2 and 3: with the
-    defaults (*Compensate stage drift* ticked) LAP keeps the 6 tracks whole; the user unticks
-    it with the mouse (laptrack's model) and runs again: the tracks break at the jump."""
+@pytest.mark.parametrize("method", ["lap", "overlap"])
+def test_trackers_follow_cells_through_a_stage_jump(widget, movie, qtbot, method):
+    """The stage jumps by 57 px (beyond LAP's 45 px max. step, and no cell overlaps itself)
+    between frames 2 and 3: with the defaults (*Compensate stage drift* ticked) LAP and overlap
+    keep the 6 tracks whole; the user unticks it with the mouse and runs again: the tracks
+    break at the jump."""
     n, h, w = movie.labels.shape
     labels = np.zeros((n, h + 40, w + 40), movie.labels.dtype)
     image = np.zeros(labels.shape, movie.image.dtype)
@@ -148,8 +150,9 @@ def test_lap_follows_cells_through_a_stage_jump(widget, movie, qtbot):
     moved = SimpleNamespace(image=image, labels=labels)
     project = _show(widget, moved, tracked=False)
     tab = widget.tracking_tab
-    box = tab.forms["lap"].editors["drift"]
-    assert box.isChecked() and box.text() == "Compensate stage drift"
+    tab.method_combo.setCurrentIndex(tab.method_combo.findData(method))
+    box = tab.forms[method].editors["drift"]
+    assert box.isVisibleTo(tab) and box.isChecked() and box.text() == "Compensate stage drift"
     qtbot.mouseClick(tab.run_btn, Qt.MouseButton.LeftButton)
     _wait(qtbot, widget)
     assert project.metadata.provenance[-1]["params"]["drift"] is True

@@ -61,3 +61,18 @@ def random_walk_points(
         p = np.concatenate([p, kids])
         out.append(p[rng.random(len(p)) >= drop].copy())
     return out
+
+
+def on_moving_stage(labels: np.ndarray, jump: int = 30, every: int = 4) -> tuple[np.ndarray,
+                                                                                  np.ndarray]:
+    """The movie seen by a stage that jumps by (jump, -jump) px every ``every`` frames (the
+    cells stay inside the bigger field); the movie and its (T, 2) per-frame shifts."""
+    n, h, w = labels.shape
+    steps = np.zeros((n, 2), int)
+    steps[every::every] = (jump, -jump)
+    pos = np.cumsum(steps, axis=0) - np.cumsum(steps, axis=0).min(axis=0)
+    span = pos.max(axis=0)
+    out = np.zeros((n, h + span[0], w + span[1]), labels.dtype)
+    for t in range(n):
+        out[t, pos[t, 0]:pos[t, 0] + h, pos[t, 1]:pos[t, 1] + w] = labels[t]
+    return out, steps

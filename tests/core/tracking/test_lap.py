@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _tracking_data import graph_edges, gt_edges, laptrack_edges, random_walk_points
+from _tracking_data import (
+    graph_edges,
+    gt_edges,
+    laptrack_edges,
+    on_moving_stage,
+    random_walk_points,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -173,21 +179,6 @@ def test_gap_closing_on_movie_with_missed_cells(dense_movie):
 
 
 # ------------------------------------------------------------------------ stage drift
-def on_moving_stage(labels: np.ndarray, jump: int = 30, every: int = 4) -> tuple[np.ndarray,
-                                                                                  np.ndarray]:
-    """The movie seen by a stage that jumps by (jump, -jump) px every ``every`` frames (the
-    cells stay inside the bigger field); the movie and its (T, 2) per-frame shifts."""
-    n, h, w = labels.shape
-    steps = np.zeros((n, 2), int)
-    steps[every::every] = (jump, -jump)
-    pos = np.cumsum(steps, axis=0) - np.cumsum(steps, axis=0).min(axis=0)
-    span = pos.max(axis=0)
-    out = np.zeros((n, h + span[0], w + span[1]), labels.dtype)
-    for t in range(n):
-        out[t, pos[t, 0]:pos[t, 0] + h, pos[t, 1]:pos[t, 1] + w] = labels[t]
-    return out, steps
-
-
 @pytest.mark.parametrize("params", [LapParams(max_distance=20, divisions=True, drift=True),
                                     LapParams(max_distance=15, max_gap=1, divisions=True,
                                               drift=True)],
@@ -216,7 +207,7 @@ def test_no_drift_invented_on_a_still_stage(which, request):
 
 def test_drift_is_on_by_default_and_measured_only_where_cells_moved(movie, monkeypatch):
     """The default compensates the stage, and only the frame pairs whose cells did not stay
-    put are compared: on a still stage of ten fast cells one pair of 19 (the links are
+    put are compared: on a still stage of ten fast cells at most two pairs of 19 (the links are
     laptrack's), on a moving one the jump frames too (and the links are those of the still
     movie)."""
     from h4tracks.core.tracking import motion
@@ -243,13 +234,25 @@ def test_drift_is_on_by_default_and_measured_only_where_cells_moved(movie, monke
 
 
 @pytest.mark.parametrize("cores", [1, 2])
-def test_movie_drift_of_chosen_pairs_reads_only_their_frames(movie, cores):
+def test_movie_drift_of_chosen_pairs_reads_only_their_frames(movie, cores, monkeypatch):
     """Measuring some frame pairs gives those rows of the full measurement, zero elsewhere,
-    and reads no other frame (a movie whose other frames cannot be read still works)."""
+    reads no other frame (a movie whose other frames cannot be read still works) and
+    compares no other pair (for pairs 4 and 6, frames 3-6 are read in order, and the pair
+    5 between them is not compared)."""
+    from h4tracks.core.tracking import motion
     from h4tracks.core.tracking.motion import movie_drift
 
     moved, _ = on_moving_stage(movie.labels)
     full = movie_drift(moved)
+    compared: list[int] = []
+    frame_drift = motion.frame_drift
+    monkeypatch.setattr(motion, "frame_drift",
+                        lambda a, b, *s: compared.append(1) or frame_drift(a, b, *s))
+    pairs = np.zeros(len(moved), bool)
+    pairs[[4, 6]] = True
+    gapped = movie_drift(moved, cores=cores, pairs=pairs)
+    assert np.array_equal(gapped[pairs], full[pairs]) and not gapped[~pairs].any()
+    assert len(compared) == 2
     pairs = np.zeros(len(moved), bool)
     pairs[[4, 5, 8]] = True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _tracking_data import graph_edges, gt_edges
+from _tracking_data import graph_edges, gt_edges, on_moving_stage
 from pydantic import ValidationError
 
 from h4tracks.core.graph import TrackGraph
@@ -86,6 +86,28 @@ def test_tracks_synthetic_movie(movie):
         track_overlap(np.zeros((4, 4)))
 
 
+def test_stage_jumps_are_taken_out(movie, monkeypatch):
+    """A stage jumping 42 px every 4 frames (cells ~10 px across) leaves no cell overlapping
+    itself: with the drift compensated (the default) the links are the still movie's, without
+    it the tracks break at every jump. On the still movie no frame pair is compared."""
+    from h4tracks.core.tracking import overlap
+
+    assert OverlapParams().drift is True
+    moved, steps = on_moving_stage(movie.labels)
+    compared: list[int] = []
+    drift_of = overlap.frame_drift
+    monkeypatch.setattr(overlap, "frame_drift",
+                        lambda a, b, *s: compared.append(1) or drift_of(a, b, *s))
+    still = graph_edges(track_overlap(movie.labels))
+    assert still == graph_edges(track_overlap(movie.labels, OverlapParams(drift=False)))
+    n_still = len(compared)
+    assert n_still <= 2  # ten fast cells: at most a pair or two look moved
+    assert graph_edges(track_overlap(moved)) == still
+    assert len(compared) - n_still >= int((np.abs(steps).sum(axis=1) > 0).sum())
+    plain = graph_edges(track_overlap(moved, OverlapParams(drift=False)))
+    assert len(plain & still) < 0.9 * len(still)
+
+
 def test_single_cell_follows_forward():
     lab = division_movie()
     project = Project(lab.astype(np.uint16), lab)
@@ -117,6 +139,37 @@ def test_single_cell_on_synthetic_movie(movie):
     daughters = set(movie.lineage[movie.lineage[:, 3] == tid, 0].tolist())
     if len(edges) > last:  # the cell divided: it is followed into one daughter
         assert edges[last][0] == (last, tid) and edges[last][1][1] in daughters
+
+
+def test_stage_jumping_every_frame(movie, monkeypatch):
+    """A jump at every frame pair: each pair is measured and each frame's outline spectrum is
+    computed once (kept for the next pair, never the shifted copy's), and the links are
+    still the still movie's."""
+    from h4tracks.core.tracking import overlap
+
+    moved, _ = on_moving_stage(movie.labels, every=1)
+    still = graph_edges(track_overlap(movie.labels))
+    spectra: list[int] = []
+    spectrum = overlap.outline_spectrum
+    monkeypatch.setattr(overlap, "outline_spectrum",
+                        lambda f: spectra.append(1) or spectrum(f))
+    assert graph_edges(track_overlap(moved)) == still
+    assert len(spectra) == len(moved)
+
+
+def test_single_cell_is_followed_through_stage_jumps(movie):
+    """Stage jumps of 42 px every 4 frames: the clicked cell is followed as on a still stage
+    (the shift measured where it would be lost); without drift it is lost at the first jump."""
+    moved, _ = on_moving_stage(movie.labels)
+    first = movie.lineage[movie.lineage[:, 1] == 0]
+    tid, last = (int(v) for v in first[np.argmax(first[:, 2]), [0, 2]])
+    assert last >= 9  # the track crosses the jumps into frames 4 and 8
+    still = track_single_cell(movie.labels, Project(movie.image, movie.labels).graph, 0, tid)
+    assert len(still) >= 8
+    project = Project(np.zeros(moved.shape, np.uint16), moved)
+    assert track_single_cell(moved, project.graph, 0, tid) == still
+    plain = track_single_cell(moved, project.graph, 0, tid, OverlapParams(drift=False))
+    assert plain == still[:3]
 
 
 def test_params_validated():

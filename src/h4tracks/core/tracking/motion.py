@@ -1,5 +1,5 @@
-"""Motion models of the trackers: stage drift (global and LAP) and a smooth local motion field
-(global).
+"""Motion models of the trackers: stage drift (global, LAP and overlap) and a smooth local
+motion field (global).
 
 Distances between candidate links are measured to where a cell is *expected* to be, not to
 where it was: ``expected = position + drift(t → t') + local(t)``.
@@ -34,6 +34,7 @@ __all__ = [
     "local_motion",
     "movie_drift",
     "outline_spectrum",
+    "pair_suspect",
     "shift_frame",
 ]
 
@@ -208,7 +209,7 @@ STILL_SHARE = 0.5
 
 
 def drift_suspects(det: Detections) -> np.ndarray:
-    """(T,) bool: the frame pairs t-1 → t that may hold a stage move (row 0 is False).
+    """The frame pairs t-1 → t that may hold a stage move.
 
     A gate, not an estimate: on a still stage nearly every cell still covers the place it
     held a frame before, while a stage move leaves most cells away from where any cell was (a
@@ -218,6 +219,16 @@ def drift_suspects(det: Detections) -> np.ndarray:
     cells, a jump) is measured by :func:`frame_drift` as before. This keeps the comparison,
     which costs more than linking, off movies that do not need it (issue 20's 200 frames of
     1024²: no pair measured) without voting a shift from centroids, which few cells fool.
+
+    Parameters
+    ----------
+    det
+        The movie's cells (centroids and areas).
+
+    Returns
+    -------
+    np.ndarray
+        (T,) bool, True where pair t-1 → t is to be measured (row 0 is False).
     """
     n = det.n_frames
     out = np.zeros(n, bool)
@@ -225,14 +236,34 @@ def drift_suspects(det: Detections) -> np.ndarray:
         return out
     off = det.frame_offsets()
     pts = det.coords
-    reach = 0.25 * 2.0 * np.sqrt(det.area.astype(np.float64) / np.pi)
     for t in range(1, n):
         a, b = slice(off[t - 1], off[t]), slice(off[t], off[t + 1])
-        if off[t] == off[t - 1] or off[t + 1] == off[t]:
-            continue  # an empty frame has no drift (frame_drift gives zero)
-        step, _ = cKDTree(pts[a]).query(pts[b])
-        out[t] = np.mean(step <= reach[b]) < STILL_SHARE
+        out[t] = pair_suspect(pts[a], pts[b], det.area[b])
     return out
+
+
+def pair_suspect(before: np.ndarray, after: np.ndarray, area_after: np.ndarray) -> bool:
+    """Whether one frame pair may hold a stage move (the test of :func:`drift_suspects`).
+
+    Parameters
+    ----------
+    before
+        (N, 2) centroids of the earlier frame's cells.
+    after, area_after
+        (M, 2) centroids and (M,) areas (px) of the later frame's cells.
+
+    Returns
+    -------
+    bool
+        True unless at least :data:`STILL_SHARE` of the later cells have an earlier cell
+        within a quarter of their diameter; False when either frame is empty (an empty frame
+        has no drift: :func:`frame_drift` gives zero).
+    """
+    if len(before) == 0 or len(after) == 0:
+        return False
+    reach = 0.25 * 2.0 * np.sqrt(np.asarray(area_after, np.float64) / np.pi)
+    step, _ = cKDTree(np.asarray(before, np.float64)).query(np.asarray(after, np.float64))
+    return bool(np.mean(step <= reach) < STILL_SHARE)
 
 
 def movie_drift(
@@ -270,8 +301,11 @@ def movie_drift(
         if progress is not None:
             progress(done, total)
 
-    if not todo:
-        tick(total)
+    if not todo:  # nothing to measure: no frame read, cancel still polled
+        if cancel is not None and cancel():
+            raise H4TracksError("Tracking cancelled")
+        if progress is not None and total:
+            progress(total, total)
         return steps
     if cores > 1:
         with ThreadPoolExecutor(max_workers=cores) as pool:
@@ -288,13 +322,13 @@ def movie_drift(
         return steps
     # one core: read the frames in order, each once, so a frame shared by two measured
     # pairs is transformed once
-    chain, last = DriftChain(), -2
+    chain = DriftChain()
     needed = sorted({u for t in todo for u in (t - 1, t)})
     wanted = set(todo)
     done = 0
     for u in needed:
-        step = chain.next(read_frame(labels, u), consecutive=u == last + 1)
-        last = u
+        # only a wanted pair is measured: its earlier frame is always the one read before
+        step = chain.next(read_frame(labels, u), consecutive=u in wanted)
         if u in wanted:
             steps[u] = step
         if u in wanted or (pairs is None and u == 0):  # all pairs: one tick per frame

@@ -13,6 +13,14 @@ still without a parent but overlaps a linked cell of frame t above ``min_overlap
 to the parent it shares most pixels with; each parent accepts the offered cell sharing most
 pixels with it as its second daughter (so a parent gets at most two children: its one-to-one
 partner and the largest unlinked overlapping cell).
+
+Stage drift (``drift``, on by default): a stage move of more than a cell's width leaves no
+cell overlapping itself, so every track breaks (real E. coli, trpL: TRA 0.871). Frame pairs
+whose cells did not stay put (:func:`~h4tracks.core.tracking.motion.pair_suspect`, from the
+centroids measured anyway) get their whole-frame shift measured from the masks
+(:func:`~h4tracks.core.tracking.motion.frame_drift`, as LAP and the global tracker do), and
+the earlier frame t-1 is moved by it before the overlaps are counted. On a still stage no pair is
+measured and the links are those without it.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from h4tracks.core.graph import NodeKey, TrackGraph
 from h4tracks.core.parameters import OverlapParams
 from h4tracks.core.tracking.detections import measure_frame_boxes, read_frame
 from h4tracks.core.tracking.lap import max_weight_matching
+from h4tracks.core.tracking.motion import frame_drift, outline_spectrum, pair_suspect, shift_frame
 from h4tracks.errors import H4TracksError, InputError
 
 __all__ = ["frame_overlaps", "overlap_links", "track_overlap", "track_single_cell"]
@@ -136,6 +145,7 @@ def track_overlap(
     edges: list[np.ndarray] = []
     prev: np.ndarray | None = None
     prev_m: dict[str, np.ndarray] | None = None
+    prev_spec: np.ndarray | None = None  # the previous frame's outline spectrum, if computed
     for t in range(n_frames):
         if cancel is not None and cancel():
             raise H4TracksError("Tracking cancelled")
@@ -144,7 +154,16 @@ def track_overlap(
         nodes["t"].append(np.full(m["label"].size, t, np.int64))
         for c in ("label", "y", "x", "area"):
             nodes[c].append(m[c])
+        spec = None
         if prev is not None and prev_m is not None:
+            if params.drift and pair_suspect(np.column_stack([prev_m["y"], prev_m["x"]]),
+                                             np.column_stack([m["y"], m["x"]]), m["area"]):
+                # each frame is in two pairs: its spectrum is kept for the next one
+                spec = outline_spectrum(cur)
+                sa = prev_spec if prev_spec is not None else outline_spectrum(prev)
+                shift = frame_drift(prev, cur, (sa, spec))
+                if shift.any():
+                    prev = shift_frame(prev, shift)
             la, lb, shared = frame_overlaps(prev, cur)
             pa, pb = overlap_links(
                 la, lb, shared,
@@ -152,12 +171,31 @@ def track_overlap(
                 _lookup(m["label"], m["area"], lb), params,
             )
             edges.append(np.stack([np.full(pa.size, t - 1), pa, np.full(pa.size, t), pb], 1))
-        prev, prev_m = cur, m
+        prev, prev_m, prev_spec = cur, m, spec
         if progress is not None:
             progress(t + 1, n_frames)
     cols = {c: np.concatenate(v) if v else np.empty(0) for c, v in nodes.items()}
     e = np.concatenate(edges) if edges else np.empty((0, 4), np.int64)
     return TrackGraph.from_arrays(cols, e)
+
+
+def _best_partner(
+    nxt: np.ndarray, idx: np.ndarray, params: OverlapParams, area: int | None = None
+) -> tuple[int, float] | None:
+    """(label, score) of the cell of frame ``nxt`` that the pixels ``idx`` (flat indices of
+    one cell of ``area`` pixels, default ``idx.size``) overlap best (ties: most shared
+    pixels), or None if they overlap no cell."""
+    partners, shared = np.unique(nxt.ravel()[idx], return_counts=True)
+    nz = partners != 0
+    partners, shared = partners[nz].astype(np.int64), shared[nz]
+    if partners.size == 0:
+        return None
+    # areas of the few partners only (a bincount over the frame would read every label)
+    area_b = np.array([np.count_nonzero(nxt == p) for p in partners.tolist()])
+    score = _scores(shared, np.full(partners.size, idx.size if area is None else area),
+                    area_b, params.measure)
+    best = int(np.lexsort((-shared, -score))[0])
+    return int(partners[best]), float(score[best])
 
 
 def track_single_cell(
@@ -174,7 +212,9 @@ def track_single_cell(
     Following stops at the last frame, when no cell of the next frame overlaps enough, when
     that cell already has a predecessor in ``graph`` (another track owns it), or when the
     current cell already has a successor in ``graph`` (the track continues from there
-    already). Divisions are not followed. Nothing is changed: the caller turns the returned
+    already). Divisions are not followed. With ``params.drift`` a cell that would be lost is
+    looked for where the stage's shift between the two frames (measured from the masks, only
+    then) carried it. Nothing is changed: the caller turns the returned
     ``(parent, child)`` pairs into :class:`~h4tracks.core.actions.AddEdge` actions.
 
     Parameters
@@ -187,7 +227,7 @@ def track_single_cell(
     t, label
         The clicked cell.
     params
-        :class:`OverlapParams` (``min_overlap`` and ``measure`` are used).
+        :class:`OverlapParams` (``min_overlap``, ``measure`` and ``drift`` are used).
 
     Returns
     -------
@@ -210,17 +250,22 @@ def track_single_cell(
             break
         idx = np.flatnonzero(cur.ravel() == label)
         nxt = read_frame(labels, t + 1)
-        partners, shared = np.unique(nxt.ravel()[idx], return_counts=True)
-        nz = partners != 0
-        partners, shared = partners[nz].astype(np.int64), shared[nz]
-        if partners.size == 0:
+        found = _best_partner(nxt, idx, params)
+        if params.drift and (found is None or found[1] < params.min_overlap):
+            # lost: if the stage moved, look where the cell went with it (the shift is
+            # measured only here, where following would stop)
+            shift = frame_drift(cur, nxt)
+            if shift.any():
+                ys, xs = np.divmod(idx, cur.shape[1])
+                dy, dx = (round(float(v)) for v in shift)
+                ys, xs = ys + dy, xs + dx
+                inside = (ys >= 0) & (ys < nxt.shape[0]) & (xs >= 0) & (xs < nxt.shape[1])
+                found = _best_partner(nxt, ys[inside] * nxt.shape[1] + xs[inside], params,
+                                      area=idx.size)
+        if found is None:
             break
-        # areas of the few partners only (a bincount over the frame would read every label)
-        area_b = np.array([np.count_nonzero(nxt == p) for p in partners.tolist()])
-        score = _scores(shared, np.full(partners.size, idx.size), area_b, params.measure)
-        best = int(np.lexsort((-shared, -score))[0])
-        child = (t + 1, int(partners[best]))
-        if score[best] < params.min_overlap or child not in graph:
+        child = (t + 1, found[0])
+        if found[1] < params.min_overlap or child not in graph:
             break
         if graph.predecessor(child) is not None:
             break
