@@ -159,13 +159,15 @@ def test_track_project_every_input(movie_name: str, mname: str) -> None:
 @pytest.mark.parametrize("movie_name", ["middle_gap1", "interleaved_empty",
                                         "one_cell_gaps", "single_cell_every_other"])
 def test_global_closes_one_frame_gaps(movie_name: str) -> None:
-    """With ``max_gap=1`` (the default) a cell missing for one frame keeps its track."""
+    """With ``max_gap=1`` a cell missing for one frame keeps its track; with the default
+    (0, as LAP) it does not."""
     movie = make(MOVIES[movie_name])
-    g = track_global(movie, GlobalParams())
+    g = track_global(movie, GlobalParams(max_gap=1))
     cells = cells_of(movie)
     gaps = {((t, lab), (t + 2, lab)) for t, lab in cells
             if (t + 1, lab) not in cells and (t + 2, lab) in cells}
-    assert gaps <= graph_edges(g)
+    assert gaps and gaps <= graph_edges(g)
+    assert not gaps & graph_edges(track_global(movie, GlobalParams()))
 
 
 @pytest.mark.parametrize("movie_name", list(MOVIES))

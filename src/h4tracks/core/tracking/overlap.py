@@ -212,9 +212,9 @@ def track_single_cell(
     Following stops at the last frame, when no cell of the next frame overlaps enough, when
     that cell already has a predecessor in ``graph`` (another track owns it), or when the
     current cell already has a successor in ``graph`` (the track continues from there
-    already). Divisions are not followed. With ``params.drift`` a cell that would be lost is
-    looked for where the stage's shift between the two frames (measured from the masks, only
-    then) carried it. Nothing is changed: the caller turns the returned
+    already). Divisions are not followed. With ``params.drift`` a frame pair whose cells did
+    not stay put (the tracker's gate) gets the stage's shift measured from the masks, and the
+    cell is looked for where it carried it. Nothing is changed: the caller turns the returned
     ``(parent, child)`` pairs into :class:`~h4tracks.core.actions.AddEdge` actions.
 
     Parameters
@@ -245,23 +245,28 @@ def track_single_cell(
         raise InputError(f"there is no cell with label {label} in frame {t}")
     out: list[tuple[NodeKey, NodeKey]] = []
     cur = read_frame(labels, t)
+    cur_m = measure_frame_boxes(cur) if params.drift else None
     while t + 1 < n_frames:
         if graph.successors((t, label)):
             break
         idx = np.flatnonzero(cur.ravel() == label)
+        area = idx.size  # the whole cell's, even where a shift moves part of it out
         nxt = read_frame(labels, t + 1)
-        found = _best_partner(nxt, idx, params)
-        if params.drift and (found is None or found[1] < params.min_overlap):
-            # lost: if the stage moved, look where the cell went with it (the shift is
-            # measured only here, where following would stop)
-            shift = frame_drift(cur, nxt)
-            if shift.any():
-                ys, xs = np.divmod(idx, cur.shape[1])
-                dy, dx = (round(float(v)) for v in shift)
-                ys, xs = ys + dy, xs + dx
-                inside = (ys >= 0) & (ys < nxt.shape[0]) & (xs >= 0) & (xs < nxt.shape[1])
-                found = _best_partner(nxt, ys[inside] * nxt.shape[1] + xs[inside], params,
-                                      area=idx.size)
+        nxt_m = None
+        if cur_m is not None:
+            # the tracker's gate and shift: a stage move can lay another cell on the
+            # clicked one's place, so waiting until the cell is lost is not enough
+            nxt_m = measure_frame_boxes(nxt)
+            if pair_suspect(np.column_stack([cur_m["y"], cur_m["x"]]),
+                            np.column_stack([nxt_m["y"], nxt_m["x"]]), nxt_m["area"]):
+                shift = frame_drift(cur, nxt)
+                if shift.any():
+                    ys, xs = np.divmod(idx, cur.shape[1])
+                    dy, dx = (round(float(v)) for v in shift)
+                    ys, xs = ys + dy, xs + dx
+                    inside = (ys >= 0) & (ys < nxt.shape[0]) & (xs >= 0) & (xs < nxt.shape[1])
+                    idx = ys[inside] * nxt.shape[1] + xs[inside]
+        found = _best_partner(nxt, idx, params, area=area)
         if found is None:
             break
         child = (t + 1, found[0])
@@ -270,5 +275,5 @@ def track_single_cell(
         if graph.predecessor(child) is not None:
             break
         out.append(((t, label), child))
-        t, label, cur = child[0], child[1], nxt
+        t, label, cur, cur_m = child[0], child[1], nxt, nxt_m
     return out
