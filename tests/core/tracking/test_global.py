@@ -245,3 +245,19 @@ def test_solver_absence_or_failure_is_a_clear_error(monkeypatch):
     monkeypatch.delattr(scipy.optimize, "milp")  # scipy < 1.9 has no milp
     with pytest.raises(H4TracksError, match=r"needs scipy\.optimize\.milp"):
         track_global(movie, GlobalParams(max_distance=30))
+
+
+def test_cell_leaving_through_the_border_keeps_its_link():
+    """A cell drifting out of the left edge shrinks to a sliver of 1 px, its visible part: the
+    area term does not count for cells the border cuts, so the link to the sliver is kept
+    (CTC SIM+ markers of 1-2 px lost theirs). Detections alone (no frame size) keep the term."""
+    movie = np.zeros((3, 60, 80), np.uint16)
+    movie[0, 20:34, 6:20] = 1       # 14 x 14 px, away from the edge
+    movie[1, 20:34, 0:8] = 1        # cut by the left edge: 14 x 8 px visible
+    movie[2, 27:28, 0:1] = 1        # 1 px left of it
+    for t in range(3):
+        movie[t, 20:34, 50:64] = 2  # a still neighbour
+    p = GlobalParams(max_distance=20)
+    edges = graph_edges(track_global(movie, p))
+    assert {((0, 1), (1, 1)), ((1, 1), (2, 1)), ((0, 2), (1, 2)), ((1, 2), (2, 2))} == edges
+    assert ((1, 1), (2, 1)) not in graph_edges(track_global(detect(movie), p))

@@ -259,6 +259,14 @@ class GlobalProblem:
         # of their frame rate grow ~1.4x between frames)
         f[:, 4] = np.abs(np.log(np.maximum(ac, 1.0) / np.maximum(ap, 1.0))
                          - gap * np.log(self.growth))
+        # a cell cut by the image border shows only part of its area, so a change of area
+        # says nothing about the link (CTC SIM+: markers of 1-2 px leaving the field lost
+        # their links, TRA 0.99970 -> 0.99982 without the term there). Only where the frame
+        # is known: detections alone give no frame size (their extent is a guess)
+        if self.has_masks:
+            h, w = self.shape
+            cut = (det.y0 <= 0) | (det.x0 <= 0) | (det.y1 >= h) | (det.x1 >= w)
+            f[cut[par] | cut[chi], 4] = 0.0
         f[:, 5] = gap - 1
         return f
 
