@@ -134,12 +134,8 @@ def test_run_tracking_from_tab(untracked, movie, qtbot, method):
     _assert_layer_matches(widget, project)
 
 
-@pytest.mark.parametrize("method", ["lap", "overlap"])
-def test_trackers_follow_cells_through_a_stage_jump(widget, movie, qtbot, method):
-    """The stage jumps by 57 px (beyond LAP's 45 px max. step, and no cell overlaps itself)
-    between frames 2 and 3: with the defaults (*Compensate stage drift* ticked) LAP and overlap
-    keep the 6 tracks whole; the user unticks it with the mouse and runs again: the tracks
-    break at the jump."""
+def _jumping(movie) -> SimpleNamespace:
+    """``movie`` seen by a stage that jumps by 57 px between frames 2 and 3."""
     n, h, w = movie.labels.shape
     labels = np.zeros((n, h + 40, w + 40), movie.labels.dtype)
     image = np.zeros(labels.shape, movie.image.dtype)
@@ -147,8 +143,16 @@ def test_trackers_follow_cells_through_a_stage_jump(widget, movie, qtbot, method
         o = 40 if t >= 3 else 0
         labels[t, o:o + h, 40 - o:40 - o + w] = movie.labels[t]
         image[t, o:o + h, 40 - o:40 - o + w] = movie.image[t]
-    moved = SimpleNamespace(image=image, labels=labels)
-    project = _show(widget, moved, tracked=False)
+    return SimpleNamespace(image=image, labels=labels)
+
+
+@pytest.mark.parametrize("method", ["lap", "overlap"])
+def test_trackers_follow_cells_through_a_stage_jump(widget, movie, qtbot, method):
+    """The stage jumps by 57 px (beyond LAP's 45 px max. step, and no cell overlaps itself)
+    between frames 2 and 3: with the defaults (*Compensate stage drift* ticked) LAP and overlap
+    keep the 6 tracks whole; the user unticks it with the mouse and runs again: the tracks
+    break at the jump."""
+    project = _show(widget, _jumping(movie), tracked=False)
     tab = widget.tracking_tab
     tab.method_combo.setCurrentIndex(tab.method_combo.findData(method))
     box = tab.forms[method].editors["drift"]
@@ -253,6 +257,29 @@ def test_single_cell_tracking_click_and_key(untracked):
     assert tab.mode == "track_single_cell"
     # a tracked cell cannot be followed again
     assert not tab.track_cell(0, 2) and "cannot be followed" in widget.status.text()
+
+
+def test_single_cell_key_follows_a_cell_through_a_stage_jump(widget, movie, qtbot):
+    """Key S over a cell of frame 0 follows it through the 57 px stage jump between frames 2
+    and 3 to the last frame (the Overlap form's *Compensate stage drift*, ticked by default);
+    with it unticked by a mouse click, S over another cell stops at the jump."""
+    project = _show(widget, _jumping(movie), tracked=False)
+    tab = widget.tracking_tab
+    layer = widget.project_labels_layer()
+    frame0, last = project.labels.frame(0), project.labels.shape[0] - 1
+    press_s = layer.keymap[coerce_keybinding(key_of("track_single_cell"))]
+    widget.viewer.cursor.position = (0.0, *map(float, centre(frame0, 1)))
+    press_s(layer)
+    assert project.graph.track_nodes(project.graph.track_id((0, 1)))[-1] == (last, 1)
+    tab.method_combo.setCurrentIndex(tab.method_combo.findData("overlap"))
+    box = tab.forms["overlap"].editors["drift"]
+    qtbot.mouseClick(box, Qt.MouseButton.LeftButton, pos=QPoint(4, box.height() // 2))
+    assert not box.isChecked()
+    widget.viewer.cursor.position = (0.0, *map(float, centre(frame0, 2)))
+    press_s(layer)
+    nodes = project.graph.track_nodes(project.graph.track_id((0, 2)))
+    assert (3, 2) in project.graph  # the cell is there after the jump ...
+    assert nodes[:3] == [(0, 2), (1, 2), (2, 2)] and (3, 2) not in nodes  # ... and lost
 
 
 def test_link_confirm_undo_redo(untracked):
