@@ -283,7 +283,7 @@ def movie_drift(
         once).
     progress, cancel
         ``progress(done, total)`` per frame pair measured (total: T, or the number of
-        ``pairs`` given); ``cancel()`` polled as often (True raises
+        ``pairs`` given; not called when that is 0); ``cancel()`` polled as often (True raises
         ``H4TracksError("Tracking cancelled")``).
     pairs
         (T,) bool, the frame pairs t-1 → t to measure (e.g. :func:`drift_suspects`); the
@@ -298,14 +298,11 @@ def movie_drift(
     def tick(done: int) -> None:
         if cancel is not None and cancel():
             raise H4TracksError("Tracking cancelled")
-        if progress is not None:
+        if progress is not None and total:
             progress(done, total)
 
     if not todo:  # nothing to measure: no frame read, cancel still polled
-        if cancel is not None and cancel():
-            raise H4TracksError("Tracking cancelled")
-        if progress is not None and total:
-            progress(total, total)
+        tick(total)
         return steps
     if cores > 1:
         with ThreadPoolExecutor(max_workers=cores) as pool:

@@ -156,8 +156,7 @@ def track_overlap(
             nodes[c].append(m[c])
         spec = None
         if prev is not None and prev_m is not None:
-            if params.drift and pair_suspect(np.column_stack([prev_m["y"], prev_m["x"]]),
-                                             np.column_stack([m["y"], m["x"]]), m["area"]):
+            if params.drift and _stage_may_have_moved(prev_m, m):
                 # each frame is in two pairs: its spectrum is kept for the next one
                 spec = outline_spectrum(cur)
                 sa = prev_spec if prev_spec is not None else outline_spectrum(prev)
@@ -179,12 +178,19 @@ def track_overlap(
     return TrackGraph.from_arrays(cols, e)
 
 
+def _stage_may_have_moved(before: dict[str, np.ndarray], after: dict[str, np.ndarray]) -> bool:
+    """:func:`~h4tracks.core.tracking.motion.pair_suspect` on two frames'
+    :func:`measure_frame_boxes`."""
+    return pair_suspect(np.column_stack([before["y"], before["x"]]),
+                        np.column_stack([after["y"], after["x"]]), after["area"])
+
+
 def _best_partner(
-    nxt: np.ndarray, idx: np.ndarray, params: OverlapParams, area: int | None = None
+    nxt: np.ndarray, idx: np.ndarray, params: OverlapParams, area: int
 ) -> tuple[int, float] | None:
     """(label, score) of the cell of frame ``nxt`` that the pixels ``idx`` (flat indices of
-    one cell of ``area`` pixels, default ``idx.size``) overlap best (ties: most shared
-    pixels), or None if they overlap no cell."""
+    one cell of ``area`` pixels) overlap best (ties: most shared pixels), or None if they
+    overlap no cell."""
     partners, shared = np.unique(nxt.ravel()[idx], return_counts=True)
     nz = partners != 0
     partners, shared = partners[nz].astype(np.int64), shared[nz]
@@ -192,8 +198,7 @@ def _best_partner(
         return None
     # areas of the few partners only (a bincount over the frame would read every label)
     area_b = np.array([np.count_nonzero(nxt == p) for p in partners.tolist()])
-    score = _scores(shared, np.full(partners.size, idx.size if area is None else area),
-                    area_b, params.measure)
+    score = _scores(shared, np.full(partners.size, area), area_b, params.measure)
     best = int(np.lexsort((-shared, -score))[0])
     return int(partners[best]), float(score[best])
 
@@ -257,15 +262,10 @@ def track_single_cell(
             # the tracker's gate and shift: a stage move can lay another cell on the
             # clicked one's place, so waiting until the cell is lost is not enough
             nxt_m = measure_frame_boxes(nxt)
-            if pair_suspect(np.column_stack([cur_m["y"], cur_m["x"]]),
-                            np.column_stack([nxt_m["y"], nxt_m["x"]]), nxt_m["area"]):
+            if _stage_may_have_moved(cur_m, nxt_m):
                 shift = frame_drift(cur, nxt)
-                if shift.any():
-                    ys, xs = np.divmod(idx, cur.shape[1])
-                    dy, dx = (round(float(v)) for v in shift)
-                    ys, xs = ys + dy, xs + dx
-                    inside = (ys >= 0) & (ys < nxt.shape[0]) & (xs >= 0) & (xs < nxt.shape[1])
-                    idx = ys[inside] * nxt.shape[1] + xs[inside]
+                if shift.any():  # the cell's pixels where the stage carried them
+                    idx = np.flatnonzero(shift_frame(cur, shift).ravel() == label)
         found = _best_partner(nxt, idx, params, area=area)
         if found is None:
             break
