@@ -37,6 +37,10 @@ Synthetic datasets:
 * ``culture``: a dense culture at the scale of the issue's real one (~50 cells per 384²
   frame): ~55 touching rods (24 px wide) and round cells (radius 19) per frame
   (``h4tracks.testing.colony.make_colony``, ``cell_shape="mixed"``), which it has not seen;
+* ``rods-phase``: the kind of movie the issue's training target names, in phase contrast:
+  ~60 touching rods (14 px wide, 36-72 px long) per 384² frame, dark on a grey background
+  with a bright halo around the colony and faint seams between touching rods
+  (``make_colony(modality="phase contrast")``);
 * ``colony``: a much denser colony of the same kind, ~400 touching rods (9 px wide) and
   round cells (radius 8) per 384² frame, whose seams are often barely visible (a stress test).
 
@@ -148,6 +152,21 @@ def datasets(size: int, names: list[str], cache: Path,
         out["culture"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:], *synth_split,
                           "make_colony at the issue's scale, ~55 touching rods (24 px wide) "
                           "and round cells (radius 19) per 384² frame, last 9 of 45 frames")
+    if "rods-phase" in names:
+        from h4tracks.testing.colony import make_colony
+
+        # the held-out kind of movie: ~50 touching rods per 384² frame in phase
+        # contrast (dark rods, bright halo around the colony, faint seams); smaller frames
+        # shrink the cells so that as many fit
+        z = min(1.0, size / 384)
+        n = 45
+        c = make_colony(n_frames=n, shape=(size, size), cell_shape="rod",
+                        cell_width=14.0 * z, cell_length=36.0 * z,
+                        max_cells=round(60 * (size / 384) ** 2 / z**2), n_start_cells=6,
+                        seed=3, modality="phase contrast")
+        out["rods-phase"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:],
+                             *synth_split, "make_colony in phase contrast, ~60 touching rods "
+                             "(14 px wide) per 384² frame, last 9 of 45 frames")
     if {"trpl", "nuclei"} & set(names):  # the real data: benchmarks/real_data.py
         import sys
 
@@ -281,7 +300,7 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2, help="torch threads")
     ap.add_argument("--datasets", default="trpl,nuclei,migrating,culture,colony",
                     help="comma-separated: trpl, nuclei (real), migrating, inverted, colony, "
-                    "culture")
+                    "culture, rods-phase")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "h4tracks-bench",
                     help="download cache of the real data (see benchmarks/real_data.py)")
     ap.add_argument("--arms", default="recipe,scratch,scratch-defaults,finetune-5e-3,"
