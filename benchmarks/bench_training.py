@@ -41,6 +41,10 @@ Synthetic datasets:
   ~60 touching rods (14 px wide, 36-72 px long) per 384² frame, dark on a grey background
   with a bright halo around the colony and faint seams between touching rods
   (``make_colony(modality="phase contrast")``);
+* ``rods-phase-hard``: the same with what the real trpL movie has and they lack: rods that
+  pinch at their middle in the last quarter of their cycle while their mask stays whole
+  (``constriction=0.8``) and unlabelled debris on the background (``debris=3``), frames of a
+  colony still growing (~40-80 rods per frame);
 * ``colony``: a much denser colony of the same kind, ~400 touching rods (9 px wide) and
   round cells (radius 8) per 384² frame, whose seams are often barely visible (a stress test).
 
@@ -167,6 +171,23 @@ def datasets(size: int, names: list[str], cache: Path,
         out["rods-phase"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:],
                              *synth_split, "make_colony in phase contrast, ~60 touching rods "
                              "(14 px wide) per 384² frame, last 9 of 45 frames")
+    if "rods-phase-hard" in names:
+        from h4tracks.testing.colony import make_colony
+
+        # the same kind, with what the real trpL movie has and those rods lack: rods that
+        # pinch before they divide while their mask stays whole, and debris on the
+        # background; frames of a colony still growing (~40-80 rods), so every pinched rod
+        # divides soon after
+        z = min(1.0, size / 384)
+        n = 36
+        c = make_colony(n_frames=n, shape=(size, size), cell_shape="rod",
+                        cell_width=14.0 * z, cell_length=36.0 * z,
+                        max_cells=round(90 * (size / 384) ** 2 / z**2), n_start_cells=6,
+                        seed=3, modality="phase contrast", constriction=0.8, debris=3.0)
+        out["rods-phase-hard"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:],
+                                  *synth_split, "make_colony in phase contrast with "
+                                  "constrictions before division and debris, ~40-80 touching "
+                                  "rods per 384² frame, last 9 of 36 frames")
     if {"trpl", "nuclei"} & set(names):  # the real data: benchmarks/real_data.py
         import sys
 
@@ -300,7 +321,7 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2, help="torch threads")
     ap.add_argument("--datasets", default="trpl,nuclei,migrating,culture,colony",
                     help="comma-separated: trpl, nuclei (real), migrating, inverted, colony, "
-                    "culture, rods-phase")
+                    "culture, rods-phase, rods-phase-hard")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "h4tracks-bench",
                     help="download cache of the real data (see benchmarks/real_data.py)")
     ap.add_argument("--arms", default="recipe,scratch,scratch-defaults,finetune-5e-3,"

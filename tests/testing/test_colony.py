@@ -113,6 +113,57 @@ def test_same_seed_same_movie() -> None:
     assert not np.array_equal(a.labels, c.labels)
 
 
+def _disc_mean(image: np.ndarray, labels: np.ndarray, label: int, r: float) -> float:
+    """Mean of ``image`` within ``r`` px of the centroid of cell ``label``, on the cell."""
+    ys, xs = np.nonzero(labels == label)
+    yy, xx = np.indices(labels.shape)
+    near = ((yy - ys.mean()) ** 2 + (xx - xs.mean()) ** 2 <= r * r) & (labels == label)
+    return float(image[near].mean())
+
+
+def test_constriction_pinches_rods_before_they_divide_and_keeps_their_masks() -> None:
+    kw = {"n_frames": 30, "shape": (160, 160), "n_start_cells": 3, "cell_length": 20.0,
+          "cell_width": 8.0, "snr": 40.0, "illumination": 0.0, "seed": 4}
+    plain, pinched = make_colony(**kw), make_colony(**kw, constriction=1.0)
+    assert np.array_equal(plain.labels, pinched.labels)
+    assert np.array_equal(plain.lineage, pinched.lineage)
+    lin = plain.lineage
+    mothers = set(lin[lin[:, 3] > 0, 3].tolist())
+    before, born = [], []
+    for tid, first, last, parent in lin.tolist():
+        if tid in mothers and 0 < last < kw["n_frames"] - 1:  # its last frame: about to divide
+            before.append((last, tid))
+        if parent > 0 and first > 0:  # its first frame: just born
+            born.append((first, tid))
+    assert len(before) >= 5 and len(born) >= 5
+
+    def ratio(movie, cells):
+        return np.array([_disc_mean(movie.image[t].astype(float), movie.labels[t], c, 2.0)
+                         for t, c in cells])
+
+    # the middle of a rod about to divide is clearly darker (fluorescence: thinner) ...
+    drop = ratio(pinched, before) / ratio(plain, before)
+    assert np.median(drop) < 0.8
+    # ... and a newborn rod has no pinch
+    same = ratio(pinched, born) / ratio(plain, born)
+    assert np.allclose(same, 1.0, atol=0.05)
+
+
+def test_debris_lies_on_the_background_and_is_not_labelled() -> None:
+    kw = {"n_frames": 8, "shape": (128, 128), "n_start_cells": 4, "illumination": 0.0,
+          "blur_sigma": 0.0, "seed": 2, "modality": "phase contrast"}
+    clean, dirty = make_colony(**kw), make_colony(**kw, debris=10.0)
+    assert np.array_equal(clean.labels, dirty.labels)
+    assert np.array_equal(clean.lineage, dirty.lineage)
+    diff = np.abs(dirty.image.astype(float) - clean.image.astype(float))
+    noise = np.abs(np.diff(clean.image.astype(float), axis=2)).mean()
+    changed = diff > 3 * noise
+    # specks (dark, with a halo in phase contrast) on the background in every frame, and
+    # the cells' pixels almost untouched (only a speck's halo may reach a cell's rim)
+    assert all(changed[t][clean.labels[t] == 0].sum() > 20 for t in range(kw["n_frames"]))
+    assert changed[clean.labels > 0].mean() < 0.02
+
+
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
@@ -130,6 +181,8 @@ def test_same_seed_same_movie() -> None:
         ({"cell_length": 200.0}, "too large"),
         ({"n_start_cells": 400}, "do not fit"),
         ({"seed": 1.5}, "seed"),
+        ({"constriction": 1.5}, "constriction"),
+        ({"debris": -1.0}, "debris"),
     ],
 )
 def test_invalid_config(overrides: dict, match: str) -> None:

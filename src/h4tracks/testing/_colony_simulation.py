@@ -228,11 +228,11 @@ class _Colony:
                 s.age += 1.0
                 s = self._divide(s)
                 self._move(s, t)
-            owner, dist = self._rasterise(s)
+            owner, dist, axial = self._rasterise(s)
             self._assign_tracks(s, owner, t)
             lut = np.concatenate([[0], np.maximum(s.tid, 0)]).astype(np.uint32)
             labels[t] = lut[owner]
-            image[t] = self.camera.expose(self._signal(s, owner, dist))
+            image[t] = self.camera.expose(self._signal(s, owner, dist, axial, t))
         rows = [(tid, f, last, p) for tid, (f, last, p) in sorted(self.tracks.items())]
         lineage = np.array(rows, np.int64).reshape(-1, 4)
         return SyntheticMovie(image=image, labels=labels, lineage=lineage, config=cfg)  # type: ignore[arg-type]
@@ -265,8 +265,9 @@ class _Colony:
 
     # -- rasterisation ---------------------------------------------------------------------
 
-    def _rasterise(self, s: _State) -> tuple[np.ndarray, np.ndarray]:
-        """Index image (0 = background, i + 1 = cell i) and normalised distance of each pixel.
+    def _rasterise(self, s: _State) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Index image (0 = background, i + 1 = cell i), normalised distance of each pixel to
+        its cell's axis and its position along that axis (px from the cell's centre).
 
         All cells are evaluated at once on the pixels of their (clipped) bounding boxes as
         flat ragged arrays; each pixel goes to the capsule with the smallest distance / radius.
@@ -274,8 +275,9 @@ class _Colony:
         hh, ww = self.shape
         owner = np.zeros(hh * ww, np.int32)
         dist = np.ones(hh * ww, np.float32)
+        axial = np.zeros(hh * ww, np.float32)
         if len(s) == 0:
-            return owner.reshape(hh, ww), dist.reshape(hh, ww)
+            return owner.reshape(hh, ww), dist.reshape(hh, ww), axial.reshape(hh, ww)
         h, rad = self._capsules(s)
         rad = rad * _INFLATE
         cy, cx = s.y + self.jump[0], s.x + self.jump[1]
@@ -303,30 +305,71 @@ class _Colony:
         ry, rx = dy - along * cuy, dx - along * cux
         d = np.sqrt(ry * ry + rx * rx) * (1.0 / rad).astype(f32)[cell]
         inside = d < 1.0
-        cell, d = cell[inside], d[inside]
+        cell, d, along = cell[inside], d[inside], along[inside]
         flat = py[inside] * ww + px[inside]
         best = np.full(hh * ww, np.inf, f32)
         np.minimum.at(best, flat, d)
         win = d == best[flat]
         owner[flat[win]] = cell[win] + 1
         dist[flat[win]] = d[win]
+        axial[flat[win]] = along[win]
         owner = _fix_fragments(owner.reshape(hh, ww))
-        return owner, dist.reshape(hh, ww)
+        return owner, dist.reshape(hh, ww), axial.reshape(hh, ww)
 
-    def _signal(self, s: _State, owner: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    def _signal(self, s: _State, owner: np.ndarray, dist: np.ndarray, axial: np.ndarray,
+                t: int) -> np.ndarray:
         """Noise-free fluorescence ∝ the cell's thickness along the optical axis.
 
         A rod (or sphere) seen from above is thickest on its axis and thin at its rim
         (``sqrt(1 - d²)``), so touching cells are separated by a dimmer seam, as in a real
         colony; a flatter profile would render neighbours as one blob that no segmenter, and
-        no annotator, could split.
+        no annotator, could split. With ``constriction``, a rod in the last quarter of its
+        cycle pinches at its middle (its mask stays whole); with ``debris``, unlabelled specks
+        lie on the background.
         """
+        cfg = self.cfg
         bright = np.concatenate([[0.0], s.bright]).astype(np.float32)[owner]
         profile = 0.1 + 0.9 * np.sqrt(np.maximum(1.0 - dist * dist, 0.0))
+        if cfg.constriction > 0:
+            profile = profile * self._pinch(s, owner, axial)
         thick = np.where(owner > 0, bright * profile, 0.0).astype(np.float32)
-        if self.cfg.modality == "fluorescence":
+        if cfg.debris > 0:
+            thick = thick + self._specks(owner, t, float(np.mean(s.bright)) if len(s) else 1.0)
+        if cfg.modality == "fluorescence":
             return thick
-        return _phase_contrast(thick, owner > 0, self.cfg.cell_width)
+        return _phase_contrast(thick, owner > 0, cfg.cell_width)
+
+    def _pinch(self, s: _State, owner: np.ndarray, axial: np.ndarray) -> np.ndarray:
+        """Thickness factor of the constriction rods show before they divide: 1 - depth x a
+        gaussian of the rod's radius around its middle, the depth growing from 0 at 3/4 of
+        the cycle to ``constriction`` at division (a real E. coli pinches for the last part
+        of its cycle, while annotators keep it one cell until the daughters separate)."""
+        late = np.clip((s.age / s.cycle - 0.75) / 0.25, 0.0, 1.0) * s.rod
+        depth = np.concatenate([[0.0], self.cfg.constriction * late]).astype(np.float32)[owner]
+        return 1.0 - depth * np.exp(-((axial / self.rod_r) ** 2)).astype(np.float32)
+
+    def _specks(self, owner: np.ndarray, t: int, bright: float) -> np.ndarray:
+        """Unlabelled debris on the background: ``debris`` blobs per 10,000 px², a third to
+        a half of a rod's width across, as thick as a cell (a generator of their own, so a
+        movie without debris draws the same random numbers as before)."""
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, t, 7])
+        hh, ww = self.shape
+        n = rng.poisson(cfg.debris * hh * ww / 1e4)
+        yy, xx = rng.uniform(0, hh, n), rng.uniform(0, ww, n)
+        keep = owner[yy.astype(int), xx.astype(int)] == 0
+        specks = np.zeros(self.shape, np.float32)
+        sigma = rng.uniform(0.15, 0.25, n) * cfg.cell_width
+        for y, x, sg in zip(yy[keep], xx[keep], sigma[keep], strict=True):
+            # a few dozen small blobs per frame: each drawn on its own window
+            r = int(np.ceil(3 * sg))
+            y0, y1 = max(0, int(y) - r), min(hh, int(y) + r + 1)
+            x0, x1 = max(0, int(x) - r), min(ww, int(x) + r + 1)
+            gy, gx = np.ogrid[y0:y1, x0:x1]
+            blob = np.exp(-((gy - y) ** 2 + (gx - x) ** 2) / (2 * sg * sg))
+            specks[y0:y1, x0:x1] += (bright * blob).astype(np.float32)
+        # overlapping specks are no thicker than one (nor than a cell)
+        return np.where(owner == 0, np.minimum(specks, bright), 0.0).astype(np.float32)
 
 
 def _phase_contrast(thick: np.ndarray, inside: np.ndarray, width: float) -> np.ndarray:

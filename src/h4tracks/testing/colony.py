@@ -100,6 +100,14 @@ class ColonyConfig(InputParams):
     illumination: Illumination = 0.2
     dtype: Dtype = "uint16"
     seed: Seed = 0
+    constriction: float = Field(
+        0.0, ge=0, le=1, description="How deep a rod pinches at its middle during the last "
+        "quarter of its cycle (0: not at all, 1: down to the thickness of a seam between two "
+        "cells), while its mask stays one cell until it divides, as real rods and their "
+        "annotators do.")
+    debris: float = Field(
+        0.0, ge=0, description="Unlabelled specks of debris per 10,000 px² of background "
+        "(a third to a half of a rod's width across), which a segmenter must not report.")
     modality: Literal["fluorescence", "phase contrast"] = Field(
         "fluorescence", description="How the cells are imaged: fluorescence (bright cells, "
         "dimmer seams between touching ones) or phase contrast (dark cells on a grey "
