@@ -156,38 +156,29 @@ def datasets(size: int, names: list[str], cache: Path,
         out["culture"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:], *synth_split,
                           "make_colony at the issue's scale, ~55 touching rods (24 px wide) "
                           "and round cells (radius 19) per 384² frame, last 9 of 45 frames")
-    if "rods-phase" in names:
+    # the held-out kind of movie: touching rods (14 px wide) in phase contrast (dark
+    # rods, bright halo around the colony, faint seams), ~50-80 per 384² frame; the hard one
+    # adds what the real trpL movie has and those rods lack: rods that pinch before they
+    # divide while their mask stays whole, and debris on the background, in frames of a
+    # colony still growing (so every pinched rod divides soon after)
+    phase_rods = {
+        "rods-phase": (45, 60, {}, "~60 touching rods (14 px wide) per 384² frame, last 9 of "
+                       "45 frames"),
+        "rods-phase-hard": (36, 90, {"constriction": 0.8, "debris": 3.0},
+                            "rods pinching before division and debris, ~40-80 touching rods "
+                            "per 384² frame, last 9 of 36 frames"),
+    }
+    for name in [r for r in phase_rods if r in names]:
         from h4tracks.testing.colony import make_colony
 
-        # the held-out kind of movie: ~50 touching rods per 384² frame in phase
-        # contrast (dark rods, bright halo around the colony, faint seams); smaller frames
-        # shrink the cells so that as many fit
-        z = min(1.0, size / 384)
-        n = 45
+        n, most, extra, text = phase_rods[name]
+        z = min(1.0, size / 384)  # smaller frames shrink the cells so that as many fit
         c = make_colony(n_frames=n, shape=(size, size), cell_shape="rod",
                         cell_width=14.0 * z, cell_length=36.0 * z,
-                        max_cells=round(60 * (size / 384) ** 2 / z**2), n_start_cells=6,
-                        seed=3, modality="phase contrast")
-        out["rods-phase"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:],
-                             *synth_split, "make_colony in phase contrast, ~60 touching rods "
-                             "(14 px wide) per 384² frame, last 9 of 45 frames")
-    if "rods-phase-hard" in names:
-        from h4tracks.testing.colony import make_colony
-
-        # the same kind, with what the real trpL movie has and those rods lack: rods that
-        # pinch before they divide while their mask stays whole, and debris on the
-        # background; frames of a colony still growing (~40-80 rods), so every pinched rod
-        # divides soon after
-        z = min(1.0, size / 384)
-        n = 36
-        c = make_colony(n_frames=n, shape=(size, size), cell_shape="rod",
-                        cell_width=14.0 * z, cell_length=36.0 * z,
-                        max_cells=round(90 * (size / 384) ** 2 / z**2), n_start_cells=6,
-                        seed=3, modality="phase contrast", constriction=0.8, debris=3.0)
-        out["rods-phase-hard"] = (c.image[n - k:].astype(np.float32), c.labels[n - k:],
-                                  *synth_split, "make_colony in phase contrast with "
-                                  "constrictions before division and debris, ~40-80 touching "
-                                  "rods per 384² frame, last 9 of 36 frames")
+                        max_cells=round(most * (size / 384) ** 2 / z**2), n_start_cells=6,
+                        seed=3, modality="phase contrast", **extra)
+        out[name] = (c.image[n - k:].astype(np.float32), c.labels[n - k:], *synth_split,
+                     f"make_colony in phase contrast, {text}")
     if {"trpl", "nuclei"} & set(names):  # the real data: benchmarks/real_data.py
         import sys
 
