@@ -14,7 +14,10 @@ capsules (a segment of half-length ``h`` dilated by a radius ``rad``; round cell
    collective drift;
 4. the frame is rasterised by giving each pixel to the capsule with the smallest normalised
    distance (cells are drawn slightly inflated, so neighbours in contact share a border);
-   an optional stage jump shifts the whole field of view for a few frames.
+   an optional stage jump shifts the whole field of view for a few frames;
+5. the image is the cells' thickness (fluorescence, or phase contrast with its halo), with
+   optionally a pinch at the middle of rods about to divide (``constriction``; the mask stays
+   whole) and unlabelled debris on the background (``debris``), through a noisy camera.
 
 The ground truth has the CTC convention of :class:`~h4tracks.datasets.synthetic.SyntheticMovie`:
 label value == track id and a lineage ``(id, first, last, parent)``. A cell that leaves the
