@@ -1,5 +1,5 @@
 """Tracking accuracy on real movies that no one on this project made (run:
-``python benchmarks/bench_real.py [--ctc DIR] [--cache DIR]``).
+``python benchmarks/bench_real.py [--ctc DIR] [--colony DIR] [--cache DIR]``).
 
 Every tracker links the *ground-truth* masks of each movie, their label values shuffled in
 every frame, so each error is a linking error. Printed per movie and tracker: CTC TRA and DET
@@ -16,7 +16,11 @@ Movies (see ``../shared/data/real/README.md`` and :mod:`real_data`):
   and divide between two frames;
 * Cell Tracking Challenge training sequences Fluo-N2DH-GOWT1 01/02, Fluo-C2DL-MSC 01/02 and
   Fluo-N2DH-SIM+ 01/02 (tracked from their TRA markers), when ``--ctc DIR`` holds them (e.g. a
-  checkout of GitHub ``kaizen123/TrainingDataGenerator``; CTC terms: not in this repository).
+  checkout of GitHub ``kaizen123/TrainingDataGenerator``; CTC terms: not in this repository);
+* a real dense E. coli colony, phase contrast, 53 frames of 1305x1009, 2 -> 358 cells, 356
+  divisions, cells pushed up to 45 px per frame at the colony's edge and a 38 px stage move
+  at frame 49 (the colony of the Trackastra paper), when ``--colony DIR`` is the folder
+  ``data/bacteria`` of GitHub ``bentaculum/divisualisation`` (``img/``, ``TRA/``).
 
 Trackers: ``global`` with its defaults (no parameter given), ``overlap`` with its defaults,
 our ``lap`` and laptrack 0.17 with the same settings (``max_distance`` from the movie's true
@@ -36,7 +40,7 @@ from bench_global import ctcmetrics_check, lap_params, run_lap, run_laptrack
 from h4tracks.core.evaluation import TrackingData, evaluate, lineage_edges
 from h4tracks.core.tracking import GlobalParams, OverlapParams, detect, track_global, track_overlap
 from h4tracks.testing.degrade import every_nth_frame
-from real_data import CTC_SEQUENCES, RealMovie, load_ctc, load_trpl, scramble
+from real_data import CTC_SEQUENCES, RealMovie, load_colony, load_ctc, load_trpl, scramble
 
 
 def true_step(movie: RealMovie) -> float:
@@ -101,6 +105,9 @@ def main() -> None:
     ap.add_argument("--ctc", type=Path, default=None,
                     help="folder holding CTC training sequences (e.g. Fluo-N2DH-GOWT1/01 and "
                     "Fluo-N2DH-GOWT1/01_GT)")
+    ap.add_argument("--colony", type=Path, default=None,
+                    help="folder of the real dense E. coli colony (data/bacteria of GitHub "
+                    "bentaculum/divisualisation: img/ and TRA/)")
     ap.add_argument("--only", default=None, help="run only movies whose name contains this")
     ap.add_argument("--no-check", action="store_true", help="skip the py-ctcmetrics check")
     args = ap.parse_args()
@@ -112,6 +119,8 @@ def main() -> None:
                for k in (2, 3) for s in range(k)]
     if args.ctc is not None:
         movies += [lambda s=s: load_ctc(args.ctc, s) for s in CTC_SEQUENCES]
+    if args.colony is not None:
+        movies.append(lambda: load_colony(args.colony))
     results: dict[str, dict[str, float]] = {}
     for load in movies:
         movie = load()

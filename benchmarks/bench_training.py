@@ -21,6 +21,11 @@ Real datasets (``--datasets trpl,nuclei``, downloaded once into ``--cache`` by
   frames a user would curate, where the colony is largest and its cells touch); the test
   set is all 17 other frames (87 cells: 2-4 per frame in frames 0-11, 8-16 in frames 13-18).
   ``--size`` does not apply to it.
+* ``ecoli-colony`` (with ``--colony DIR``, see ``bench_real.py``): the real dense E. coli
+  colony in phase contrast, its last 20 frames (33-52, 69-358 cells) cut to the 384x384
+  window at the centre of the colony's bounding box (44-123 touching rods ~15 px wide per
+  window, cells cut by the window kept, pieces under 100 px dropped); curated the same
+  places as trpL (frames 45, 49, 52), the other 17 the test set. ``--size`` does not apply.
 * ``nuclei``: the real nuclei image of the ``stardist==0.9.2`` wheel (BSD-3; a DSB2018
   fluorescence image, 512x512, 125 nuclei ~23 px across, with their ground-truth mask), cut
   into four 256x256 quadrants: the two on one diagonal are the "curated" frames (64 nuclei),
@@ -97,6 +102,10 @@ TEST_FRAMES = 6
 #: the trpL window side and its curated frames
 TRPL_WINDOW = 384
 TRPL_CURATED = (12, 16, 19)
+#: the real colony: its last 20 frames, curated at the same places as trpL's
+COLONY_FRAMES = range(33, 53)
+#: cell pieces smaller than this (px) where a window cuts a cell are left out of the masks
+COLONY_MIN_PIECE = 100
 
 
 def around_cells(image: np.ndarray, labels: np.ndarray, side: int) -> tuple:
@@ -116,7 +125,8 @@ def around_cells(image: np.ndarray, labels: np.ndarray, side: int) -> tuple:
 
 
 def datasets(size: int, names: list[str], cache: Path,
-             trpl_curated: tuple[int, ...] = TRPL_CURATED) -> dict[str, tuple]:
+             trpl_curated: tuple[int, ...] = TRPL_CURATED,
+             colony: Path | None = None) -> dict[str, tuple]:
     """name -> (images, labels, curated frame indices, test frame indices, description)."""
     out: dict[str, tuple] = {}
     k = TRAIN_FRAMES + TEST_FRAMES
@@ -179,7 +189,7 @@ def datasets(size: int, names: list[str], cache: Path,
                         seed=3, modality="phase contrast", **extra)
         out[name] = (c.image[n - k:].astype(np.float32), c.labels[n - k:], *synth_split,
                      f"make_colony in phase contrast, {text}")
-    if {"trpl", "nuclei"} & set(names):  # the real data: benchmarks/real_data.py
+    if {"trpl", "nuclei", "ecoli-colony"} & set(names):  # the real data: real_data.py
         import sys
 
         sys.path.insert(0, str(Path(__file__).parent))
@@ -194,6 +204,24 @@ def datasets(size: int, names: list[str], cache: Path,
         out["trpl"] = (img, lab, list(trpl_curated), test,
                        "trpL_150310-11, E. coli, phase contrast (real), 384² around the cells, "
                        f"curated frames {list(trpl_curated)}, test = the other {len(test)}")
+    if "ecoli-colony" in names:
+        from real_data import load_colony
+
+        if colony is None or (movie := load_colony(colony)) is None:
+            raise SystemExit("ecoli-colony needs --colony DIR (data/bacteria of GitHub "
+                             "bentaculum/divisualisation)")
+        fr = list(COLONY_FRAMES)
+        img, lab = around_cells(movie.image[fr], movie.labels[fr], TRPL_WINDOW)
+        # slivers of cells that the window cuts are neither curated nor scored
+        for f in lab:
+            ids, area = np.unique(f, return_counts=True)
+            f[np.isin(f, ids[(area < COLONY_MIN_PIECE) & (ids > 0)])] = 0
+        test = [t for t in range(len(fr)) if t not in trpl_curated]
+        out["ecoli-colony"] = (
+            img.astype(np.float32), lab, list(trpl_curated), test,
+            f"real dense E. coli colony (phase contrast), frames {fr[0]}-{fr[-1]} in the "
+            f"384² window at the centre of the colony, curated {[fr[t] for t in trpl_curated]}"
+            f", test = the other {len(test)}")
     if "nuclei" in names:
         from skimage.segmentation import relabel_sequential
 
@@ -311,8 +339,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=384, help="frame side in pixels")
     ap.add_argument("--cores", type=int, default=2, help="torch threads")
     ap.add_argument("--datasets", default="trpl,nuclei,migrating,culture,colony",
-                    help="comma-separated: trpl, nuclei (real), migrating, inverted, colony, "
-                    "culture, rods-phase, rods-phase-hard")
+                    help="comma-separated: trpl, nuclei, ecoli-colony (real), migrating, "
+                    "inverted, colony, culture, rods-phase, rods-phase-hard")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "h4tracks-bench",
                     help="download cache of the real data (see benchmarks/real_data.py)")
     ap.add_argument("--arms", default="recipe,scratch,scratch-defaults,finetune-5e-3,"
@@ -320,6 +348,9 @@ def main() -> None:
                     help="comma-separated subset of the arms (the untrained demo always runs)")
     ap.add_argument("--recipe", default="{}", metavar="JSON",
                     help='RecipeParams fields for the recipe arm, e.g. \'{"patience": 99}\'')
+    ap.add_argument("--colony", type=Path, default=None, metavar="DIR",
+                    help="folder of the real colony for --datasets ecoli-colony (data/bacteria "
+                    "of GitHub bentaculum/divisualisation)")
     ap.add_argument("--trpl-curated", default=",".join(map(str, TRPL_CURATED)),
                     metavar="FRAMES", help="trpL's curated frames (comma-separated; the others "
                     "are the test set)")
@@ -343,7 +374,7 @@ def main() -> None:
     arms = set(args.arms.split(","))
     names = args.datasets.split(",")
     data = datasets(args.size, names, args.cache,
-                    tuple(int(t) for t in args.trpl_curated.split(",")))
+                    tuple(int(t) for t in args.trpl_curated.split(",")), args.colony)
     rows = []
     for ds in names:
         images, labels, train_idx, test_idx, desc = data[ds]

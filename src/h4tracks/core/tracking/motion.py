@@ -11,7 +11,8 @@ where it was: ``expected = position + drift(t → t') + local(t)``.
   accepted when it increases the foreground overlap and superimposes at least half of it, so
   a frame of independently moving cells keeps zero drift.
 * **Local motion** is the median residual displacement (after drift) of the already linked
-  neighbours of a cell, from a first tracking pass (cells in a flowing colony move together).
+  neighbours of a cell, from a previous tracking pass (cells in a flowing colony move
+  together).
 """
 
 from __future__ import annotations
@@ -363,7 +364,7 @@ def cumulative_drift(steps: np.ndarray) -> np.ndarray:
 
 def local_motion(
     t: np.ndarray, yx: np.ndarray, link_parent: np.ndarray, link_child: np.ndarray,
-    drift_cum: np.ndarray, radius: float, k: int = 8, min_neighbours: int = 3,
+    drift_cum: np.ndarray, radius: float, k: int = 24, min_neighbours: int = 3,
 ) -> np.ndarray:
     """Smooth local motion (dy, dx per frame, after drift) at every node.
 
@@ -379,7 +380,10 @@ def local_motion(
         Neighbourhood radius (px).
     k, min_neighbours
         At most ``k`` nearest linked neighbours are used; with fewer than ``min_neighbours``
-        the local motion is zero (drift only).
+        the local motion is zero (drift only). 24 rather than a handful: the median then
+        outvotes the wrong links of a first pass that crowd one spot (real dense colony,
+        global tracking TRA 0.9932 with 8 vs 0.9953 with 24, four passes; 32-48 no better;
+        a robust local affine fit instead of the median was worse, 0.9928).
 
     Returns
     -------
