@@ -278,8 +278,7 @@ class GlobalParams(BaseModel):
         "local", title="Motion correction",
         description="none: cells are expected where they were. drift: the whole field may "
         "shift between frames (stage drift). local: drift plus the local flow of crowded, "
-        "collectively moving cells (slower: the movie is tracked several times, see Motion "
-        "passes).",
+        "collectively moving cells (slower: the movie is tracked up to 'passes' times).",
     )
     # 4 passes: on the real dense E. coli colony above, re-estimating the local flow from the
     # previous pass's links took TRA 0.9873 (2 passes) -> 0.9953 (4; with the median over 24
