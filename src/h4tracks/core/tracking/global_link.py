@@ -151,7 +151,8 @@ def track_global(
     forb = set(int(f) for f in forbidden_nodes_frames) if forbidden_nodes_frames else set()
     vel = np.zeros((len(det), 2))
     chosen: tuple[np.ndarray, ...] = ()
-    radius = max(3.0 * estimate_defaults(det)["diameter"], prob.max_distance)
+    radius = max(3.0 * estimate_defaults(det)["diameter"], prob.max_distance) if passes > 1 \
+        else 0.0
     for p in range(passes):
         if p >= 1:
             # each pass measures the local flow (and the cells' ages) from the links of
