@@ -74,6 +74,7 @@ __all__ = [
     "GlobalProblem",
     "division_pairs",
     "estimate_defaults",
+    "flow_from_links",
     "prepare",
     "track_global",
 ]
@@ -151,16 +152,12 @@ def track_global(
     forb = set(int(f) for f in forbidden_nodes_frames) if forbidden_nodes_frames else set()
     vel = np.zeros((len(det), 2))
     chosen: tuple[np.ndarray, ...] = ()
-    radius = max(3.0 * estimate_defaults(det)["diameter"], prob.max_distance) if passes > 1 \
-        else 0.0
     for p in range(passes):
         if p >= 1:
             # each pass measures the local flow (and the cells' ages) from the links of
             # the one before: where a first pass mislinked a crowded, fast-moving patch,
             # the next one starts from a better flow and corrects most of it
-            lp, lc = chosen
-            vel = local_motion(det.t, det.coords, lp, lc, prob.drift_cum, radius)
-            prob.age, prob.young = lineage_age(det.t, lp, lc, len(det))
+            vel = flow_from_links(prob, *chosen)
         new = _one_pass(prob, vel, fix_par, fix_chi, forb, params, tick)
         converged = p >= 1 and all(np.array_equal(a, b) for a, b in zip(new, chosen,
                                                                           strict=True))
@@ -172,6 +169,18 @@ def track_global(
     lp, lc = chosen
     edges = np.column_stack([det.t[lp], det.label[lp], det.t[lc], det.label[lc]])
     return TrackGraph.from_arrays(det.node_columns(), edges)
+
+
+def flow_from_links(prob: GlobalProblem, par: np.ndarray, chi: np.ndarray) -> np.ndarray:
+    """What a ``motion="local"`` pass takes from earlier links ``(par, chi)`` (node indices):
+    the local motion at every node (returned; the median over linked neighbours within 3
+    cell diameters or ``max_distance``, whichever is larger) and the cells' ages from the
+    links' lineage (set on ``prob``). The tracker's later passes and learning from curated
+    links both use it, so the curated links act exactly as a first pass would."""
+    det = prob.det
+    radius = max(3.0 * estimate_defaults(det)["diameter"], prob.max_distance)
+    prob.age, prob.young = lineage_age(det.t, par, chi, len(det))
+    return local_motion(det.t, det.coords, par, chi, prob.drift_cum, radius)
 
 
 def _fixed_nodes(

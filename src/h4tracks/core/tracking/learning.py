@@ -35,18 +35,16 @@ from scipy.optimize import minimize
 
 from h4tracks.core.graph import TrackGraph
 from h4tracks.core.parameters import GlobalParams
-from h4tracks.core.tracking.cell_cycle import lineage_age
 from h4tracks.core.tracking.global_link import (
     DEFAULT_WEIGHTS,
     DIVISION_FEATURES,
     LINK_FEATURES,
     GlobalProblem,
     division_pairs,
-    estimate_defaults,
+    flow_from_links,
     prepare,
     track_global,
 )
-from h4tracks.core.tracking.motion import local_motion
 from h4tracks.errors import InputError
 
 __all__ = ["curated_links", "fit_weights", "retrack_with_corrections"]
@@ -143,9 +141,7 @@ def fit_weights(
     pp, pc = pp[ok], pc[ok]
     vel = np.zeros((len(det), 2))
     if params.motion == "local":  # the curated links are the best first pass there is
-        radius = max(3.0 * estimate_defaults(det)["diameter"], prob.max_distance)
-        vel = local_motion(det.t, det.coords, pp, pc, prob.drift_cum, radius)
-        prob.age, prob.young = lineage_age(det.t, pp, pc, len(det))
+        vel = flow_from_links(prob, pp, pc)
     cp, cc = prob.candidates(vel)
     n = len(det)
     code = np.unique(np.r_[cp * n + cc, pp * n + pc])
