@@ -61,6 +61,7 @@ from h4tracks.core.tracking.global_problem import (
     Progress,
     _as_labels,
     estimate_defaults,
+    median_diameter,
     prepare,
 )
 from h4tracks.core.tracking.global_solve import FixedBounds, solve_windows, window_plan
@@ -178,7 +179,7 @@ def flow_from_links(prob: GlobalProblem, par: np.ndarray, chi: np.ndarray) -> np
     links' lineage (set on ``prob``). The tracker's later passes and learning from curated
     links both use it, so the curated links act exactly as a first pass would."""
     det = prob.det
-    radius = max(3.0 * estimate_defaults(det)["diameter"], prob.max_distance)
+    radius = max(3.0 * median_diameter(det), prob.max_distance)
     prob.age, prob.young = lineage_age(det.t, par, chi, len(det))
     return local_motion(det.t, det.coords, par, chi, prob.drift_cum, radius)
 

@@ -58,6 +58,12 @@ Cancel = Callable[[], bool]
 
 
 # --------------------------------------------------------------------------- defaults
+def median_diameter(detections: Detections) -> float:
+    """Median equivalent diameter (px) of the detections, from their areas; 10 with none."""
+    det = detections
+    return float(2 * np.sqrt(np.median(det.area) / np.pi)) if len(det) else 10.0
+
+
 def estimate_defaults(
     detections: Detections, drift_cum: np.ndarray | None = None
 ) -> dict[str, float]:
@@ -82,7 +88,7 @@ def estimate_defaults(
         cell says little, and a max. distance from it alone cut 15 true links of 413.
     """
     det = detections
-    diameter = float(2 * np.sqrt(np.median(det.area) / np.pi)) if len(det) else 10.0
+    diameter = median_diameter(det)
     off = det.frame_offsets()
     yx = det.coords
     nn: list[np.ndarray] = []
