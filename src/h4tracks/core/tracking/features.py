@@ -3,7 +3,9 @@
 :func:`scan_movie` reads each label frame once and returns the detections, the elongation
 of every cell (second moments), the mask overlaps of every consecutive frame pair
 (:func:`~h4tracks.core.tracking.overlap.frame_overlaps`, measured after compensating the
-stage drift) and the stage drift between them (:func:`~h4tracks.core.tracking.motion.frame_drift`).
+stage drift) and the stage drift between them (:func:`~h4tracks.core.tracking.motion.frame_drift`);
+on request the motion of every cell to the next frame read from the masks' optical flow
+(:func:`~h4tracks.core.tracking.optical_flow.pair_motion`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from h4tracks.core.tracking.detections import Detections, measure_frame_boxes, read_frame
 from h4tracks.core.tracking.motion import DriftChain, shift_frame
+from h4tracks.core.tracking.optical_flow import pair_motion
 from h4tracks.core.tracking.overlap import frame_overlaps
 from h4tracks.errors import H4TracksError, InputError
 
@@ -39,6 +42,9 @@ class MovieScan:
     #: (N, 2) unit vector (dy, dx) of the major axis and (N,) length along it (px)
     axis: np.ndarray | None = None
     length: np.ndarray | None = None
+    #: (N, 2) displacement (dy, dx) of every cell to the next frame by optical flow, after
+    #: the stage drift (NaN where the next frame was not read); None when not asked for
+    flow: np.ndarray | None = None
 
 
 def elongation(frame: np.ndarray, labels_sorted: np.ndarray) -> np.ndarray:
@@ -95,6 +101,7 @@ def scan_movie(
     drift: bool = True,
     progress: Callable[[int, int], Any] | None = None,
     cancel: Callable[[], bool] | None = None,
+    flow: bool = False,
 ) -> MovieScan:
     """Detections, elongations, consecutive-frame overlaps and drift of a label movie.
 
@@ -108,6 +115,9 @@ def scan_movie(
         Estimate the stage drift by phase correlation (else zeros).
     progress, cancel
         ``progress(done, total)`` per frame; ``cancel()`` polled per frame.
+    flow
+        Also measure every cell's motion to the next frame by optical flow
+        (:attr:`MovieScan.flow`).
     """
     shape = tuple(getattr(labels, "shape", ()))
     if len(shape) != 3:
@@ -121,7 +131,9 @@ def scan_movie(
     ts: list[np.ndarray] = []
     overlaps: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     steps = np.zeros((n_frames, 2))
+    moves: list[np.ndarray] = []
     prev: np.ndarray | None = None
+    prev_m: dict[str, np.ndarray] = {}
     prev_t = -2
     chain = DriftChain() if drift else None
     for done, t in enumerate(todo, 1):
@@ -143,7 +155,17 @@ def scan_movie(
             # makes each cell overlap the neighbour that moved into its place
             moved = shift_frame(prev, steps[t]) if steps[t].any() else prev
             overlaps[t - 1] = frame_overlaps(moved, cur)
-        prev, prev_t = cur, t
+            if flow:
+                areas = np.r_[prev_m["area"], m["area"]]
+                diameter = 2 * np.sqrt(np.median(areas) / np.pi) if areas.size else 1.0
+                # after the stage shift, as the overlaps: a jump of many cell widths is
+                # beyond the flow's reach, and the tracker adds the drift itself
+                shift = np.round(steps[t])
+                yx = np.column_stack([prev_m["y"], prev_m["x"]]) + shift
+                moves[-1] = pair_motion(moved, cur, yx, float(diameter)) - (steps[t] - shift)
+        if flow:
+            moves.append(np.full((m["label"].size, 2), np.nan))
+        prev, prev_m, prev_t = cur, m, t
         if progress is not None:
             progress(done, len(todo))
     if ts:
@@ -157,4 +179,6 @@ def scan_movie(
         t_all, el = np.empty(0, np.int64), np.empty(0)
         ax_all, len_all = np.empty((0, 2)), np.empty(0)
     det = Detections(t=t_all, n_frames=n_frames, **c)
-    return MovieScan(det, el, overlaps, steps, (int(shape[1]), int(shape[2])), ax_all, len_all)
+    moved_all = (np.concatenate(moves) if moves else np.empty((0, 2))) if flow else None
+    return MovieScan(det, el, overlaps, steps, (int(shape[1]), int(shape[2])), ax_all, len_all,
+                     moved_all)

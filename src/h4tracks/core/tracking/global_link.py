@@ -5,8 +5,10 @@ Method
 1. **Candidates.** For every cell of frame t and every frame gap g = 1 … ``max_gap + 1``,
    the cells of frame t + g within ``max_distance`` of the position the cell is *expected* at
    (:mod:`~h4tracks.core.tracking.motion`: stage drift by phase correlation and, for
-   ``motion="local"``, the median motion of its 24 nearest linked neighbours in the previous
-   pass; the movie is tracked up to ``passes`` times, until the links stop changing), at
+   ``motion="local"``, in the first pass the masks' optical flow at the cell
+   (:mod:`~h4tracks.core.tracking.optical_flow`), then the median motion of its 24 nearest
+   linked neighbours in the previous pass; the movie is tracked up to ``passes`` times,
+   until the links stop changing), at
    most the 6 nearest per cell and side; plus every pair of consecutive frames whose masks
    overlap.
 2. **Link costs** are a weighted sum of features (log-odds units, ``DEFAULT_WEIGHTS``):
@@ -151,7 +153,9 @@ def track_global(
         return TrackGraph.from_arrays(det.node_columns())
     fix_par, fix_chi = _fixed_nodes(prob, fixed_edges)
     forb = set(int(f) for f in forbidden_nodes_frames) if forbidden_nodes_frames else set()
-    vel = np.zeros((len(det), 2))
+    # the first pass expects each cell where the masks' optical flow moves it (zero
+    # without masks or with motion "drift" / "none")
+    vel = prob.seed if prob.seed is not None else np.zeros((len(det), 2))
     chosen: tuple[np.ndarray, ...] = ()
     for p in range(passes):
         if p >= 1:

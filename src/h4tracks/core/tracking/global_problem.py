@@ -155,6 +155,9 @@ class GlobalProblem:
     growth: float = 1.0  # a cell's area one frame later / its area now (median)
     age: np.ndarray | None = None  # (N,) frames since birth by division, see cell_cycle
     young: float = 0.0  # divisions of mothers younger than this are penalised (0: none)
+    #: (N, 2) motion of every cell to the next frame after drift, by optical flow of the
+    #: masks (motion "local" only; zeros where unknown): the first pass's local motion
+    seed: np.ndarray | None = None
 
     @property
     def codes(self) -> np.ndarray:
@@ -446,10 +449,11 @@ def prepare(
         shape = (int(det.y1.max(initial=1)), int(det.x1.max(initial=1)))
     else:
         scan = scan_movie(source, frames, drift=params.motion != "none",
-                          progress=progress, cancel=cancel)
+                          progress=progress, cancel=cancel, flow=params.motion == "local")
         det, has_masks = scan.detections, True
         shape = scan.shape or (1, 1)
     drift_cum = cumulative_drift(scan.drift)
+    seed = None if scan.flow is None else np.nan_to_num(scan.flow)
     est = estimate_defaults(det, drift_cum)
     weights = dict(DEFAULT_WEIGHTS)
     if params.weights:
@@ -474,7 +478,7 @@ def prepare(
         drift_cum=drift_cum, shape=shape, has_masks=has_masks,
         max_distance=float(max_distance), max_gap=params.max_gap, margin=float(margin),
         appear=float(appear), disappear=float(disappear), weights=weights,
-        divisions=params.divisions, motion=params.motion, growth=est["growth"],
+        divisions=params.divisions, motion=params.motion, growth=est["growth"], seed=seed,
     )
 
 
