@@ -289,3 +289,24 @@ def test_weight_averaging_saves_the_mean_of_the_last_epochs(movie, tmp_path, val
         mean = (snapshots[3][name] + snapshots[4][name]) / 2
         assert torch.allclose(saved[name], mean, atol=1e-6), name
         assert not torch.allclose(saved[name], snapshots[4][name], atol=1e-6)  # not the last
+
+
+def test_a_model_that_already_segmented_can_be_fine_tuned(movie, tmp_path):
+    """Cellpose's first CPU forward converts the network to MKL-DNN modules in place; the
+    same model object can then still be fine-tuned (it used to fail on a layout change of
+    MKL-DNN tensors), its network rebuilt with the same weights."""
+    from h4tracks.core.segmentation.models import demo_entry
+    from h4tracks.core.segmentation.training_network import dense_network
+
+    base, _ = load_cellpose_model(demo_entry())
+    if not base.net.mkldnn:
+        pytest.skip("this torch build has no MKL-DNN: nothing is converted")
+    before = base.eval([movie.image[0]], channels=[0, 0], diameter=12)[0][0]
+    assert any(t.is_mkldnn for t in base.net.state_dict().values())
+    dense_network(base)
+    assert not any(t.is_mkldnn for t in base.net.state_dict().values())
+    assert np.array_equal(base.eval([movie.image[0]], channels=[0, 0], diameter=12)[0][0],
+                          before)
+    r = train_cellpose(list(movie.image), list(movie.labels), tmp_path / "f.pth", base=base,
+                       params=TINY, cores=1)  # (the eval above converted it again)
+    assert np.isfinite(r.losses).all() and r.path.exists()

@@ -45,6 +45,7 @@ from h4tracks.core.segmentation.training_network import (
     _recalibrate_batchnorm,
     _use_bfloat16,
     _usual_layout,
+    dense_network,
 )
 from h4tracks.errors import H4TracksError, InputError
 
@@ -285,6 +286,7 @@ def train_cellpose(
         torch.manual_seed(params.seed)
         model = base if finetune else CellposeModel(
             gpu=gpu, pretrained_model=False, diam_mean=params.diam_mean or 30.0)
+        dense_network(model)  # a base that already segmented on the CPU holds MKL-DNN modules
         net, device = model.net, model.device
         # cellpose's CPU networks run MKL-DNN tensors, which autocast cannot handle; dense
         # tensors train as fast (the flag is restored on the saved / validated model)

@@ -110,3 +110,29 @@ def _usual_layout(net: Any, mkldnn: bool) -> None:
 
     net.to(memory_format=torch.contiguous_format)
     net.mkldnn = mkldnn
+
+
+def dense_network(model: Any) -> None:
+    """Give ``model`` back a trainable network if Cellpose converted it to MKL-DNN modules.
+
+    Cellpose's first CPU forward pass (``CellposeModel.eval`` with the torch engine) replaces
+    the convolutions and BatchNorms of ``model.net`` by MKL-DNN ones in place, which hold no
+    gradients and cannot change memory layout: a model that segmented a frame could not be
+    fine-tuned afterwards ("'memory_format' argument is incompatible with mkldnn tensor").
+    The network is rebuilt with the same architecture and weights (same outputs).
+    """
+    import torch
+
+    net = model.net
+    if not any(t.is_mkldnn for t in net.state_dict().values()):
+        return
+    from cellpose.resnet_torch import CPnet
+
+    fresh = CPnet(list(model.nbase), model.nclasses, sz=3, mkldnn=net.mkldnn,
+                  max_pool=True, diam_mean=float(net.diam_mean.detach()[0]))
+    state = {k: (v.to_dense() if v.is_mkldnn else v) for k, v in net.state_dict().items()}
+    # the MKL-DNN BatchNorms keep no step counters; the fresh network's zeros stand
+    missing, unexpected = fresh.load_state_dict(state, strict=False)
+    if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
+        raise RuntimeError(f"cannot rebuild the network: {unexpected or missing}")
+    model.net = fresh.to(device=net.diam_mean.device, dtype=torch.float32)
