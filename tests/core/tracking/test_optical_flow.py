@@ -77,6 +77,22 @@ def test_scan_measures_flow_to_the_next_frame_only_when_asked():
     assert np.allclose(scan.flow[t < 2], 0, atol=0.5)
 
 
+def test_no_flow_is_measured_where_the_cells_stay_on_their_masks(monkeypatch):
+    """Slow cells (2 px a frame, 10-12 px across) each cover most of themselves in the next
+    frame: expecting them where they were is as good, so the flow is skipped (zeros)."""
+    c = scattered_cells(30, (100, 100), 16, seed=8) + 10
+    r = np.full(len(c), 5.5)
+    movie = np.stack([draw((120, 120), c + k * np.array([2.0, -1.0]) * (c[:, :1] > 60), r)
+                      for k in range(3)])
+    calls = []
+    monkeypatch.setattr("h4tracks.core.tracking.features.pair_motion",
+                        lambda a, b, yx, d: calls.append(1) or np.ones((len(yx), 2)))
+    scan = scan_movie(movie, flow=True)
+    assert not calls
+    t = scan.detections.t
+    assert np.array_equal(scan.flow[t < 2], np.zeros((int(np.sum(t < 2)), 2)))
+
+
 def shear_movie(n_frames: int = 5) -> tuple[np.ndarray, set[tuple]]:
     """An irregular crowd whose left third moves up and right third down by 12 px a frame
     while the middle stays (no part carries most cells, so there is no stage drift): many

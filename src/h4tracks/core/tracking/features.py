@@ -18,7 +18,7 @@ import numpy as np
 
 from h4tracks.core.tracking.detections import Detections, measure_frame_boxes, read_frame
 from h4tracks.core.tracking.motion import DriftChain, shift_frame
-from h4tracks.core.tracking.optical_flow import pair_motion
+from h4tracks.core.tracking.optical_flow import MOVED_SHARE, cells_moved, pair_motion
 from h4tracks.core.tracking.overlap import frame_overlaps
 from h4tracks.errors import H4TracksError, InputError
 
@@ -43,7 +43,9 @@ class MovieScan:
     axis: np.ndarray | None = None
     length: np.ndarray | None = None
     #: (N, 2) displacement (dy, dx) of every cell to the next frame by optical flow, after
-    #: the stage drift (NaN where the next frame was not read); None when not asked for
+    #: the stage drift (0 where almost no cell left its own mask, see
+    #: :data:`~.optical_flow.MOVED_SHARE`; NaN where the next frame was not read); None when
+    #: not asked for
     flow: np.ndarray | None = None
 
 
@@ -155,7 +157,8 @@ def scan_movie(
             # makes each cell overlap the neighbour that moved into its place
             moved = shift_frame(prev, steps[t]) if steps[t].any() else prev
             overlaps[t - 1] = frame_overlaps(moved, cur)
-            if flow:
+            if flow and cells_moved(prev_m["label"], prev_m["area"],
+                                    overlaps[t - 1]) > MOVED_SHARE:
                 areas = np.r_[prev_m["area"], m["area"]]
                 diameter = 2 * np.sqrt(np.median(areas) / np.pi) if areas.size else 1.0
                 # after the stage shift, as the overlaps: a jump of many cell widths is
@@ -163,6 +166,8 @@ def scan_movie(
                 shift = np.round(steps[t])
                 yx = np.column_stack([prev_m["y"], prev_m["x"]]) + shift
                 moves[-1] = pair_motion(moved, cur, yx, float(diameter)) - (steps[t] - shift)
+            elif flow:  # (almost) every cell stayed on its own mask: no motion to guess
+                moves[-1] = np.zeros_like(moves[-1])
         if flow:
             moves.append(np.full((m["label"].size, 2), np.nan))
         prev, prev_m, prev_t = cur, m, t

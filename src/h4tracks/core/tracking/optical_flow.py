@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["FLOW_DIAMETER", "pair_motion"]
+__all__ = ["FLOW_DIAMETER", "MOVED_SHARE", "cells_moved", "pair_motion"]
 
 #: cells are drawn this many pixels across for the flow (the movie is scaled down): the
 #: pyramid then reaches motions of several cells, and a window of a few cells averages out
@@ -28,6 +28,26 @@ __all__ = ["FLOW_DIAMETER", "pair_motion"]
 FLOW_DIAMETER = 8.0
 #: the flow's window in cell diameters (1-3 measured; 2.5 best)
 FLOW_WINDOW = 2.5
+#: the flow is measured only where more than this share of a frame's cells left their own
+#: mask (covers under half of its area in the next frame, after the stage drift); where
+#: almost every cell stays on itself, expecting it where it was is as good, and the flow
+#: would cost time for nothing (60 frames of 1024² with 400-700 migrating cells: 1.8 %
+#: of the cells, the dividing ones; 3.5 s of flow saved, 7.6 s -> 4.1 s). The real colony:
+#: 0 % in its first frames, 6-54 % once crowded.
+MOVED_SHARE = 0.05
+
+
+def cells_moved(labels: np.ndarray, area: np.ndarray,
+                overlaps: tuple[np.ndarray, np.ndarray, np.ndarray]) -> float:
+    """Share of the cells ``labels`` (sorted, with their ``area``) of one frame whose largest
+    overlap with a cell of the next frame (``overlaps``:
+    :func:`~h4tracks.core.tracking.overlap.frame_overlaps`) is under half their area."""
+    if labels.size == 0:
+        return 0.0
+    la, _, shared = overlaps
+    best = np.zeros(labels.size)
+    np.maximum.at(best, np.searchsorted(labels, la), shared)
+    return float(np.mean(best < 0.5 * area))
 
 
 def _drawing(frame: np.ndarray, scale: float, depth: float) -> np.ndarray:
