@@ -77,6 +77,24 @@ def test_scan_measures_flow_to_the_next_frame_only_when_asked():
     assert np.allclose(scan.flow[t < 2], 0, atol=0.5)
 
 
+def test_scan_flow_is_the_motion_after_a_stage_move():
+    """A stage move of (20, -15) px with a shear on top (left fifth up, right fifth down
+    by 8 px; the middle 60 % stays): the flow is measured after the drift, so it is the
+    shear alone."""
+    c = scattered_cells(60, (150, 150), 14, seed=9) + 45
+    r = np.random.default_rng(10).uniform(5, 6, len(c))
+    shear = (np.digitize(c[:, 1:2], [75, 165]) - 1.0) * 8.0 * np.array([1.0, 0.0])
+    movie = np.stack([draw((240, 240), c, r), draw((240, 240), c + np.array([20, -15]) + shear, r)])
+    scan = scan_movie(movie, flow=True)
+    assert np.allclose(scan.drift[1], [20, -15])
+    t = scan.detections.t
+    err = np.hypot(*(scan.flow[t == 0] - shear).T)
+    assert np.percentile(err, 90) < 2.0
+    # a range of frames: the last one read has no next frame
+    part = scan_movie(movie, frames=range(0, 1), flow=True)
+    assert np.isnan(part.flow).all()
+
+
 def test_no_flow_is_measured_where_the_cells_stay_on_their_masks(monkeypatch):
     """Slow cells (2 px a frame, 10-12 px across) each cover most of themselves in the next
     frame: expecting them where they were is as good, so the flow is skipped (zeros)."""

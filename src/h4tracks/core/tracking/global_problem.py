@@ -437,9 +437,12 @@ class GlobalProblem:
 
 def prepare(
     source: Any, params: GlobalParams | None = None, *, frames: range | None = None,
-    progress: Progress | None = None, cancel: Cancel | None = None,
+    progress: Progress | None = None, cancel: Cancel | None = None, flow: bool = True,
 ) -> GlobalProblem:
-    """Read a label movie (or take detections) and resolve the data-driven parameters."""
+    """Read a label movie (or take detections) and resolve the data-driven parameters.
+
+    ``flow=False`` skips the optical flow of the first pass's guess (``seed`` stays None),
+    for callers that take the motion from given links or only want the scales."""
     params = GlobalParams() if params is None else params
     if isinstance(source, Detections):
         det = source
@@ -449,7 +452,8 @@ def prepare(
         shape = (int(det.y1.max(initial=1)), int(det.x1.max(initial=1)))
     else:
         scan = scan_movie(source, frames, drift=params.motion != "none",
-                          progress=progress, cancel=cancel, flow=params.motion == "local")
+                          progress=progress, cancel=cancel,
+                          flow=flow and params.motion == "local")
         det, has_masks = scan.detections, True
         shape = scan.shape or (1, 1)
     drift_cum = cumulative_drift(scan.drift)

@@ -134,7 +134,8 @@ def fit_weights(
     links = curated_links(graph, fr)
     if links.shape[0] == 0:
         raise InputError(f"the curated frames {fr[0]}..{fr[-1]} contain no links to learn from")
-    prob = prepare(labels, params, frames=range(fr[0], fr[-1] + 1))
+    # (no optical flow: the curated links give the motion)
+    prob = prepare(labels, params, frames=range(fr[0], fr[-1] + 1), flow=False)
     det = prob.det
     pp, pc = prob.index(links[:, 0], links[:, 1]), prob.index(links[:, 2], links[:, 3])
     ok = (pp >= 0) & (pc >= 0)
@@ -274,7 +275,7 @@ def retrack_with_corrections(
     upd: dict[str, Any] = {}
     if params.max_distance is None or params.border_margin is None:
         # the same resolution as track_global (stage drift taken out of the steps)
-        prob = prepare(labels, params)
+        prob = prepare(labels, params, flow=False)  # the scales only
         if params.max_distance is None:
             upd["max_distance"] = prob.max_distance
         if params.border_margin is None:
