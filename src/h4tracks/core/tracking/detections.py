@@ -17,10 +17,16 @@ import numpy as np
 from h4tracks.core.measure import label_bins
 from h4tracks.errors import H4TracksError, InputError
 
-__all__ = ["Detections", "detect", "measured_detections", "read_frame"]
+__all__ = ["Detections", "detect", "measured_detections", "median_diameter_of", "read_frame"]
 
 Progress = Callable[[int, int], Any]
 Cancel = Callable[[], bool]
+
+
+def median_diameter_of(area: np.ndarray, default: float) -> float:
+    """Median equivalent diameter (px) of cells of the given ``area``; ``default`` with none."""
+    area = np.asarray(area)
+    return float(2 * np.sqrt(np.median(area) / np.pi)) if area.size else default
 
 
 def read_frame(labels: Any, t: int) -> np.ndarray:

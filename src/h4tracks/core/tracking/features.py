@@ -16,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from h4tracks.core.tracking.detections import Detections, measure_frame_boxes, read_frame
+from h4tracks.core.tracking.detections import (
+    Detections,
+    measure_frame_boxes,
+    median_diameter_of,
+    read_frame,
+)
 from h4tracks.core.tracking.motion import DriftChain, shift_frame
 from h4tracks.core.tracking.optical_flow import MOVED_SHARE, cells_moved, pair_motion
 from h4tracks.core.tracking.overlap import frame_overlaps
@@ -159,13 +164,12 @@ def scan_movie(
             overlaps[t - 1] = frame_overlaps(moved, cur)
             if flow and cells_moved(prev_m["label"], prev_m["area"],
                                     overlaps[t - 1]) > MOVED_SHARE:
-                areas = np.r_[prev_m["area"], m["area"]]
-                diameter = 2 * np.sqrt(np.median(areas) / np.pi) if areas.size else 1.0
+                diameter = median_diameter_of(np.r_[prev_m["area"], m["area"]], 1.0)
                 # after the stage shift, as the overlaps: a jump of many cell widths is
                 # beyond the flow's reach, and the tracker adds the drift itself
                 shift = np.round(steps[t])
                 yx = np.column_stack([prev_m["y"], prev_m["x"]]) + shift
-                moves[-1] = pair_motion(moved, cur, yx, float(diameter)) - (steps[t] - shift)
+                moves[-1] = pair_motion(moved, cur, yx, diameter) - (steps[t] - shift)
             elif flow:  # (almost) every cell stayed on its own mask: no motion to guess
                 moves[-1] = np.zeros_like(moves[-1])
         if flow:

@@ -12,7 +12,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from h4tracks.core.parameters import GlobalParams
-from h4tracks.core.tracking.detections import Detections
+from h4tracks.core.tracking.detections import Detections, median_diameter_of
 from h4tracks.core.tracking.features import MovieScan, scan_movie
 from h4tracks.core.tracking.motion import cumulative_drift
 from h4tracks.errors import InputError
@@ -60,8 +60,7 @@ Cancel = Callable[[], bool]
 # --------------------------------------------------------------------------- defaults
 def median_diameter(detections: Detections) -> float:
     """Median equivalent diameter (px) of the detections, from their areas; 10 with none."""
-    det = detections
-    return float(2 * np.sqrt(np.median(det.area) / np.pi)) if len(det) else 10.0
+    return median_diameter_of(detections.area, 10.0)
 
 
 def estimate_defaults(
