@@ -138,6 +138,26 @@ def test_missing_runtime_falls_back_to_torch(cfg, weights_file, tmp_path, monkey
     assert sum("ONNX Runtime" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_other_architecture_falls_back_to_torch(cfg, weights_file, tmp_path, monkeypatch):
+    """A network other than Cellpose's default 2D one does not export: torch runs it, and
+    the message names the architecture in one sentence."""
+    from h4tracks.core.segmentation import engine_choice
+
+    path = tmp_path / "model.pth"
+    shutil.copy(weights_file, path)
+    real = engine_choice.load_cellpose_model
+
+    def other(entry, gpu=False):
+        model, message = real(entry, gpu=gpu)
+        model.net_type = "transformer"
+        return model, message
+
+    monkeypatch.setattr(engine_choice, "load_cellpose_model", other)
+    model, used, message = load_segmenter(custom(path), "auto", cores=1)
+    assert used == "torch" and not isinstance(model.net, onnx_engine.OnnxNet)
+    assert "default 2D network" in message and "'transformer'" in message
+
+
 def test_broken_runtime_falls_back_once_per_run(cfg, weights_file, tmp_path, monkeypatch):
     path = tmp_path / "model.pth"
     shutil.copy(weights_file, path)

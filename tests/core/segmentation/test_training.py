@@ -310,3 +310,10 @@ def test_a_model_that_already_segmented_can_be_fine_tuned(movie, tmp_path):
     r = train_cellpose(list(movie.image), list(movie.labels), tmp_path / "f.pth", base=base,
                        params=TINY, cores=1)  # (the eval above converted it again)
     assert np.isfinite(r.losses).all() and r.path.exists()
+    # a converted network of another architecture is not rebuilt: one sentence, no training
+    base.eval([movie.image[0]], channels=[0, 0], diameter=12)
+    base.net_type = "transformer"
+    with pytest.raises(InputError, match="default 2D network"):
+        train_cellpose(list(movie.image), list(movie.labels), tmp_path / "g.pth", base=base,
+                       params=TINY, cores=1)
+    assert not (tmp_path / "g.pth").exists()

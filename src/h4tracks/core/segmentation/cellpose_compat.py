@@ -144,6 +144,30 @@ def loaded_matches(net: Any, state: Mapping[str, Any]) -> bool:
         torch.equal(loaded[k].detach().cpu(), state[k].to(loaded[k].dtype)) for k in keys)
 
 
+def default_network(model: Any, *, mkldnn: bool = False, diam_mean: float | None = None
+                    ) -> Any:
+    """A new, untrained Cellpose 3 network (``CPnet``) of ``model``'s shape, float32.
+
+    For the two places that rebuild a model's network rather than use ``model.net``, which
+    Cellpose converts to MKL-DNN modules in place on its first CPU forward (they neither train
+    nor export): the ONNX export and fine-tuning a model that already segmented.
+
+    Raises
+    ------
+    InputError
+        When ``model`` runs another architecture than Cellpose's default 2D network.
+    """
+    from cellpose.resnet_torch import CPnet
+
+    net_type = getattr(model, "net_type", "cellpose_default")
+    if net_type != "cellpose_default" or getattr(model.net, "conv_3D", False):
+        raise InputError(f"Only Cellpose's default 2D network can be rebuilt (exported or "
+                         f"trained again after it segmented); this model's is {net_type!r}.")
+    kwargs = {} if diam_mean is None else {"diam_mean": float(diam_mean)}
+    return CPnet(list(model.nbase), model.nclasses, sz=3, mkldnn=mkldnn, max_pool=True,
+                 **kwargs).float()
+
+
 def eval_kwargs(channels: Sequence[int], **params: Any) -> dict[str, Any]:
     """Keyword arguments of ``CellposeModel.eval`` for one grayscale frame.
 

@@ -112,12 +112,9 @@ def _fresh_net(model: CellposeModel, weights: Path) -> torch.nn.Module:
     Built anew rather than copied: cellpose converts ``model.net`` to MKL-DNN modules in place
     on its first CPU forward, and those do not export.
     """
-    from cellpose.resnet_torch import CPnet
+    from h4tracks.core.segmentation.cellpose_compat import default_network
 
-    net_type = getattr(model, "net_type", "cellpose_default")
-    if net_type != "cellpose_default" or getattr(model.net, "conv_3D", False):
-        raise RuntimeError(f"only the default 2D Cellpose network exports, not {net_type}")
-    net = CPnet(list(model.nbase), model.nclasses, sz=3, mkldnn=False, max_pool=True)
+    net = default_network(model)
     net.load_model(str(weights), device=torch.device("cpu"))
     net = net.float().eval()
     net.mkldnn = False

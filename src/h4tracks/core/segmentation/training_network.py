@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from h4tracks.errors import InputError
+
 logger = logging.getLogger("h4tracks.core.segmentation.training")  # one logger for training
 
 
@@ -126,13 +128,14 @@ def dense_network(model: Any) -> None:
     net = model.net
     if not any(t.is_mkldnn for t in net.state_dict().values()):
         return
-    from cellpose.resnet_torch import CPnet
+    from h4tracks.core.segmentation.cellpose_compat import default_network
 
-    fresh = CPnet(list(model.nbase), model.nclasses, sz=3, mkldnn=net.mkldnn,
-                  max_pool=True, diam_mean=float(net.diam_mean.detach()[0]))
+    fresh = default_network(model, mkldnn=net.mkldnn, diam_mean=float(net.diam_mean.detach()[0]))
     state = {k: (v.to_dense() if v.is_mkldnn else v) for k, v in net.state_dict().items()}
     # the MKL-DNN BatchNorms keep no step counters; the fresh network's zeros stand
     missing, unexpected = fresh.load_state_dict(state, strict=False)
     if unexpected or any(not k.endswith("num_batches_tracked") for k in missing):
-        raise RuntimeError(f"cannot rebuild the network: {unexpected or missing}")
+        raise InputError(f"This Cellpose network was converted for CPU inference and cannot "
+                         f"be rebuilt for training ({len(unexpected or missing)} weights do "
+                         "not fit); load the model again from its file to fine-tune it.")
     model.net = fresh.to(device=net.diam_mean.device, dtype=torch.float32)
