@@ -248,8 +248,24 @@ def split(images, labels, train: list[int], test: list[int]) -> tuple[list, list
             [images[t] for t in test], [labels[t] for t in test])
 
 
-def evaluate(model, images: list, labels: list, diameter: float) -> tuple[float, float, int]:
-    """(AP@0.5, AP@0.75, predicted cells) pooled over the frames."""
+def edge_cells_found(gts: list, preds: list) -> tuple[int, int]:
+    """(found, all) of the true cells that touch the frame's edge (cut by it), found meaning
+    matched at IoU > 0.5 (the frame's edge is where Cellpose pads with zeros)."""
+    from cellpose.metrics import _intersection_over_union
+
+    found = total = 0
+    for g, p in zip(gts, preds, strict=True):
+        edge = np.unique(np.r_[g[0], g[-1], g[:, 0], g[:, -1]])
+        edge = edge[edge > 0]
+        total += edge.size
+        if edge.size and p.max():
+            found += int(np.count_nonzero(_intersection_over_union(g, p)[edge, 1:].max(1) > 0.5))
+    return found, total
+
+
+def evaluate(model, images: list, labels: list, diameter: float
+             ) -> tuple[float, float, int, tuple[int, int]]:
+    """(AP@0.5, AP@0.75, predicted cells, edge cells found / all) pooled over the frames."""
     from cellpose.metrics import average_precision
     from skimage.segmentation import relabel_sequential
 
@@ -262,7 +278,8 @@ def evaluate(model, images: list, labels: list, diameter: float) -> tuple[float,
     _, tp, fp, fn = average_precision(gts, preds, threshold=[0.5, 0.75])
     tp, fp, fn = tp.sum(0), fp.sum(0), fn.sum(0)
     ap = tp / np.maximum(1, tp + fp + fn)
-    return float(ap[0]), float(ap[1]), int(sum(int(p.max()) for p in preds))
+    return (float(ap[0]), float(ap[1]), int(sum(int(p.max()) for p in preds)),
+            edge_cells_found(gts, preds))
 
 
 def demo_model():
@@ -388,10 +405,11 @@ def main() -> None:
 
         def record(arm, model, seconds, epochs, note="", ds=ds, diameter=diameter,
                    te_img=te_img, te_lab=te_lab, n_test=n_test):
-            a50, a75, n_pred = evaluate(model, te_img, te_lab, diameter)
-            rows.append((ds, arm, a50, a75, n_pred, n_test, epochs, seconds, note))
+            a50, a75, n_pred, (e_found, e_all) = evaluate(model, te_img, te_lab, diameter)
+            edge = f"{e_found} / {e_all}"
+            rows.append((ds, arm, a50, a75, n_pred, n_test, edge, epochs, seconds, note))
             print(f"  {arm:<18} AP50 {a50:.3f}  AP75 {a75:.3f}  cells {n_pred}/{n_test}  "
-                  f"epochs {epochs}  {seconds:6.1f} s  {note}", flush=True)
+                  f"edge cells {edge}  epochs {epochs}  {seconds:6.1f} s  {note}", flush=True)
 
         record("demo (untrained)", demo_model(), 0.0, "-")
         with tempfile.TemporaryDirectory() as tmp:
@@ -420,16 +438,17 @@ def main() -> None:
                     record(arm, model, time.perf_counter() - t0, epochs, note)
                 except Exception as exc:
                     print(f"  {arm} FAILED: {type(exc).__name__}: {exc}")
-                    rows.append((ds, arm, np.nan, np.nan, 0, n_test, "-", 0.0, "failed"))
+                    rows.append((ds, arm, np.nan, np.nan, 0, n_test, "-", "-", 0.0, "failed"))
 
     print(f"\nbudget {args.minutes:g} min per arm, {args.cores} torch "
           "threads (train time includes loading and, for train_seg, the 2- and 6-epoch "
           "calibration; the recipe's includes its trials and validation)\n")
-    print("| dataset | arm | AP@0.5 | AP@0.75 | cells found / true | epochs | train s |")
-    print("|---|---|---|---|---|---|---|")
-    for ds, arm, a50, a75, n_pred, n_test, epochs, sec, note in rows:
-        print(f"| {ds} | {arm} | {a50:.3f} | {a75:.3f} | {n_pred} / {n_test} | {epochs} "
-              f"| {sec:.0f} |" + (f" {note}" if note else ""))
+    print("| dataset | arm | AP@0.5 | AP@0.75 | cells found / true | edge cells found | "
+          "epochs | train s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for ds, arm, a50, a75, n_pred, n_test, edge, epochs, sec, note in rows:
+        print(f"| {ds} | {arm} | {a50:.3f} | {a75:.3f} | {n_pred} / {n_test} | {edge} "
+              f"| {epochs} | {sec:.0f} |" + (f" {note}" if note else ""))
 
 
 if __name__ == "__main__":

@@ -395,6 +395,10 @@ class RecipeParams(BaseModel):
     patch_size: int | None = Field(None, ge=64, description="None: from the cell diameter")
     batch_size: int = Field(8, ge=1)
     intensity_jitter: float = Field(0.2, ge=0, le=1)
+    border_pad: float = Field(
+        0.5, ge=0, le=1, description="sides of curated frames that cut a cell are padded "
+        "by this share of a patch with zeros, as Cellpose pads a frame it segments (see "
+        "TrainParams.border_pad): cells cut by the frame's edge are learnt next to them")
     patience: int = Field(4, ge=1, description="validation rounds below the best (ties "
                           "do not count) before the main run stops")
     candidates: list[str] | None = Field(

@@ -65,6 +65,8 @@ def test_the_winner_goes_straight_on_to_all_curated_pixels(movie, tmp_path, call
     # the rest of an epoch budget: 14 of 20 epochs after the trial's 6
     assert [p.epochs for _, p, _ in calls] == [6, 14]
     assert calls[-1][1].learning_rate == calls[0][1].learning_rate
+    # every run pads the frames' cut sides as segmentation does (RecipeParams.border_pad)
+    assert [p.border_pad for _, p, _ in calls] == [RecipeParams().border_pad] * 2 == [0.5] * 2
     # the stretch averages its weights after its warm-up (2 epochs: 90 % of 14 is 13,
     # capped at the 12 after it); the trial keeps its last weights
     assert calls[1][1].warmup_epochs == 2 and calls[1][2].averaged_epochs == 12

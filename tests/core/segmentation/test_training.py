@@ -317,3 +317,56 @@ def test_a_model_that_already_segmented_can_be_fine_tuned(movie, tmp_path):
         train_cellpose(list(movie.image), list(movie.labels), tmp_path / "g.pth", base=base,
                        params=TINY, cores=1)
     assert not (tmp_path / "g.pth").exists()
+
+
+def _discs(centres, shape=(64, 64), radius=7, seed=0):
+    """A frame of bright discs (those centred on an edge cut by it) and its masks."""
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    labels = np.zeros(shape, np.int32)
+    for i, (cy, cx) in enumerate(centres, 1):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2] = i
+    noise = np.random.default_rng(seed).normal(0, 0.02, shape)
+    return (np.where(labels > 0, 1.0, 0.1) + noise).astype(np.float32), labels
+
+
+@pytest.mark.parametrize("border_pad", [0.0, 0.5])
+def test_border_pad_shows_patches_the_frame_edge(tmp_path, monkeypatch, border_pad):
+    """With ``border_pad`` the augmentation draws patches from frames padded with zeros (the
+    network's empty input, as Cellpose pads a frame it segments) on the sides that cut a
+    cell, masks' flows padded alike and aligned with the image; without it, from the frames
+    as they are."""
+    from cellpose import transforms
+
+    from h4tracks.core.segmentation.training import _as_network_input
+
+    left_img, left_lab = _discs([(32, 0), (16, 40), (48, 30)])  # a disc cut by the left edge
+    frames = {"left": (left_img, left_lab),
+              "right": (np.fliplr(left_img).copy(), np.fliplr(left_lab).copy())}
+    seen = []
+    real = transforms.random_rotate_and_resize
+
+    def spy(X, Y=None, **kw):
+        seen.append((X, Y, kw["rescale"]))
+        return real(X, Y=Y, **kw)
+
+    monkeypatch.setattr(transforms, "random_rotate_and_resize", spy)
+    params = TINY.model_copy(update={"border_pad": border_pad, "diam_mean": 12.0})
+    r = train_cellpose([f[0] for f in frames.values()], [f[1] for f in frames.values()],
+                       tmp_path / "p.pth", params=params, cores=1)
+    assert np.isfinite(r.losses).all() and seen
+    sides = set()
+    for images, flows, rescale in seen:
+        for x, y, s in zip(images, flows, rescale, strict=True):
+            pad = int(np.ceil(border_pad * params.patch_size * s))
+            assert x.shape == (2, 64, 64 + pad) and y.shape[-2:] == x.shape[-2:]
+            if pad == 0:
+                continue
+            side = "left" if not x[:, :, :pad].any() else "right"
+            inner = slice(pad, None) if side == "left" else slice(0, 64)
+            strip = slice(0, pad) if side == "left" else slice(64, None)
+            assert not x[:, :, strip].any() and not y[:, :, strip].any()
+            img, lab = frames[side]
+            np.testing.assert_allclose(x[0][:, inner], _as_network_input(img)[0])
+            assert np.array_equal(y[0][:, inner] > 0, lab > 0)  # flows under their cells
+            sides.add(side)
+    assert sides == (set() if border_pad == 0 else {"left", "right"})

@@ -258,7 +258,8 @@ def train_recipe(
     result = RecipeResult(save_to, "", 0.0, diameter=diameter, modality=modality)
     common: dict[str, Any] = {
         "batch_size": params.batch_size, "images_per_epoch": per_epoch,
-        "intensity_jitter": params.intensity_jitter, "seed": params.seed,
+        "intensity_jitter": params.intensity_jitter, "border_pad": params.border_pad,
+        "seed": params.seed,
         "precision": params.precision,
     }
     # every trial's weights file, removed however the run ends (Ctrl-C and SIGTERM included:

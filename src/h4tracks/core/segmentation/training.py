@@ -102,6 +102,12 @@ class TrainParams(BaseModel):
     intensity_jitter: float = Field(
         0.0, ge=0, le=1, description="random contrast (×1±j) and offset (±j/2) per patch"
     )
+    border_pad: float = Field(
+        0.0, ge=0, le=1, description="each side of a frame that cuts a cell is padded by "
+        "this share of a patch with the network's empty input (zeros), as Cellpose pads a "
+        "frame it segments: 0.5 lets patch centres reach about the frame's edge, so cells "
+        "cut by it are learnt next to the zeros that segmentation shows them with; 0: patch "
+        "centres stay half a patch inside the frame (cellpose)")
     warmup_epochs: int = Field(
         10, ge=0, description="epochs of linear learning-rate warm-up (cellpose's 10; a run "
         "that continues trained weights needs none)")
@@ -155,6 +161,33 @@ def _as_network_input(image: np.ndarray) -> np.ndarray:
     x = np.zeros((2, *img.shape), np.float32)
     x[0] = transforms.normalize99(img)
     return x
+
+
+def _pad_frames(imgs: list[np.ndarray], lbls: list[np.ndarray], flows: list[np.ndarray],
+                pads: np.ndarray) -> tuple[list, list]:
+    """Network inputs and flows padded with zeros by ``pads[i]`` pixels on each side of
+    frame ``i`` whose edge cuts a cell (``lbls``: the masks).
+
+    Zero is the network's empty input: Cellpose pads a frame it segments with 8-15 zero
+    pixels (after its 1-99 % scaling; ``core.run_net``), so a cell cut by the frame's edge
+    meets the network beside zeros and then a tile's edge. Patches from the frames as they
+    are keep their centres half a patch inside, so they rarely show a cut cell at the
+    frame's edge (at most in a rotated patch's corner), while a cell cut by a patch's edge
+    has its flows pointing to a centre outside the patch: the network learnt to expect that
+    at the frame's edge too, and Cellpose's flow check then dropped those cells (real colony,
+    384² windows, from scratch: 310-320 of 385 edge cells found without, 349-355 with). A
+    side with no cell on it gets no padding: there it would only thin the patches out (a
+    30-epoch fine-tune on 128² frames with a colony in their middle, all sides padded:
+    held-out AP@0.5 0.22 against 0.56 unpadded and 0.31 untrained; cut sides only: 0.50).
+    """
+    out_imgs, out_flows = [], []
+    for x, m, f, p in zip(imgs, lbls, flows, pads, strict=True):
+        p = int(p)
+        cut = [bool(m[0].any()), bool(m[-1].any()), bool(m[:, 0].any()), bool(m[:, -1].any())]
+        width = [(p * cut[0], p * cut[1]), (p * cut[2], p * cut[3])]
+        out_imgs.append(np.pad(x, [(0, 0), *width]))
+        out_flows.append(np.pad(f, [(0, 0), *width]))
+    return out_imgs, out_flows
 
 
 @contextlib.contextmanager
@@ -307,6 +340,9 @@ def train_cellpose(
         diams = mask_diameters(lbls)
         diameter = float(diams.mean())
         diam_mean = float(net.diam_mean.item())
+        if params.border_pad:
+            imgs, flows = _pad_frames(imgs, lbls, flows, np.ceil(
+                params.border_pad * params.patch_size * diams / diam_mean).astype(int))
         net.diam_labels.data = torch.tensor([diameter], dtype=torch.float32, device=device)
         per_epoch = params.images_per_epoch or max(8, len(imgs))
         optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=wd)
