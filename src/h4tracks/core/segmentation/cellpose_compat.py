@@ -146,7 +146,7 @@ def loaded_matches(net: Any, state: Mapping[str, Any]) -> bool:
 
 def default_network(model: Any, *, mkldnn: bool = False, diam_mean: float | None = None
                     ) -> Any:
-    """A new, untrained Cellpose 3 network (``CPnet``) of ``model``'s shape, float32.
+    """A new, untrained Cellpose 3 network (``CPnet``) of ``model``'s shape.
 
     For the two places that rebuild a model's network rather than use ``model.net``, which
     Cellpose converts to MKL-DNN modules in place on its first CPU forward (they neither train
@@ -165,7 +165,7 @@ def default_network(model: Any, *, mkldnn: bool = False, diam_mean: float | None
                          f"trained again after it segmented); this model's is {net_type!r}.")
     kwargs = {} if diam_mean is None else {"diam_mean": float(diam_mean)}
     return CPnet(list(model.nbase), model.nclasses, sz=3, mkldnn=mkldnn, max_pool=True,
-                 **kwargs).float()
+                 **kwargs)
 
 
 def eval_kwargs(channels: Sequence[int], **params: Any) -> dict[str, Any]:

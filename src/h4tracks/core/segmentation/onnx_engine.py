@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import torch
 
+from h4tracks.core.segmentation.cellpose_compat import default_network
+
 if TYPE_CHECKING:  # pragma: no cover
     from cellpose.models import CellposeModel
 
@@ -112,8 +114,6 @@ def _fresh_net(model: CellposeModel, weights: Path) -> torch.nn.Module:
     Built anew rather than copied: cellpose converts ``model.net`` to MKL-DNN modules in place
     on its first CPU forward, and those do not export.
     """
-    from h4tracks.core.segmentation.cellpose_compat import default_network
-
     net = default_network(model)
     net.load_model(str(weights), device=torch.device("cpu"))
     net = net.float().eval()

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from h4tracks.core.segmentation.cellpose_compat import default_network
 from h4tracks.errors import InputError
 
 logger = logging.getLogger("h4tracks.core.segmentation.training")  # one logger for training
@@ -128,8 +129,6 @@ def dense_network(model: Any) -> None:
     net = model.net
     if not any(t.is_mkldnn for t in net.state_dict().values()):
         return
-    from h4tracks.core.segmentation.cellpose_compat import default_network
-
     fresh = default_network(model, mkldnn=net.mkldnn, diam_mean=float(net.diam_mean.detach()[0]))
     state = {k: (v.to_dense() if v.is_mkldnn else v) for k, v in net.state_dict().items()}
     # the MKL-DNN BatchNorms keep no step counters; the fresh network's zeros stand
